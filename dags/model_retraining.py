@@ -1,0 +1,154 @@
+"""
+### model_retraining
+
+Keeps a production model fresh. Every six hours (00, 06, 12, 18 UTC) the run looks at the
+data of its interval (plus the configured lookback):
+
+1. **check_drift_and_performance** (sensor, reschedule mode) waits until the window holds
+   enough labelled rows, then measures data drift per feature against the champion's
+   reference profile and the champion's performance on the labelled rows.
+2. **decide** (branch) retrains on drift, degraded performance, a forced trigger or when
+   there is no champion yet; otherwise skips. Check-only and backfill runs only record.
+3. **collect → prepare → train → evaluate_gate → register → deploy**: a content-hashed
+   training snapshot, a stratified split, a candidate tracked in MLflow, a gate against the
+   champion on the same held-out rows, registration and promotion by the `champion` alias
+   (the former champion keeps `previous_champion` for rollback).
+4. **record_outcome** completes the run's row in `model_retraining_events`, whatever happened.
+
+Configuration: the YAML file in `$RETRAINING_CONFIG` (default `include/config/credit_risk.yaml`).
+Trigger form: leave a field empty to use the configured value.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
+
+from include.retraining import runtime as rt
+from include.retraining.config import MODEL_TYPES
+
+# Retries of failing tasks; the demo and the tests set RETRAINING_TASK_RETRIES=0 so failures show at once.
+RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
+SCHEDULE = CronTriggerTimetable("0 */6 * * *", timezone="UTC", interval=timedelta(hours=6))
+
+PARAMS = {
+    "model_type": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, *MODEL_TYPES],
+        values_display={
+            None: "as configured",
+            "xgboost": "XGBoost",
+            "lightgbm": "LightGBM",
+            "random_forest": "Random forest",
+            "logistic_regression": "Logistic regression",
+        },
+        title="Model type",
+        description="Model family of the candidate. Empty: the config's model.type.",
+        section="Training",
+    ),
+    "force_retrain": Param(
+        False,
+        type="boolean",
+        title="Force retraining",
+        description="Retrain even when no drift or degradation is found (the gate still decides promotion).",
+        section="Decision",
+    ),
+    "check_only": Param(
+        False,
+        type="boolean",
+        title="Check only",
+        description="Measure, decide and record, but never train or deploy.",
+        section="Decision",
+    ),
+    "lookback_hours": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=2160,
+        title="Lookback (hours)",
+        description="Length of the evaluation window ending at the run's data interval end. Empty: the config's "
+        "window.lookback_hours.",
+        section="Data",
+    ),
+    "reason": Param(
+        "",
+        type="string",
+        maxLength=500,
+        title="Reason",
+        description="Why you trigger this run; recorded in the events table.",
+        section="Decision",
+    ),
+}
+
+
+@dag(
+    dag_id="model_retraining",
+    schedule=SCHEDULE,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)},
+    params=PARAMS,
+    tags={"mlops", "retraining", "drift"},
+    doc_md=__doc__,
+)
+def model_retraining():
+    @task.sensor(task_id=rt.CHECK, mode="reschedule", poke_interval=600, timeout=6 * 3600)
+    def check_drift_and_performance():
+        return rt.check()
+
+    @task.branch(task_id=rt.DECIDE)
+    def decide(assessment):
+        return rt.decide(assessment)
+
+    @task(task_id=rt.SKIP)
+    def skip_retraining():
+        return rt.skip()
+
+    @task(task_id=rt.COLLECT)
+    def collect():
+        return rt.collect()
+
+    @task(task_id=rt.PREPARE)
+    def prepare(snapshot):
+        return rt.prepare(snapshot)
+
+    @task(task_id=rt.TRAIN, execution_timeout=timedelta(hours=2))
+    def train(snapshot, prepared):
+        return rt.train(snapshot, prepared)
+
+    @task.branch(task_id=rt.GATE)
+    def evaluate_gate(prepared, trained):
+        return rt.evaluate_gate(prepared, trained)
+
+    @task(task_id=rt.REGISTER)
+    def register(trained):
+        return rt.register(trained)
+
+    @task(task_id=rt.DEPLOY)
+    def deploy(registered):
+        return rt.deploy(registered)
+
+    @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE)
+    def record_outcome():
+        return rt.finalize()
+
+    assessment = check_drift_and_performance()
+    branch = decide(assessment)
+    skipped = skip_retraining()
+    snapshot = collect()
+    prepared = prepare(snapshot)
+    trained = train(snapshot, prepared)
+    gate = evaluate_gate(prepared, trained)
+    registered = register(trained)
+    deployed = deploy(registered)
+    branch >> [snapshot, skipped]
+    gate >> registered
+    # Not downstream of the two branches: a branch skips all its direct downstream tasks it does not follow.
+    [assessment, skipped, snapshot, prepared, trained, registered, deployed] >> record_outcome()
+
+
+model_retraining()

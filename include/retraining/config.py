@@ -1,0 +1,249 @@
+"""The model configuration: one YAML file per model, validated once.
+
+Everything a run needs to know about a model lives here: where its production data
+comes from, which columns are features, label and timestamp, the drift and
+performance thresholds, the training and gate settings, and where models and
+datasets are stored. Values of the form ``${NAME}`` or ``${NAME:-default}`` are
+taken from the environment, so one file serves a laptop and a cluster.
+
+An invalid file raises :class:`ConfigError`, whose message names the field, e.g.
+``gate.min_improvement: Input should be greater than or equal to 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TaskKind = Literal["binary", "multiclass", "regression"]
+ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
+MODEL_TYPES: tuple[str, ...] = ("xgboost", "lightgbm", "random_forest", "logistic_regression")
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "credit_risk.yaml"
+CONFIG_ENV_VAR = "RETRAINING_CONFIG"
+
+_ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The model configuration is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    task: TaskKind = "binary"
+    type: ModelType = "xgboost"
+    registered_name: str | None = None
+    hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def registry_name(self) -> str:
+        return self.registered_name or self.name
+
+
+class SourceSection(_Strict):
+    """Where production data is read from: a SQL table/query or Parquet/CSV files."""
+
+    kind: Literal["sql", "parquet", "csv"]
+    conn_id: str | None = None
+    table: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    query: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> SourceSection:
+        if self.kind == "sql":
+            if not self.conn_id:
+                raise ValueError("conn_id is required when kind is 'sql'")
+            if bool(self.table) == bool(self.query):
+                raise ValueError("give exactly one of table or query when kind is 'sql'")
+        elif not self.path:
+            raise ValueError(f"path is required when kind is '{self.kind}'")
+        return self
+
+
+class ColumnsSection(_Strict):
+    timestamp: str
+    label: str
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    id: str | None = None
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> ColumnsSection:
+        features = self.numeric + self.categorical
+        if not features:
+            raise ValueError("at least one numeric or categorical feature is required")
+        duplicated = sorted({c for c in features if features.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"columns listed twice: {duplicated}")
+        for special in (self.timestamp, self.label):
+            if special in features:
+                raise ValueError(f"'{special}' cannot be both a feature and the timestamp/label")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class WindowSection(_Strict):
+    lookback_hours: int = Field(default=6, ge=1, le=24 * 90)
+    min_labelled_rows: int = Field(default=500, ge=1)
+    label_wait_hours: float = Field(default=5.0, ge=0)
+
+
+class DriftSection(_Strict):
+    method: Literal["psi"] = "psi"
+    bins: int = Field(default=10, ge=2, le=100)
+    psi_threshold: float = Field(default=0.2, gt=0)
+    drifted_share: float = Field(default=0.25, gt=0, le=1)
+    reference_hours: int | None = Field(default=None, ge=1)
+    reference_max_rows: int = Field(default=50_000, ge=100)
+
+
+class PerformanceSection(_Strict):
+    metric: str | None = None
+    max_drop: float = Field(default=0.05, ge=0)
+    max_relative_error_increase: float = Field(default=0.15, ge=0)
+
+
+class TrainingSection(_Strict):
+    min_rows: int = Field(default=1000, ge=10)
+    history_days: int | None = Field(default=None, ge=1)
+    train_fraction: float = Field(default=0.70, gt=0, lt=1)
+    validation_fraction: float = Field(default=0.15, gt=0, lt=1)
+    test_fraction: float = Field(default=0.15, gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TrainingSection:
+        total = self.train_fraction + self.validation_fraction + self.test_fraction
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train/validation/test fractions must add up to 1, got {total:.3f}")
+        return self
+
+
+class GateSection(_Strict):
+    primary_metric: str | None = None
+    min_improvement: float = Field(default=0.01, ge=0)
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"f1": 0.01, "roc_auc": 0.005})
+    min_absolute: dict[str, float] = Field(default_factory=lambda: {"precision": 0.85, "recall": 0.80})
+    min_recent_rows: int = Field(default=200, ge=1)
+
+
+class MlflowSection(_Strict):
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+class StorageSection(_Strict):
+    uri: str
+
+
+class EventsSection(_Strict):
+    conn_id: str = "retraining_db"
+
+
+class RetrainingConfig(_Strict):
+    model: ModelSection
+    source: SourceSection
+    columns: ColumnsSection
+    window: WindowSection = WindowSection()
+    drift: DriftSection = DriftSection()
+    performance: PerformanceSection = PerformanceSection()
+    training: TrainingSection = TrainingSection()
+    gate: GateSection = GateSection()
+    mlflow: MlflowSection = MlflowSection()
+    storage: StorageSection
+    events: EventsSection = EventsSection()
+
+    @property
+    def primary_metric(self) -> str:
+        default = "r2" if self.model.task == "regression" else "f1"
+        return self.gate.primary_metric or default
+
+    @property
+    def performance_metric(self) -> str:
+        return self.performance.metric or self.primary_metric
+
+    @property
+    def experiment_name(self) -> str:
+        return self.mlflow.experiment or f"model_retraining/{self.model.name}"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RetrainingConfig:
+        """Apply trigger-time overrides given as dotted paths, e.g. ``{"model.type": "lightgbm"}``.
+
+        ``None`` values mean "keep the configured value". The result is validated again.
+        """
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"{dotted}: unknown configuration field")
+            node[leaf] = value
+        return _validate(data, source="overrides")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group("name"), match.group("default")
+            if name in os.environ:
+                return os.environ[name]
+            if default is None:
+                raise ConfigError(f"environment variable {name} is not set and has no default (${{{name}:-...}})")
+            return default
+
+        return _ENV_PATTERN.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _validate(data: Any, source: str) -> RetrainingConfig:
+    try:
+        return RetrainingConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            location = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{location}: {err['msg']}")
+        raise ConfigError(f"invalid model configuration in {source}: " + "; ".join(problems)) from None
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: the argument, else $RETRAINING_CONFIG, else the bundled example."""
+    chosen = path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
+    return Path(chosen)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> RetrainingConfig:
+    """Read, expand and validate a model configuration file."""
+    file = config_path(path)
+    if not file.is_file():
+        raise ConfigError(f"model configuration file not found: {file} (set ${CONFIG_ENV_VAR} or pass a path)")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"model configuration {file} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"model configuration {file} must be a mapping at the top level")
+    return _validate(_expand_env(raw), source=str(file))

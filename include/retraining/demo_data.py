@@ -1,0 +1,158 @@
+"""A realistic credit-risk stream for the demo and the tests: delayed labels and a drift at a known time.
+
+Loan applications arrive at a steady rate. Each has numeric features (age, income,
+loan amount, credit score, debt-to-income, employment years, open accounts, late
+payments) and categorical ones (home ownership, loan purpose, region); a small share
+of ``employment_years`` is missing. Whether the loan defaults follows a non-linear
+logistic model. Labels arrive late: a row's label is ``NULL`` until
+``label_delay_hours`` after the application, as seen from ``as_of``.
+
+From ``drift_at`` on, the population changes (lower incomes and credit scores,
+higher debt-to-income) and a new loan purpose, ``bnpl_refinance``, appears with a
+much higher default rate: data drift and concept drift a retrained model can learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+NUMERIC = [
+    "age",
+    "annual_income",
+    "loan_amount",
+    "credit_score",
+    "debt_to_income",
+    "employment_years",
+    "open_accounts",
+    "late_payments_12m",
+]
+CATEGORICAL = ["home_ownership", "loan_purpose", "region"]
+LABEL = "defaulted"
+TIMESTAMP = "application_ts"
+ID = "application_id"
+
+_PURPOSES = ["debt_consolidation", "credit_card", "home_improvement", "car", "medical", "small_business"]
+_PURPOSE_P = [0.45, 0.20, 0.12, 0.10, 0.06, 0.07]
+_PURPOSES_DRIFT = [*_PURPOSES, "bnpl_refinance"]
+_PURPOSE_P_DRIFT = [0.28, 0.14, 0.08, 0.07, 0.06, 0.09, 0.28]
+_HOME = ["RENT", "MORTGAGE", "OWN"]
+_REGIONS = ["north", "south", "east", "west"]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    start: datetime = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    end: datetime = datetime(2026, 3, 9, 6, tzinfo=timezone.utc)
+    drift_at: datetime | None = datetime(2026, 3, 8, 12, tzinfo=timezone.utc)
+    rows_per_hour: int = 500
+    label_delay_hours: float = 3.0
+    as_of: datetime | None = None  # labels not yet known at this time are NULL; default: ``end``
+    seed: int = 7
+
+
+def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
+    shift = 1.0 if drifted else 0.0
+    age = np.clip(rng.normal(42, 12, n), 18, 80).round()
+    income = np.exp(rng.normal(np.log(62_000) - 0.28 * shift, 0.45, n)).round(-2)
+    loan = np.exp(rng.normal(np.log(14_000) + 0.1 * shift, 0.6, n)).round(-2)
+    score = np.clip(rng.normal(685 - 35 * shift, 60, n), 300, 850).round()
+    dti = np.clip(rng.beta(2.2, 5.5, n) + 0.06 * shift, 0.0, 0.95).round(4)
+    employment = np.clip(rng.exponential(6.0, n), 0, 45).round(1)
+    employment[rng.random(n) < 0.02] = np.nan
+    accounts = rng.poisson(8, n).astype(float)
+    late = rng.poisson(0.5 + 0.3 * shift, n).astype(float)
+    home = rng.choice(_HOME, n, p=[0.40, 0.45, 0.15])
+    purposes, probs = (_PURPOSES_DRIFT, _PURPOSE_P_DRIFT) if drifted else (_PURPOSES, _PURPOSE_P)
+    purpose = rng.choice(purposes, n, p=probs)
+    region = rng.choice(_REGIONS, n, p=[0.3, 0.25, 0.25, 0.2])
+
+    logit = (
+        -2.1
+        - 0.011 * (score - 685)
+        + 3.2 * (dti - 0.28)
+        + 0.45 * np.log1p(loan / income * 4)
+        + 0.40 * late
+        - 0.035 * np.nan_to_num(employment, nan=2.0)
+        + 0.30 * (home == "RENT")
+        + 0.55 * (purpose == "small_business")
+        + 1.3 * ((dti > 0.42) & (score < 640))  # interaction a linear model cannot see
+        - 0.25 * (age > 55)
+    )
+    if drifted:
+        logit = logit + 2.2 * (purpose == "bnpl_refinance") + 0.5 * (region == "south")
+    defaulted = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "annual_income": income,
+            "loan_amount": loan,
+            "credit_score": score,
+            "debt_to_income": dti,
+            "employment_years": employment,
+            "open_accounts": accounts,
+            "late_payments_12m": late,
+            "home_ownership": home,
+            "loan_purpose": purpose,
+            "region": region,
+            LABEL: defaulted,
+        }
+    )
+
+
+def generate(spec: StreamSpec = StreamSpec()) -> pd.DataFrame:
+    """The stream from ``spec.start`` to ``spec.end``, one row per application, ordered by time."""
+    rng = np.random.default_rng(spec.seed)
+    hours = (spec.end - spec.start).total_seconds() / 3600
+    n = int(round(hours * spec.rows_per_hour))
+    offsets = np.sort(rng.uniform(0, hours * 3600, n))
+    ts = pd.to_datetime(spec.start) + pd.to_timedelta(offsets, unit="s")
+    drifted = np.zeros(n, dtype=bool) if spec.drift_at is None else np.asarray(ts >= pd.Timestamp(spec.drift_at))
+    frame = pd.concat(
+        [_segment(rng, int((~drifted).sum()), False), _segment(rng, int(drifted.sum()), True)], ignore_index=True
+    )
+    frame.insert(0, TIMESTAMP, ts)
+    frame.insert(0, ID, np.arange(1, n + 1, dtype=np.int64))
+    as_of = pd.Timestamp(spec.as_of or spec.end)
+    unknown = frame[TIMESTAMP] + timedelta(hours=spec.label_delay_hours) > as_of
+    frame[LABEL] = frame[LABEL].astype("Int64").mask(unknown)
+    return frame
+
+
+def create_table_sql(table: str) -> str:
+    """DDL of the demo source table (labels nullable: they arrive late)."""
+    numeric = ",\n  ".join(f"{c} DOUBLE PRECISION" for c in NUMERIC)
+    categorical = ",\n  ".join(f"{c} TEXT" for c in CATEGORICAL)
+    return (
+        f"CREATE TABLE {table} (\n  {ID} BIGINT PRIMARY KEY,\n  {TIMESTAMP} TIMESTAMPTZ NOT NULL,\n"
+        f"  {numeric},\n  {categorical},\n  {LABEL} INTEGER\n);\n"
+        f"CREATE INDEX {table}_ts_idx ON {table} ({TIMESTAMP});"
+    )
+
+
+def load_into_postgres(dsn: str, table: str, frame: pd.DataFrame, replace: bool = True) -> int:
+    """Write the stream into ``table`` (dropped and re-created when ``replace``) with COPY."""
+    import io
+
+    from psycopg2 import sql
+
+    from .connections import connect
+
+    columns = [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LABEL]
+    buffer = io.StringIO()
+    frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f%z")
+    buffer.seek(0)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        if replace:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+            cur.execute(create_table_sql(table))
+        cur.copy_expert(
+            sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL '\\N')").format(
+                sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            ),
+            buffer,
+        )
+    return len(frame)

@@ -1,0 +1,331 @@
+"""One function per task of the ``model_retraining`` DAG, testable without Airflow.
+
+Each stage takes a :class:`RunInfo` (what the run is: ids, data interval, params) and
+the small JSON results of earlier stages, does its work, writes its columns of the
+run's row in ``model_retraining_events``, and returns a small JSON-serialisable dict
+for XCom. Data frames and models never travel through XCom: they live in the shared
+storage location and in MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import events, storage
+from .config import RetrainingConfig, load_config
+from .connections import EVENTS_CONN_ID, resolve_dsn
+
+log = logging.getLogger(__name__)
+
+PARAM_OVERRIDES = {"model_type": "model.type", "lookback_hours": "window.lookback_hours"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a DAG run is, in plain values (built from the Airflow context by ``runtime``)."""
+
+    dag_id: str
+    run_id: str
+    run_type: str = "manual"
+    logical_date: datetime | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    run_after: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def window_end(self) -> datetime:
+        """The end of the evaluation window: the data interval's end (manual runs: ``run_after``)."""
+        return self.data_interval_end or self.run_after
+
+    def window(self, cfg: RetrainingConfig) -> tuple[datetime, datetime]:
+        end = self.window_end
+        return end - timedelta(hours=cfg.window.lookback_hours), end
+
+    def config(self) -> RetrainingConfig:
+        cfg = load_config()
+        return cfg.with_overrides({path: self.params.get(name) for name, path in PARAM_OVERRIDES.items()})
+
+    @property
+    def safe_run_id(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+
+    def run_fields(self, cfg: RetrainingConfig | None) -> dict[str, Any]:
+        return {
+            "run_type": self.run_type,
+            "logical_date": self.logical_date,
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+            "triggered_at": self.run_after,
+            "model_name": cfg.model.name if cfg else None,
+        }
+
+    def tags(self) -> dict[str, str]:
+        return {"airflow_dag_id": self.dag_id, "airflow_run_id": self.run_id, "airflow_run_type": self.run_type}
+
+
+def events_dsn(cfg: RetrainingConfig | None) -> str:
+    return resolve_dsn(cfg.events.conn_id if cfg else EVENTS_CONN_ID)
+
+
+def record(info: RunInfo, cfg: RetrainingConfig | None, fields: Mapping[str, Any]) -> None:
+    events.upsert_event(events_dsn(cfg), info.dag_id, info.run_id, fields)
+
+
+@contextmanager
+def recorded(info: RunInfo, task_id: str, cfg: RetrainingConfig | None = None) -> Iterator[None]:
+    """Record any error of the stage on the run's row (then let it propagate)."""
+    try:
+        yield
+    except Exception as exc:
+        message = f"{task_id}: {type(exc).__name__}: {exc}"
+        log.error("%s failed: %s", task_id, exc)
+        try:
+            record(info, cfg, {**info.run_fields(cfg), "status": "failed", "error": message[:4000], "failed_task": task_id})
+        except Exception:  # the original error matters more than the bookkeeping one
+            log.exception("could not record the failure of %s in %s", task_id, events.TABLE)
+        raise
+
+
+def _config_or_record(info: RunInfo, task_id: str) -> RetrainingConfig:
+    with recorded(info, task_id):
+        return info.config()
+
+
+# --- check_drift_and_performance -------------------------------------------------------------
+
+def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+    """One poke of the sensor: ``None`` while waiting for labels, else the assessment."""
+    from .assessment import assess
+
+    cfg = _config_or_record(info, task_id)
+    now = now or datetime.now(timezone.utc)
+    with recorded(info, task_id, cfg):
+        start, end = info.window(cfg)
+        result = assess(cfg, start, end, now)
+        fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
+                                  "model_type": cfg.model.type}
+        if result is None:
+            record(info, cfg, {**fields, "status": "waiting_for_data"})
+            return None
+        reset = {name: None for name in events.OUTCOME_COLUMNS}
+        record(
+            info,
+            cfg,
+            {
+                **reset,
+                **fields,
+                "status": "running",
+                "execution_attempted": False,
+                "deployed": False,
+                "rows_in_window": result["rows"],
+                "labelled_rows": result["labelled_rows"],
+                "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "rows", "labelled_rows")},
+                "champion_version_before": (result.get("champion") or {}).get("version"),
+                "champion_version_after": (result.get("champion") or {}).get("version"),
+            },
+        )
+        return result
+
+
+# --- decide ---------------------------------------------------------------------------------
+
+def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str, Any]:
+    from .assessment import decide as decide_
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        decision = decide_(
+            cfg,
+            assessment,
+            force=bool(info.params.get("force_retrain")),
+            check_only=bool(info.params.get("check_only")),
+            run_type=info.run_type,
+            manual_reason=info.params.get("reason") or None,
+        )
+        record(
+            info,
+            cfg,
+            {
+                "trigger_type": decision["trigger_type"],
+                "severity": decision["severity"],
+                "confidence": decision["confidence"],
+                "trigger_reason": decision["reason"],
+                "decision": decision["decision"],
+                "execution_attempted": decision["retrain"],
+            },
+        )
+        log.info("decision: %s (%s, severity %s): %s", decision["decision"], decision["trigger_type"],
+                 decision["severity"], decision["reason"])
+        return decision
+
+
+# --- collect / prepare / train ----------------------------------------------------------------
+
+def collect(info: RunInfo, task_id: str) -> dict[str, Any]:
+    from .snapshots import collect as collect_
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        snapshot = collect_(cfg, info.window_end)
+        record(info, cfg, {"training_snapshot_uri": snapshot["uri"], "training_snapshot_hash": snapshot["hash"]})
+        return snapshot
+
+
+def prepare(info: RunInfo, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    from .prepare import prepare as prepare_
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        start, end = info.window(cfg)
+        out_dir = storage.join(storage.resolve(cfg.storage.uri), cfg.model.name, "runs", info.safe_run_id)
+        summary = prepare_(cfg, snapshot["uri"], end, start, out_dir)
+        record(info, cfg, {"training_rows": summary["rows"]["train"]})
+        return summary
+
+
+def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
+    from .training import train_candidate
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        result = train_candidate(cfg, prepared, info.tags(), snapshot)
+        record(info, cfg, {"candidate_run_id": result["run_id"], "model_type": result["model_type"]})
+        return result
+
+
+# --- evaluate_gate / register / deploy --------------------------------------------------------
+
+def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    from . import gate, registry
+    from .training import targets
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        client = registry.setup(cfg)
+        test = storage.read_parquet(prepared["splits"]["test"])
+        y_test = targets(cfg, test, prepared["classes"])
+        candidate = registry.load_model(trained["model_uri"])
+        champ = registry.champion(cfg, client)
+        champion_model = registry.load_model(champ.uri) if champ else None
+        verdict = gate.evaluate(cfg, candidate, champion_model, test, y_test)
+        verdict["champion_version"] = champ.version if champ else None
+        verdict["candidate_run_id"] = trained["run_id"]
+        previous = verdict["champion_metrics"] or {}
+        record(
+            info,
+            cfg,
+            {
+                "gate_passed": verdict["passed"],
+                "gate_details": verdict,
+                **events.metric_columns("retraining", verdict["candidate_metrics"]),
+                **events.metric_columns("comparison_previous", previous),
+                **events.improvement_percent(verdict["candidate_metrics"], previous),
+            },
+        )
+        return verdict
+
+
+def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    from . import registry
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        if not verdict.get("passed"):
+            raise RuntimeError("refusing to register a candidate that did not pass the gate")
+        client = registry.setup(cfg)
+        tags = {**info.tags(), "gate_passed": "true", "training_run_id": trained["run_id"],
+                "primary_metric": cfg.primary_metric}
+        version = registry.register(cfg, client, trained["model_uri"], trained["run_id"], tags)
+        record(info, cfg, {"candidate_version": version.version})
+        return {"name": version.name, "version": version.version, "run_id": version.run_id}
+
+
+def deploy(info: RunInfo, task_id: str, registered: dict[str, Any]) -> dict[str, Any]:
+    from . import registry
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        if info.run_type == "backfill":
+            raise RuntimeError("backfill runs never deploy")
+        client = registry.setup(cfg)
+        moved = registry.promote(cfg, client, int(registered["version"]))
+        record(info, cfg, {"deployed": True, "champion_version_before": moved["champion_before"],
+                           "champion_version_after": moved["champion_after"]})
+        return moved
+
+
+# --- finalize --------------------------------------------------------------------------------
+
+FAILED_STATES = {"failed", "upstream_failed"}
+
+
+def summarize(
+    decision: dict[str, Any] | None,
+    verdict: dict[str, Any] | None,
+    deployed: dict[str, Any] | None,
+    states: Mapping[str, str | None],
+    recorded_error: str | None,
+    check_task_id: str,
+) -> dict[str, Any]:
+    """The final fields of the run's row, from what each task left behind. Pure."""
+    failed = sorted(t for t, s in states.items() if s == "failed")
+    fields: dict[str, Any] = {"execution_completed_at": datetime.now(timezone.utc)}
+    if decision is None:
+        if check_task_id in failed and not recorded_error:
+            # the sensor ran out of time waiting for labelled rows
+            fields.update({"decision": "insufficient_data", "trigger_type": "none", "severity": "low",
+                           "status": "insufficient_data", "execution_successful": None,
+                           "error": f"{check_task_id}: timed out waiting for labelled data"})
+            return {"fields": fields, "failed": failed}
+        fields.update({"status": "failed", "decision": "error", "execution_successful": None})
+        if failed and not recorded_error:
+            fields["error"] = f"task(s) {failed} failed before a decision was made"
+            fields["failed_task"] = failed[0]
+        return {"fields": fields, "failed": failed}
+    kind = decision["decision"]
+    if kind != "retrain":
+        fields.update({"status": {"skip": "skipped"}.get(kind, kind), "execution_successful": None})
+        return {"fields": fields, "failed": failed}
+    if failed:
+        fields.update({"status": "failed", "execution_successful": False})
+        if not recorded_error:
+            fields["error"] = f"task(s) {failed} failed"
+            fields["failed_task"] = failed[0]
+    elif verdict is not None and not verdict.get("passed"):
+        fields.update({"status": "rejected", "execution_successful": False, "deployed": False})
+    elif deployed is not None:
+        fields.update({"status": "deployed", "execution_successful": True, "deployed": True})
+    else:
+        fields.update({"status": "incomplete", "execution_successful": False})
+    return {"fields": fields, "failed": failed}
+
+
+def finalize(
+    info: RunInfo,
+    decision: dict[str, Any] | None,
+    verdict: dict[str, Any] | None,
+    deployed: dict[str, Any] | None,
+    states: Mapping[str, str | None],
+    check_task_id: str,
+) -> dict[str, Any]:
+    """Complete the run's row whatever happened; returns the fields and the failed tasks."""
+    try:
+        cfg: RetrainingConfig | None = info.config()
+    except Exception:
+        cfg = None
+    dsn = events_dsn(cfg)
+    row = events.get_event(dsn, info.dag_id, info.run_id) or {}
+    result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id)
+    fields = {**info.run_fields(cfg), **result["fields"]}
+    if cfg is None:
+        fields.pop("model_name")
+    events.upsert_event(dsn, info.dag_id, info.run_id, fields)
+    log.info("run %s finished: %s", info.run_id, fields.get("status"))
+    return result

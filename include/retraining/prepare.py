@@ -1,0 +1,143 @@
+"""Preparing a snapshot for training: clean, check, split, and profile the reference data.
+
+- duplicates removed (by id, or identical rows), rows without a label dropped;
+- the schema checked against the configuration (and the champion's features, when
+  there is one): a missing column or a non-numeric value in a numeric feature is an
+  error naming it; missing feature values are left for the model's imputers;
+- the label checked: a classifier needs at least two classes with two rows each;
+- the split, 70/15/15 by default, stratified and seeded, made once per row when the row
+  enters a snapshot (see :func:`~include.retraining.snapshots.assign_splits`), so a row
+  the champion trained on is never in the test rows that judge its successor;
+- the reference profile for drift checks, from the most recent rows before the cutoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import storage
+from .config import RetrainingConfig
+from .drift import build_profile
+from .errors import DataValidationError, InsufficientDataError
+from .snapshots import SPLIT_COLUMN, assign_splits, dedupe
+from .sources import coerce_types, required_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "validation", "test")
+
+
+def check_label(cfg: RetrainingConfig, labels: pd.Series) -> list[Any]:
+    """The classes of a classification label (sorted), or [] for regression; errors name the problem."""
+    name = cfg.columns.label
+    if cfg.model.task == "regression":
+        import pandas as pd
+
+        numeric = pd.to_numeric(labels, errors="coerce")
+        if numeric.isna().any():
+            raise DataValidationError(f"regression label '{name}' has non-numeric values")
+        return []
+    counts = labels.value_counts().sort_index()
+    if len(counts) < 2:
+        only = counts.index[0] if len(counts) else "none"
+        raise DataValidationError(
+            f"label column '{name}' has a single class ({only!r}) in the training data: a {cfg.model.task} "
+            "classifier needs at least two; check the label pipeline or widen training.history_days"
+        )
+    if cfg.model.task == "binary" and len(counts) > 2:
+        raise DataValidationError(
+            f"label column '{name}' has {len(counts)} classes {list(counts.index)} but model.task is 'binary'"
+        )
+    rare = {k: int(v) for k, v in counts.items() if v < 2}
+    if rare:
+        raise DataValidationError(f"label column '{name}' has classes with fewer than 2 rows: {rare}")
+    return [v.item() if hasattr(v, "item") else v for v in counts.index]
+
+
+def reference_slice(cfg: RetrainingConfig, frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
+    """The data the model will be compared against: the last ``reference_hours`` before the cutoff."""
+    hours = cfg.drift.reference_hours or cfg.window.lookback_hours
+    ts = cfg.columns.timestamp
+    recent = frame[frame[ts] >= cutoff - timedelta(hours=hours)]
+    if len(recent) < 100:  # too thin to profile: fall back to the newest rows
+        recent = frame.tail(min(len(frame), cfg.drift.reference_max_rows))
+    return recent.tail(cfg.drift.reference_max_rows)
+
+
+def prepare(
+    cfg: RetrainingConfig,
+    snapshot_uri: str,
+    cutoff: datetime,
+    window_start: datetime,
+    out_dir: str,
+    expected_features: list[str] | None = None,
+) -> dict[str, Any]:
+    """Clean and split a snapshot; write the splits and the reference profile under ``out_dir``."""
+    import pandas as pd
+
+    raw = storage.read_parquet(snapshot_uri)
+    missing = [c for c in required_columns(cfg) if c not in raw.columns]
+    if missing:
+        raise DataValidationError(f"snapshot {snapshot_uri} lacks column(s) {missing} the configuration expects")
+    if expected_features is not None and sorted(expected_features) != sorted(cfg.columns.features):
+        added = sorted(set(cfg.columns.features) - set(expected_features))
+        removed = sorted(set(expected_features) - set(cfg.columns.features))
+        log.warning("feature schema differs from the champion's: added %s, removed %s", added, removed)
+    frame = coerce_types(cfg, raw)
+    frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
+    before = len(frame)
+    frame = dedupe(cfg, frame)
+    duplicates = before - len(frame)
+    unlabelled = int(frame[cfg.columns.label].isna().sum())
+    frame = frame[frame[cfg.columns.label].notna()].reset_index(drop=True)
+    if len(frame) < cfg.training.min_rows:
+        raise InsufficientDataError(
+            f"only {len(frame)} labelled rows to train on, training.min_rows is {cfg.training.min_rows}"
+        )
+    if cfg.model.task != "regression":
+        frame[cfg.columns.label] = frame[cfg.columns.label].astype("int64") if pd.api.types.is_numeric_dtype(
+            frame[cfg.columns.label]
+        ) else frame[cfg.columns.label]
+    classes = check_label(cfg, frame[cfg.columns.label])
+    frame["_recent"] = frame[cfg.columns.timestamp] >= window_start
+    if SPLIT_COLUMN not in frame or frame[SPLIT_COLUMN].isna().any():
+        frame = assign_splits(cfg, frame)  # a snapshot made elsewhere: split it now
+    parts = {name: frame[frame[SPLIT_COLUMN] == name] for name in SPLITS}
+    empty = [name for name, part in parts.items() if part.empty]
+    if empty:
+        raise InsufficientDataError(f"the {empty} split(s) would be empty with {len(frame)} rows")
+    if cfg.model.task != "regression" and parts["train"][cfg.columns.label].nunique() < 2:
+        raise DataValidationError(f"the training split has a single class of '{cfg.columns.label}'")
+    uris = {}
+    for name in SPLITS:
+        uris[name] = storage.join(out_dir, f"{name}.parquet")
+        storage.write_parquet(parts[name], uris[name])
+    profile = build_profile(
+        reference_slice(cfg, frame, cutoff), cfg.columns.numeric, cfg.columns.categorical, cfg.drift.bins
+    )
+    profile_uri = storage.join(out_dir, "reference_profile.json")
+    storage.write_json(profile, profile_uri)
+    missing_rates = {c: round(float(frame[c].isna().mean()), 6) for c in cfg.columns.features}
+    summary = {
+        "splits": uris,
+        "profile_uri": profile_uri,
+        "rows": {name: int(len(parts[name])) for name in SPLITS},
+        "recent_test_rows": int(parts["test"]["_recent"].sum()),
+        "duplicates_removed": int(duplicates),
+        "unlabelled_dropped": unlabelled,
+        "classes": classes,
+        "missing_rates": {k: v for k, v in missing_rates.items() if v > 0},
+    }
+    log.info(
+        "prepared %d rows: train %d / validation %d / test %d (%d test rows from the current window); "
+        "%d duplicates removed",
+        len(frame),
+        *summary["rows"].values(),
+        summary["recent_test_rows"],
+        duplicates,
+    )
+    return summary

@@ -1,0 +1,169 @@
+"""The thin layer between Airflow tasks and :mod:`include.retraining.pipeline`.
+
+It reads the task's context into a :class:`~include.retraining.pipeline.RunInfo`,
+pulls upstream results from XCom, pushes decisions explicitly (a branch's return value
+is not stored as an XCom in Airflow 3), and turns errors that retrying cannot fix (bad
+configuration, bad data) into ``AirflowFailException`` so they fail at once instead of
+being retried. Imports are lazy: the DAG file imports this module at parse time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+# Task ids, used by the DAG, the branches and the final task. One place, no repeated strings.
+CHECK = "check_drift_and_performance"
+DECIDE = "decide"
+SKIP = "skip_retraining"
+COLLECT = "collect"
+PREPARE = "prepare"
+TRAIN = "train"
+GATE = "evaluate_gate"
+REGISTER = "register"
+DEPLOY = "deploy"
+FINALIZE = "record_outcome"
+ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, FINALIZE)
+
+DECISION_KEY = "decision"
+GATE_KEY = "gate"
+
+T = TypeVar("T")
+
+
+def _context() -> Mapping[str, Any]:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()
+
+
+def run_info(context: Mapping[str, Any]) -> Any:
+    """A :class:`RunInfo` from an Airflow task context (manual runs may have no logical date)."""
+    from .pipeline import RunInfo
+
+    dag_run = context["dag_run"]
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
+    return RunInfo(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        run_type=str(run_type),
+        logical_date=context.get("logical_date"),
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        run_after=run_after,
+        params=dict(context.get("params") or {}),
+    )
+
+
+def _fail_fast(fn: Callable[[], T]) -> T:
+    """Run ``fn``; configuration and data errors become ``AirflowFailException`` (no retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from .config import ConfigError
+    from .errors import RetrainingError
+
+    try:
+        return fn()
+    except (ConfigError, RetrainingError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _pull(context: Mapping[str, Any], task_id: str, key: str = "return_value") -> Any:
+    return context["ti"].xcom_pull(task_ids=task_id, key=key)
+
+
+def check() -> Any:
+    """The sensor's poke: returns a ``PokeReturnValue`` carrying the assessment when done."""
+    from airflow.sdk import PokeReturnValue
+
+    from . import pipeline
+
+    context = _context()
+    result = _fail_fast(lambda: pipeline.check(run_info(context), CHECK))
+    return PokeReturnValue(is_done=result is not None, xcom_value=result)
+
+
+def decide(assessment: dict[str, Any]) -> str:
+    """The branch: the decision goes to XCom explicitly, the next task id is returned."""
+    from . import pipeline
+
+    context = _context()
+    decision = _fail_fast(lambda: pipeline.decide(run_info(context), DECIDE, assessment))
+    context["ti"].xcom_push(key=DECISION_KEY, value=decision)
+    return COLLECT if decision["retrain"] else SKIP
+
+
+def skip() -> dict[str, Any]:
+    context = _context()
+    decision = _pull(context, DECIDE, DECISION_KEY) or {}
+    return {"decision": decision.get("decision"), "reason": decision.get("reason")}
+
+
+def collect() -> dict[str, Any]:
+    from . import pipeline
+
+    return _fail_fast(lambda: pipeline.collect(run_info(_context()), COLLECT))
+
+
+def prepare(snapshot: dict[str, Any]) -> dict[str, Any]:
+    from . import pipeline
+
+    return _fail_fast(lambda: pipeline.prepare(run_info(_context()), PREPARE, snapshot))
+
+
+def train(snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
+    from . import pipeline
+
+    return _fail_fast(lambda: pipeline.train(run_info(_context()), TRAIN, snapshot, prepared))
+
+
+def evaluate_gate(prepared: dict[str, Any], trained: dict[str, Any]) -> list[str]:
+    """The gate is a branch too: register only a candidate that passed."""
+    from . import pipeline
+
+    context = _context()
+    verdict = _fail_fast(lambda: pipeline.evaluate_gate(run_info(context), GATE, prepared, trained))
+    context["ti"].xcom_push(key=GATE_KEY, value=verdict)
+    return [REGISTER] if verdict["passed"] else []
+
+
+def register(trained: dict[str, Any]) -> dict[str, Any]:
+    from . import pipeline
+
+    context = _context()
+    verdict = _pull(context, GATE, GATE_KEY) or {}
+    return _fail_fast(lambda: pipeline.register(run_info(context), REGISTER, trained, verdict))
+
+
+def deploy(registered: dict[str, Any]) -> dict[str, Any]:
+    from . import pipeline
+
+    return _fail_fast(lambda: pipeline.deploy(run_info(_context()), DEPLOY, registered))
+
+
+def finalize() -> dict[str, Any]:
+    """Complete the run's row; fail the run when any task failed, so no failure is silent."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from . import pipeline
+
+    context = _context()
+    ti = context["ti"]
+    info = run_info(context)
+    states = ti.get_task_states(dag_id=info.dag_id, run_ids=[info.run_id]).get(info.run_id, {})
+    states = {k: v for k, v in states.items() if k != FINALIZE}
+    result = pipeline.finalize(
+        info,
+        decision=_pull(context, DECIDE, DECISION_KEY),
+        verdict=_pull(context, GATE, GATE_KEY),
+        deployed=_pull(context, DEPLOY),
+        states=states,
+        check_task_id=CHECK,
+    )
+    if result["failed"]:
+        raise AirflowFailException(
+            f"task(s) {result['failed']} failed; the outcome is recorded in model_retraining_events"
+        )
+    return {"status": result["fields"].get("status")}

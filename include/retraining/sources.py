@@ -1,0 +1,208 @@
+"""Reading production data: a SQL table or query (through an Airflow connection), or Parquet/CSV files.
+
+Every read is bounded by a half-open time window ``[start, end)`` on the configured
+timestamp column; windows come from the run's data interval, never from the clock.
+Columns are checked against the configuration before anything is computed, so a
+missing column or a text value in a numeric feature is reported by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from psycopg2 import sql
+
+from .config import RetrainingConfig
+from .connections import connect, resolve_dsn
+from .errors import DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    rows: int
+    labelled: int
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _source_relation(cfg: RetrainingConfig) -> sql.Composable:
+    src = cfg.source
+    if src.table:
+        return sql.Identifier(*src.table.split("."))
+    return sql.SQL("({}) AS src").format(sql.SQL(src.query or ""))
+
+
+def _describe(cfg: RetrainingConfig) -> str:
+    src = cfg.source
+    if src.kind == "sql":
+        return f"table {src.table}" if src.table else "the configured SQL query"
+    return f"{src.kind} files at {src.path}"
+
+
+def required_columns(cfg: RetrainingConfig) -> list[str]:
+    cols = [cfg.columns.timestamp, cfg.columns.label, *cfg.columns.features]
+    if cfg.columns.id:
+        cols.append(cfg.columns.id)
+    return cols
+
+
+def _check_present(cfg: RetrainingConfig, available: list[str]) -> None:
+    missing = [c for c in required_columns(cfg) if c not in available]
+    if missing:
+        raise DataValidationError(
+            f"{_describe(cfg)} has no column(s) {missing} that the model configuration expects "
+            f"(available: {sorted(available)}); fix columns.* in the config or the source"
+        )
+
+
+def _sql_columns(cfg: RetrainingConfig, dsn: str) -> list[str]:
+    query = sql.SQL("SELECT * FROM {} LIMIT 0").format(_source_relation(cfg))
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return [d.name for d in cur.description]
+
+
+def _window_clause(cfg: RetrainingConfig, start: datetime | None, end: datetime | None) -> tuple[sql.Composable, list]:
+    ts = sql.Identifier(cfg.columns.timestamp)
+    parts: list[sql.Composable] = []
+    params: list = []
+    if start is not None:
+        parts.append(sql.SQL("{} >= %s").format(ts))
+        params.append(_utc(start))
+    if end is not None:
+        parts.append(sql.SQL("{} < %s").format(ts))
+        params.append(_utc(end))
+    if not parts:
+        return sql.SQL("TRUE"), params
+    return sql.SQL(" AND ").join(parts), params
+
+
+def _files(cfg: RetrainingConfig) -> list[str]:
+    path = cfg.source.path or ""
+    if Path(path).is_dir():
+        suffix = ".parquet" if cfg.source.kind == "parquet" else ".csv"
+        return sorted(str(p) for p in Path(path).rglob(f"*{suffix}"))
+    matches = sorted(glob.glob(path))
+    return matches or [path]
+
+
+def _read_files(cfg: RetrainingConfig, columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
+    files = _files(cfg)
+    frames = []
+    for file in files:
+        if not Path(file).exists():
+            raise DataValidationError(f"data file not found: {file} (source.path in the model configuration)")
+        if cfg.source.kind == "parquet":
+            frames.append(pd.read_parquet(file))
+        else:
+            frames.append(pd.read_csv(file))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    _check_present(cfg, list(frame.columns))
+    ts = cfg.columns.timestamp
+    frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    return frame[columns] if columns else frame
+
+
+def _in_window(frame: pd.DataFrame, column: str, start: datetime | None, end: datetime | None) -> pd.Series:
+    mask = frame[column].notna()
+    if start is not None:
+        mask &= frame[column] >= _utc(start)
+    if end is not None:
+        mask &= frame[column] < _utc(end)
+    return mask
+
+
+def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | None) -> WindowCounts:
+    """Rows and labelled rows in the window: what the sensor waits on. Cheap: counts only."""
+    if cfg.source.kind == "sql":
+        dsn = resolve_dsn(cfg.source.conn_id or "")
+        _check_present(cfg, _sql_columns(cfg, dsn))
+        where, params = _window_clause(cfg, start, end)
+        query = sql.SQL("SELECT count(*), count({label}) FROM {rel} WHERE {where}").format(
+            label=sql.Identifier(cfg.columns.label), rel=_source_relation(cfg), where=where
+        )
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            rows, labelled = cur.fetchone()
+        return WindowCounts(int(rows), int(labelled))
+    frame = _read_files(cfg, [cfg.columns.timestamp, cfg.columns.label])
+    window = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
+    return WindowCounts(len(window), int(window[cfg.columns.label].notna().sum()))
+
+
+def load_window(
+    cfg: RetrainingConfig,
+    start: datetime | None,
+    end: datetime | None,
+    labelled_only: bool = False,
+) -> pd.DataFrame:
+    """The configured columns for rows with ``start <= timestamp < end``, ordered by time, validated."""
+    import pandas as pd
+
+    columns = required_columns(cfg)
+    if cfg.source.kind == "sql":
+        dsn = resolve_dsn(cfg.source.conn_id or "")
+        _check_present(cfg, _sql_columns(cfg, dsn))
+        where, params = _window_clause(cfg, start, end)
+        if labelled_only:
+            where = sql.SQL("{} AND {} IS NOT NULL").format(where, sql.Identifier(cfg.columns.label))
+        query = sql.SQL("SELECT {cols} FROM {rel} WHERE {where} ORDER BY {ts}").format(
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            rel=_source_relation(cfg),
+            where=where,
+            ts=sql.Identifier(cfg.columns.timestamp),
+        )
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            frame = pd.DataFrame(cur.fetchall(), columns=columns)
+        frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
+    else:
+        frame = _read_files(cfg, columns)
+        frame = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
+        if labelled_only:
+            frame = frame[frame[cfg.columns.label].notna()]
+        frame = frame.sort_values(cfg.columns.timestamp, kind="stable").reset_index(drop=True)
+    log.info("read %d rows from %s for window [%s, %s)", len(frame), _describe(cfg), start, end)
+    return coerce_types(cfg, frame)
+
+
+def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric features as floats, categoricals as strings; a non-numeric value is an error naming it."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for col in cfg.columns.numeric:
+        values = frame[col]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = values[values.notna() & converted.isna()]
+            if len(bad):
+                examples = sorted({str(v) for v in bad.head(20)})[:3]
+                raise DataValidationError(
+                    f"numeric feature '{col}' has {len(bad)} non-numeric value(s), e.g. {examples}; "
+                    "fix the source or list the column under columns.categorical"
+                )
+            frame[col] = converted.astype("float64")
+        elif pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            frame[col] = values.astype("float64")
+        else:
+            raise DataValidationError(f"numeric feature '{col}' has type {values.dtype}, expected numbers")
+    for col in cfg.columns.categorical:
+        frame[col] = frame[col].astype("string").astype(object).where(frame[col].notna(), None)
+    return frame
