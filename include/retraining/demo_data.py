@@ -71,16 +71,19 @@ def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
     region = rng.choice(_REGIONS, n, p=[0.3, 0.25, 0.25, 0.2])
 
     logit = (
-        -2.1
-        - 0.011 * (score - 685)
-        + 3.2 * (dti - 0.28)
+        -2.75
+        - 0.006 * (score - 685)
+        + 0.035 * np.clip(640 - score, 0, None)  # risk climbs steeply below 640
+        + 2.0 * (dti - 0.28)
+        + 1.1 * (dti > 0.45)
         + 0.45 * np.log1p(loan / income * 4)
-        + 0.40 * late
+        + 0.40 * np.minimum(late, 3)
         - 0.035 * np.nan_to_num(employment, nan=2.0)
         + 0.30 * (home == "RENT")
         + 0.55 * (purpose == "small_business")
-        + 1.3 * ((dti > 0.42) & (score < 640))  # interaction a linear model cannot see
-        - 0.25 * (age > 55)
+        + 1.6 * ((dti > 0.38) & (score < 650))  # interactions a linear model cannot see
+        + 0.7 * ((age < 25) | (age > 68))
+        - 0.6 * ((home == "OWN") & (income > 80_000))
     )
     if drifted:
         logit = logit + 2.2 * (purpose == "bnpl_refinance") + 0.5 * (region == "south")

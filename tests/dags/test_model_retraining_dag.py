@@ -1,0 +1,105 @@
+"""The dags folder imports cleanly and `model_retraining` has the shape the README describes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from include.retraining import runtime as rt
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags["model_retraining"]
+
+
+def test_dags_folder_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert dagbag.dag_ids == ["model_retraining"]
+
+
+def test_dag_file_has_no_heavy_imports_at_module_level():
+    source = (DAGS / "model_retraining.py").read_text()
+    for heavy in ("pandas", "mlflow", "evidently", "sklearn", "xgboost", "lightgbm", "scipy"):
+        assert f"import {heavy}" not in source and f"from {heavy}" not in source
+
+
+def test_schedule_is_every_six_hours_with_a_six_hour_interval(dag):
+    from airflow.sdk import CronTriggerTimetable
+
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == "0 */6 * * *"
+    assert dag.timetable.interval == timedelta(hours=6)
+    assert str(dag.timetable.timezone) == "UTC"
+    # a run at 12:00 UTC covers [06:00, 12:00): a real interval, not a zero-length one
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=datetime(2026, 3, 8, 12, tzinfo=timezone.utc))
+    assert interval.start == datetime(2026, 3, 8, 6, tzinfo=timezone.utc)
+    assert interval.end == datetime(2026, 3, 8, 12, tzinfo=timezone.utc)
+
+
+def test_dag_settings(dag):
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.start_date.tzinfo is not None
+    assert {"mlops", "retraining"} <= set(dag.tags)
+    assert dag.doc_md and "model_retraining" in dag.doc_md
+    assert dag.default_args["retry_delay"] == timedelta(minutes=5)
+    assert dag.default_args["owner"] == "ml-platform"
+
+
+def test_params_render_a_validated_form(dag):
+    params = dag.params
+    assert set(params.keys()) >= {"model_type", "force_retrain", "check_only", "lookback_hours", "reason"}
+    schema = params.get_param("model_type").schema
+    assert set(schema["enum"]) == {None, "xgboost", "lightgbm", "random_forest", "logistic_regression"}
+    assert params["model_type"] is None  # empty: the configured model type
+    assert params["force_retrain"] is False and params["check_only"] is False
+    lookback = params.get_param("lookback_hours")
+    assert lookback.schema["minimum"] == 1
+    with pytest.raises(Exception, match="is not one of|valid"):
+        lookback.resolve(value=0)
+    with pytest.raises(Exception):
+        params.get_param("model_type").resolve(value="neural_net")
+    assert params.get_param("model_type").resolve(value="lightgbm") == "lightgbm"
+
+
+def test_task_ids_and_graph(dag):
+    assert set(dag.task_ids) == set(rt.ALL_TASKS)
+    down = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
+    assert down[rt.CHECK] >= {rt.DECIDE}
+    assert down[rt.DECIDE] == {rt.COLLECT, rt.SKIP}
+    assert rt.PREPARE in down[rt.COLLECT] and rt.TRAIN in down[rt.PREPARE]
+    assert rt.GATE in down[rt.TRAIN]
+    assert down[rt.GATE] == {rt.REGISTER}
+    assert rt.DEPLOY in down[rt.REGISTER]
+    assert down[rt.FINALIZE] == set()
+    upstream_of_final = set(dag.get_task(rt.FINALIZE).upstream_task_ids)
+    # every task but the branches (a branch skips its direct downstream tasks it does not follow)
+    assert upstream_of_final == set(rt.ALL_TASKS) - {rt.DECIDE, rt.GATE, rt.FINALIZE}
+
+
+def test_trigger_rules_and_task_settings(dag):
+    from airflow.sdk import TriggerRule
+
+    sensor = dag.get_task(rt.CHECK)
+    assert sensor.mode == "reschedule"
+    assert sensor.timeout == 6 * 3600
+    assert dag.get_task(rt.FINALIZE).trigger_rule == TriggerRule.ALL_DONE
+    for task_id in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.REGISTER, rt.DEPLOY, rt.SKIP):
+        assert dag.get_task(task_id).trigger_rule == TriggerRule.ALL_SUCCESS
+    assert dag.get_task(rt.TRAIN).execution_timeout == timedelta(hours=2)
+    assert dag.get_task(rt.DECIDE).task_type.startswith("_Branch")
+    assert dag.get_task(rt.GATE).task_type.startswith("_Branch")

@@ -1,0 +1,130 @@
+"""Safety: worse candidates are rejected, re-runs do not duplicate, and bad input is named and recorded."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from include.retraining import demo_data
+from include.retraining import runtime as rt
+
+from .conftest import Harness, at
+
+pytestmark = pytest.mark.integration
+
+
+def test_forced_retraining_with_a_worse_candidate_is_rejected_and_the_champion_stays(harness: Harness, stream):
+    harness.load(stream)
+    harness.run(at(8, 0))
+    assert harness.alias_version("champion") == 1
+    # logistic regression cannot see the interaction in the data: a worse candidate than XGBoost
+    dagrun, row = harness.run(at(8, 6), force_retrain=True, model_type="logistic_regression",
+                              reason="try a simpler model")
+    assert dagrun.state == "success"
+    assert row["decision"] == "retrain" and row["trigger_type"] == "manual"
+    assert "try a simpler model" in row["trigger_reason"]
+    assert row["model_type"] == "logistic_regression"
+    assert row["gate_passed"] is False and row["deployed"] is False
+    assert row["status"] == "rejected" and row["execution_successful"] is False
+    assert row["candidate_version"] is None  # a rejected candidate is not registered
+    assert row["champion_version_after"] == 1
+    failed = row["gate_details"]["failed"]
+    assert "no_regression:roc_auc" in failed
+    assert any("roc_auc" in reason and "regresses" in reason for reason in row["gate_details"]["reasons"])
+    assert row["improvement_auc_percent"] < 0
+    assert harness.alias_version("champion") == 1
+    states = harness.task_states(dagrun.run_id)
+    assert states[rt.REGISTER] == "skipped" and states[rt.DEPLOY] == "skipped"
+    assert states[rt.FINALIZE] == "success"
+
+
+def test_rerunning_the_same_run_leaves_one_row(harness: Harness, stream):
+    harness.load(stream)
+    first, row1 = harness.run(at(8, 0))
+    again, row2 = harness.run(at(8, 0))
+    assert first.run_id == again.run_id
+    rows = harness.query("SELECT * FROM model_retraining_events WHERE run_id = %s", (first.run_id,))
+    assert len(rows) == 1
+    assert rows[0]["updated_at"] > row1["updated_at"]
+    assert rows[0]["created_at"] == row1["created_at"]
+    # the re-run found the champion the first run deployed, so it decided again from the data
+    assert row2["champion_version_before"] == 1
+
+
+def test_window_with_too_little_labelled_data_records_insufficient_data(harness: Harness, stream):
+    # the labels of the last hours before the window end have not arrived
+    late = stream.copy()
+    late.loc[late[demo_data.TIMESTAMP] >= at(8, 1), demo_data.LABEL] = pd.NA
+    harness.load(late)
+    dagrun, row = harness.run(at(8, 6))
+    assert dagrun.state == "success"
+    assert row["decision"] == "insufficient_data" and row["status"] == "insufficient_data"
+    assert row["execution_attempted"] is False and row["deployed"] is False
+    assert "labelled rows" in row["trigger_reason"] and "min_labelled_rows is 500" in row["trigger_reason"]
+    assert row["rows_in_window"] > 1000 and row["labelled_rows"] < 500
+    states = harness.task_states(dagrun.run_id)
+    assert states[rt.COLLECT] == "skipped" and states[rt.SKIP] == "success"
+    assert harness.alias_version("champion") is None
+
+
+def test_check_only_run_records_the_decision_but_never_trains(harness: Harness, stream):
+    harness.load(stream)
+    dagrun, row = harness.run(at(8, 0), check_only=True)
+    assert row["decision"] == "check_only" and row["status"] == "check_only"
+    assert "would retrain" in row["trigger_reason"]
+    assert harness.task_states(dagrun.run_id)[rt.TRAIN] == "skipped"
+    assert harness.alias_version("champion") is None
+
+
+# --- bad input: an error that names the problem, a row that says what happened, no deploy --------
+
+def assert_failed_cleanly(harness: Harness, dagrun, row, task_id: str, *words: str) -> None:
+    assert dagrun.state == "failed"  # the final task fails the run: no silent failure
+    assert row["status"] == "failed"
+    assert row["failed_task"] == task_id
+    for word in words:
+        assert word in row["error"], row["error"]
+    assert row["deployed"] is False
+    assert row["execution_completed_at"] is not None
+    assert harness.alias_version("champion") is None
+    assert harness.task_states(dagrun.run_id)[rt.FINALIZE] == "failed"
+
+
+def test_missing_column(harness: Harness, stream):
+    harness.load(stream.drop(columns=["credit_score"]))
+    dagrun, row = harness.run(at(8, 0))
+    assert_failed_cleanly(harness, dagrun, row, rt.CHECK, "credit_score", "table applications")
+
+
+def test_empty_window(harness: Harness, stream):
+    harness.load(stream[stream[demo_data.TIMESTAMP] < at(7, 0)])
+    dagrun, row = harness.run(at(8, 0))
+    assert dagrun.state == "success"
+    assert row["decision"] == "insufficient_data"
+    assert row["rows_in_window"] == 0 and "only 0 labelled rows (0 rows)" in row["trigger_reason"]
+    assert row["deployed"] is False and harness.alias_version("champion") is None
+
+
+def test_label_with_a_single_class(harness: Harness, stream):
+    harness.load(stream.assign(**{demo_data.LABEL: stream[demo_data.LABEL].where(stream[demo_data.LABEL].isna(), 0)}))
+    dagrun, row = harness.run(at(8, 0))
+    assert_failed_cleanly(harness, dagrun, row, rt.PREPARE, "label column 'defaulted' has a single class")
+    assert row["decision"] == "retrain" and row["execution_successful"] is False
+
+
+def test_non_numeric_value_in_a_numeric_feature(harness: Harness, stream):
+    bad = stream.astype({"annual_income": object})
+    in_window = bad.index[(bad[demo_data.TIMESTAMP] >= at(7, 20)) & (bad[demo_data.TIMESTAMP] < at(8, 0))]
+    bad.loc[in_window[:3], "annual_income"] = "n/a"
+    harness.load(bad)
+    dagrun, row = harness.run(at(8, 0))
+    assert_failed_cleanly(harness, dagrun, row, rt.COLLECT, "numeric feature 'annual_income'", "'n/a'")
+
+
+def test_invalid_config_fails_the_first_task_and_names_the_field(harness: Harness, stream, monkeypatch):
+    harness.load(stream)
+    monkeypatch.setenv("RETRAINING_CONFIG", str(harness.configure(**{"gate.min_improvement": -1})))
+    dagrun, row = harness.run(at(8, 0))
+    assert dagrun.state == "failed"
+    assert row["failed_task"] == rt.CHECK and "gate.min_improvement" in row["error"]
+    assert row["status"] == "failed"

@@ -1,0 +1,114 @@
+"""The loop as a team lives it: a first model, quiet windows that skip, drift that retrains and deploys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from include.retraining import runtime as rt
+
+from .conftest import TABLE, Harness, at
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def scenario(module_harness: Harness, stream) -> dict[str, tuple[Any, dict[str, Any]]]:
+    h = module_harness
+    h.load(stream)
+    return {
+        "bootstrap": h.run(at(8, 0)),
+        "quiet": h.run(at(8, 6)),
+        "drift": h.run(at(8, 18)),
+    }
+
+
+def test_first_run_trains_gates_and_deploys_a_first_model(scenario, module_harness: Harness):
+    dagrun, row = scenario["bootstrap"]
+    assert dagrun.state == "success"
+    assert row["decision"] == "retrain"
+    assert row["trigger_type"] == "manual"  # dag.test() runs are manual runs
+    assert "no champion" in row["trigger_reason"]
+    assert row["status"] == "deployed" and row["deployed"] is True
+    assert row["execution_attempted"] is True and row["execution_successful"] is True
+    assert row["champion_version_before"] is None and row["champion_version_after"] == 1
+    assert row["candidate_version"] == 1
+    assert row["gate_passed"] is True
+    # no champion: only the absolute criteria apply
+    assert {c["criterion"] for c in row["gate_details"]["criteria"]} == {"absolute"}
+    assert 0.5 < row["retraining_auc"] <= 1.0 and row["comparison_previous_auc"] is None
+    assert row["training_snapshot_hash"] and len(row["training_snapshot_hash"]) == 64
+    assert row["execution_completed_at"] is not None
+    assert row["model_name"] == module_harness.model_name
+    assert row["window_start"] == at(7, 18) and row["window_end"] == at(8, 0)
+    states = module_harness.task_states(dagrun.run_id)
+    assert states[rt.SKIP] == "skipped"
+    assert all(states[t] == "success" for t in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.GATE, rt.REGISTER, rt.DEPLOY))
+
+
+def test_window_without_drift_skips_and_records_why(scenario, module_harness: Harness):
+    dagrun, row = scenario["quiet"]
+    assert dagrun.state == "success"
+    assert row["decision"] == "skip" and row["status"] == "skipped"
+    assert row["trigger_type"] == "none" and row["severity"] == "low"
+    assert row["execution_attempted"] is False and row["execution_successful"] is None
+    assert row["champion_version_before"] == 1 == row["champion_version_after"]
+    drift = row["trigger_metrics"]["drift"]
+    assert len(drift["features"]) == 11 and drift["detected"] is False
+    assert all(f["method"] == "psi" and f["statistic"] < 0.1 for f in drift["features"])
+    assert row["trigger_metrics"]["performance"]["current"]["roc_auc"] > 0.6
+    assert row["labelled_rows"] >= 500
+    states = module_harness.task_states(dagrun.run_id)
+    assert states[rt.SKIP] == "success"
+    assert all(states[t] == "skipped" for t in (rt.COLLECT, rt.TRAIN, rt.DEPLOY))
+    assert states[rt.FINALIZE] == "success"
+
+
+def test_drifted_window_retrains_registers_and_deploys(scenario, module_harness: Harness):
+    dagrun, row = scenario["drift"]
+    assert dagrun.state == "success"
+    assert row["decision"] == "retrain" and row["trigger_type"] == "data_drift"
+    assert row["severity"] in ("medium", "high", "critical")
+    assert "loan_purpose" in row["trigger_reason"]  # the reason names the drifted features
+    assert row["status"] == "deployed" and row["deployed"] is True and row["execution_successful"] is True
+    assert row["champion_version_before"] == 1 and row["champion_version_after"] == 2
+    assert row["gate_passed"] is True
+    improvement = next(c for c in row["gate_details"]["criteria"] if c["criterion"] == "improvement")
+    assert improvement["slice"] == "recent" and improvement["candidate"] > improvement["champion"] + 0.01
+    assert row["comparison_previous_auc"] is not None and row["improvement_auc_percent"] is not None
+    # promotion by alias; the former champion stays ready for rollback
+    assert module_harness.alias_version("champion") == 2
+    assert module_harness.alias_version("previous_champion") == 1
+    version = module_harness.mlflow().get_model_version(module_harness.model_name, "2")
+    assert version.tags["gate_passed"] == "true" and version.tags["airflow_run_id"] == dagrun.run_id
+
+
+def test_the_teams_queries_run_verbatim(scenario, module_harness: Harness):
+    latest = module_harness.query("SELECT * FROM model_retraining_events ORDER BY triggered_at DESC LIMIT 10;")
+    assert [r["data_interval_end"] for r in latest] == [at(8, 18), at(8, 6), at(8, 0)]
+    by_type = module_harness.query(
+        "SELECT trigger_type, COUNT(*) FROM model_retraining_events GROUP BY trigger_type;"
+    )
+    assert {r["trigger_type"]: r["count"] for r in by_type} == {"manual": 1, "none": 1, "data_drift": 1}
+    successful = module_harness.query(
+        "SELECT * FROM model_retraining_events WHERE execution_successful = TRUE ORDER BY triggered_at DESC;"
+    )
+    assert [r["champion_version_after"] for r in successful] == [2, 1]
+    improvements = module_harness.query(
+        "SELECT triggered_at, trigger_type, improvement_r2_percent, improvement_rmse_percent "
+        "FROM model_retraining_events WHERE execution_successful = TRUE;"
+    )
+    assert len(improvements) == 2
+    assert all(r["improvement_r2_percent"] is None for r in improvements)  # a classifier has no R2
+
+
+def test_snapshots_are_versioned_and_the_source_untouched(scenario, module_harness: Harness):
+    rows = module_harness.query(
+        "SELECT training_snapshot_uri, training_snapshot_hash FROM model_retraining_events "
+        "WHERE training_snapshot_hash IS NOT NULL ORDER BY data_interval_end"
+    )
+    assert len(rows) == 2 and rows[0]["training_snapshot_hash"] != rows[1]["training_snapshot_hash"]
+    assert str(module_harness.folder) in rows[0]["training_snapshot_uri"]
+    count = module_harness.query(f"SELECT count(*) AS n FROM {TABLE}")[0]["n"]
+    assert count > 20_000

@@ -1,0 +1,236 @@
+"""The skip-or-retrain decision (pure) from hand-built assessments."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from include.retraining.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
+from unit_helpers import build_config
+
+CFG = build_config(gate={"primary_metric": "roc_auc"})  # psi 0.2, share 0.25, max_drop 0.05, error +15%
+
+
+def feature(name: str, statistic: float, drifted: bool) -> dict[str, Any]:
+    return {"feature": name, "kind": "numeric", "method": "psi", "statistic": statistic, "threshold": 0.2,
+            "drifted": drifted}
+
+
+def assessment(
+    *,
+    drifted: dict[str, float] | None = None,
+    quiet: dict[str, float] | None = None,
+    drop: float | None = 0.0,
+    error_increase: float | None = 0.0,
+    champion: bool = True,
+) -> dict[str, Any]:
+    drifted = drifted or {}
+    quiet = quiet if quiet is not None else {"q1": 0.01, "q2": 0.02, "q3": 0.03}
+    features = [feature(n, s, True) for n, s in drifted.items()] + [feature(n, s, False) for n, s in quiet.items()]
+    share = len(drifted) / len(features)
+    return {
+        "status": "ok",
+        "rows": 1000,
+        "labelled_rows": 800,
+        "champion": {"version": 3, "run_id": "abc"} if champion else None,
+        "drift": {
+            "detected": share >= 0.25,
+            "drifted_features": sorted(drifted, key=lambda n: -drifted[n]),
+            "drifted_share": round(share, 4),
+            "share_threshold": 0.25,
+            "max_psi": max([f["statistic"] for f in features], default=0.0),
+            "method": "psi",
+            "features": features,
+        },
+        "performance": {
+            "metric": "roc_auc",
+            "current": {"roc_auc": 0.8 - (drop or 0.0)},
+            "baseline": {"roc_auc": 0.8},
+            "drop": drop,
+            "max_drop": 0.05,
+            "error_increase": error_increase,
+            "max_error_increase": 0.15,
+        },
+    }
+
+
+# --- insufficient data and the first model -------------------------------------------------------
+
+
+def test_insufficient_data() -> None:
+    verdict = {"status": "insufficient_data", "reason": "only 12 labelled rows", "champion": None}
+    for kwargs in ({}, {"force": True}, {"run_type": "manual"}, {"check_only": True}):
+        assert decide(CFG, verdict, **kwargs) == {
+            "decision": "insufficient_data",
+            "retrain": False,
+            "trigger_type": "none",
+            "severity": "low",
+            "confidence": 1.0,
+            "reason": "only 12 labelled rows",
+        }
+
+
+@pytest.mark.parametrize(("run_type", "trigger"), [("scheduled", "scheduled"), ("manual", "manual"),
+                                                    ("asset_triggered", "scheduled")])
+def test_no_champion_retrains(run_type: str, trigger: str) -> None:
+    result = decide(CFG, {"status": "ok", "champion": None, "rows": 900, "labelled_rows": 900}, run_type=run_type)
+    assert result["decision"] == "retrain" and result["retrain"] is True and result["would_retrain"] is True
+    assert result["trigger_type"] == trigger
+    assert result["severity"] == "low"
+    assert result["signals"] == []
+    assert result["confidence"] == 1.0  # no drift measured: share 0
+    assert result["reason"] == "no champion registered for 'unit_model' yet: train a first model"
+
+
+def test_no_champion_on_a_check_only_or_backfill_run() -> None:
+    base = {"status": "ok", "champion": None}
+    check = decide(CFG, base, check_only=True)
+    assert (check["decision"], check["retrain"], check["would_retrain"]) == ("check_only", False, True)
+    assert check["reason"].endswith("(check-only run; would retrain)")
+    backfill = decide(CFG, base, run_type="backfill")
+    assert (backfill["decision"], backfill["retrain"], backfill["would_retrain"]) == ("check_only", False, True)
+    assert backfill["trigger_type"] == "scheduled"
+    assert backfill["reason"].endswith("(backfill runs replay the check and never retrain or deploy; would retrain)")
+
+
+# --- champion present ----------------------------------------------------------------------------
+
+
+def test_no_signal_skips() -> None:
+    a = assessment(drifted={}, quiet={"a": 0.25, "b": 0.01, "c": 0.0, "d": 0.1})
+    a["drift"]["drifted_share"] = 0.125  # 1/8 features over the threshold, below the 25% share
+    a["drift"]["drifted_features"] = ["a"]
+    a["drift"]["features"] += [feature(f"e{i}", 0.0, False) for i in range(4)]
+    result = decide(CFG, a)
+    assert result == {
+        "trigger_type": "none",
+        "severity": "low",
+        "confidence": 0.75,  # 1 - (0.125 / 0.25) / 2
+        "signals": [],
+        "would_retrain": False,
+        "decision": "skip",
+        "retrain": False,
+        "reason": "no drift: 1/8 features over the PSI threshold (max PSI 0.250); performance within bounds",
+    }
+
+
+def test_data_drift_retrains() -> None:
+    a = assessment(drifted={"a": 0.25, "b": 0.3})  # 2 of 5 features; max PSI 0.3 = 1.5x the threshold
+    result = decide(CFG, a)
+    assert result["decision"] == "retrain" and result["retrain"] is True
+    assert result["trigger_type"] == "data_drift"
+    assert result["signals"] == ["data_drift"]
+    assert result["severity"] == "medium"
+    assert result["confidence"] == pytest.approx(0.45 + 0.15 + 0.1 * 0.5)
+    assert result["reason"] == "data drift in 2/5 features (b PSI 0.300, a PSI 0.250; threshold 0.2), 40% >= 25%"
+
+
+def test_performance_degradation_and_concept_drift() -> None:
+    perf = decide(CFG, assessment(drop=0.1))
+    assert perf["trigger_type"] == "performance_degradation" and perf["retrain"] is True
+    assert perf["severity"] == "high"  # 0.1 / 0.05 = 2x
+    assert perf["reason"] == "roc_auc fell from 0.8000 at deployment to 0.7000 (drop 0.1000 > 0.05)"
+    concept = decide(CFG, assessment(error_increase=0.3))
+    assert concept["trigger_type"] == "concept_drift"
+    assert concept["reason"] == "the champion's error rate rose 30% against deployment (threshold 15%)"
+
+
+def test_thresholds_are_strict_for_performance_signals() -> None:
+    at_limit = decide(CFG, assessment(drop=0.05, error_increase=0.15))
+    assert at_limit["decision"] == "skip" and at_limit["signals"] == []
+    unknown = decide(CFG, assessment(drop=None, error_increase=None))
+    assert unknown["decision"] == "skip"
+
+
+def test_signals_come_in_a_fixed_order_and_the_first_is_the_trigger() -> None:
+    a = assessment(drifted={"a": 0.3}, drop=0.06, error_increase=0.2)
+    result = decide(CFG, a)
+    assert result["signals"] == ["data_drift", "performance_degradation", "concept_drift"] == list(SIGNAL_ORDER)
+    assert result["trigger_type"] == "data_drift"
+    assert result["severity"] == "critical"
+    assert result["reason"] == (
+        "data drift in 1/4 features (a PSI 0.300; threshold 0.2), 25% >= 25%; "
+        "roc_auc fell from 0.8000 at deployment to 0.7400 (drop 0.0600 > 0.05); "
+        "the champion's error rate rose 20% against deployment (threshold 15%)"
+    )
+    only_perf = decide(CFG, assessment(drop=0.06, error_increase=0.2))
+    assert only_perf["trigger_type"] == "performance_degradation"
+    assert only_perf["signals"] == ["performance_degradation", "concept_drift"]
+
+
+def test_force_retrains_as_manual() -> None:
+    quiet = assessment()
+    forced = decide(CFG, quiet, force=True, run_type="manual", manual_reason="new features")
+    assert forced["decision"] == "retrain" and forced["retrain"] is True
+    assert forced["trigger_type"] == "manual"
+    assert forced["reason"] == "retraining forced by the trigger: new features"
+    assert decide(CFG, quiet, force=True)["reason"] == "retraining forced by the trigger"
+    # a real signal stays the trigger type when forcing too
+    assert decide(CFG, assessment(drifted={"a": 0.3}), force=True)["trigger_type"] == "data_drift"
+
+
+def test_check_only_and_backfill_never_retrain() -> None:
+    drifting = assessment(drifted={"a": 0.3})
+    check = decide(CFG, drifting, check_only=True)
+    assert check["decision"] == "check_only" and check["retrain"] is False
+    assert check["would_retrain"] is True and check["trigger_type"] == "data_drift"
+    assert check["reason"].endswith("(check-only run; would retrain)")
+    quiet = decide(CFG, assessment(), run_type="backfill")
+    assert quiet["decision"] == "check_only" and quiet["would_retrain"] is False
+    assert quiet["reason"].endswith("would skip)")
+    forced = decide(CFG, assessment(), run_type="backfill", force=True)
+    assert forced["decision"] == "check_only" and forced["retrain"] is False and forced["would_retrain"] is True
+
+
+def test_decide_is_pure() -> None:
+    a = assessment(drifted={"a": 0.3}, drop=0.06)
+    before = copy.deepcopy(a)
+    assert decide(CFG, a) == decide(CFG, a)
+    assert a == before
+
+
+# --- severity and confidence ---------------------------------------------------------------------
+
+
+def sig(*strengths: float) -> list[tuple[str, float, str]]:
+    return [(SIGNAL_ORDER[i], s, "") for i, s in enumerate(strengths)]
+
+
+@pytest.mark.parametrize(
+    ("strengths", "severity"),
+    [
+        ((), "low"),
+        ((1.5,), "medium"),
+        ((1.99,), "medium"),
+        ((2.0,), "high"),
+        ((1.1, 1.2), "high"),
+        ((1.1, 2.99), "high"),
+        ((1.1, 3.0), "critical"),
+        ((1.01, 1.01, 1.01), "critical"),
+    ],
+)
+def test_severity_levels(strengths: tuple[float, ...], severity: str) -> None:
+    assert _severity(sig(*strengths)) == severity
+
+
+def test_confidence_known_answers() -> None:
+    assert _confidence(sig(1.5), {}) == pytest.approx(0.65)
+    assert _confidence(sig(10.0), {}) == pytest.approx(0.8)  # strength counts up to 3x
+    assert _confidence(sig(1.2, 1.4), {}) == pytest.approx(0.45 + 0.30 + 0.04)
+    assert _confidence(sig(4.0, 4.0, 4.0), {}) == 0.99  # capped
+    # without signals: the further below the share threshold, the surer the skip (at least 0.5)
+    assert _confidence([], {"drift": {"drifted_share": 0.0, "share_threshold": 0.25}}) == 1.0
+    assert _confidence([], {"drift": {"drifted_share": 0.2, "share_threshold": 0.25}}) == pytest.approx(0.6)
+    assert _confidence([], {"drift": {"drifted_share": 0.25, "share_threshold": 0.25}}) == 0.5
+
+
+def test_signal_strength_is_a_multiple_of_its_threshold() -> None:
+    signals = _signals(CFG, assessment(drifted={"a": 0.5}, drop=0.1, error_increase=0.45))
+    assert [(name, pytest.approx(strength)) for name, strength, _ in signals] == [
+        ("data_drift", pytest.approx(2.5)),
+        ("performance_degradation", pytest.approx(2.0)),
+        ("concept_drift", pytest.approx(3.0)),
+    ]
+    assert _signals(CFG, {"status": "ok", "champion": None}) == []

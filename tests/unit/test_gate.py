@@ -1,0 +1,249 @@
+"""The evaluation gate: absolute, no-regression and improvement criteria, with hand-picked numbers.
+
+Values are chosen to be exact in binary floating point (halves, quarters, eighths) where a
+test sits on a bound, so that ``>=`` is what is being tested, not rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retraining.gate import evaluate, judge
+from unit_helpers import build_config
+
+
+def gate_config(task: str = "binary", **gate: object):
+    return build_config(model={"task": task}, gate=gate)
+
+
+CFG = gate_config(
+    primary_metric="roc_auc",
+    min_improvement=0.125,
+    max_regression={"f1": 0.125, "roc_auc": 0.0625},
+    min_absolute={"precision": 0.5, "recall": 0.5},
+)
+GOOD = {"precision": 0.75, "recall": 0.75, "f1": 0.75, "roc_auc": 0.875, "accuracy": 0.75}
+CHAMP = {"precision": 0.75, "recall": 0.75, "f1": 0.75, "roc_auc": 0.75, "accuracy": 0.75}
+
+
+def by_name(verdict: dict) -> dict[str, dict]:
+    return {f"{c['criterion']}:{c['metric']}": c for c in verdict["criteria"]}
+
+
+# --- no champion ---------------------------------------------------------------------------------
+
+
+def test_no_champion_applies_only_absolute_criteria() -> None:
+    weak_but_above_minimum = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "roc_auc": 0.5}
+    verdict = judge(CFG, weak_but_above_minimum, None, None, None)
+    assert verdict["passed"] is True
+    assert [c["criterion"] for c in verdict["criteria"]] == ["absolute", "absolute"]
+    assert verdict["reasons"] == ["no champion yet: absolute criteria passed"]
+    assert verdict["failed"] == []
+    precision = by_name(verdict)["absolute:precision"]
+    assert precision == {
+        "criterion": "absolute", "metric": "precision", "slice": "test", "candidate": 0.5, "champion": None,
+        "threshold": 0.5, "passed": True,
+    }
+
+
+def test_no_champion_fails_below_an_absolute_minimum() -> None:
+    verdict = judge(CFG, {**GOOD, "recall": 0.375}, None, None, None)
+    assert verdict["passed"] is False
+    assert verdict["failed"] == ["absolute:recall"]
+    assert verdict["reasons"] == ["recall 0.3750 is below the required 0.5000"]
+
+
+def test_absolute_criteria_skip_metrics_the_task_does_not_have_but_fail_on_missing_values() -> None:
+    # a regression model has no precision/recall: the default minimums do not apply to it
+    reg = gate_config("regression")
+    verdict = judge(reg, {"r2": 0.1, "rmse": 3.0, "mae": 2.0}, None, None, None)
+    assert verdict["criteria"] == [] and verdict["passed"] is True
+    # a metric that could not be computed (NaN -> None) fails its minimum
+    verdict = judge(gate_config(min_absolute={"roc_auc": 0.5}), {"roc_auc": None, "f1": 0.9}, None, None, None)
+    assert verdict["passed"] is False
+    assert verdict["reasons"] == ["roc_auc n/a is below the required 0.5000"]
+
+
+def test_absolute_maximum_for_a_lower_is_better_metric() -> None:
+    reg = gate_config("regression", min_absolute={"rmse": 2.0})
+    assert judge(reg, {"rmse": 1.5, "r2": 0.5}, None, None, None)["passed"] is True
+    assert judge(reg, {"rmse": 2.5, "r2": 0.5}, None, None, None)["failed"] == ["absolute:rmse"]
+
+
+# --- with a champion -----------------------------------------------------------------------------
+
+
+def test_all_criteria_pass() -> None:
+    verdict = judge(CFG, GOOD, CHAMP, None, None)
+    assert verdict["passed"] is True
+    assert list(by_name(verdict)) == [
+        "absolute:precision", "absolute:recall", "no_regression:f1", "no_regression:roc_auc", "improvement:roc_auc",
+    ]
+    assert verdict["reasons"] == ["all criteria passed"]
+    improvement = by_name(verdict)["improvement:roc_auc"]
+    assert improvement["threshold"] == 0.875  # 0.75 + 0.125, absolute for AUC
+    assert (improvement["candidate"], improvement["champion"], improvement["slice"]) == (0.875, 0.75, "test")
+
+
+def test_regression_tolerance() -> None:
+    # champion f1 0.75, tolerance 0.125: bound 0.625 (inclusive)
+    at_bound = judge(CFG, {**GOOD, "f1": 0.625}, CHAMP, None, None)
+    assert by_name(at_bound)["no_regression:f1"]["passed"] is True
+    assert by_name(at_bound)["no_regression:f1"]["threshold"] == 0.625
+    below = judge(CFG, {**GOOD, "f1": 0.5}, CHAMP, None, None)
+    assert below["passed"] is False
+    assert below["failed"] == ["no_regression:f1"]
+    assert below["reasons"] == ["f1 0.5000 regresses against the champion's 0.7500 (allowed bound 0.6250)"]
+
+
+def test_regression_tolerance_for_a_lower_is_better_metric() -> None:
+    reg = gate_config("regression", primary_metric="r2", min_improvement=0.0, max_regression={"rmse": 0.5},
+                      min_absolute={})
+    champ = {"r2": 0.5, "rmse": 2.0, "mae": 1.0}
+    ok = judge(reg, {"r2": 0.5, "rmse": 2.5, "mae": 1.0}, champ, None, None)
+    assert by_name(ok)["no_regression:rmse"]["threshold"] == 2.5 and ok["passed"] is True
+    worse = judge(reg, {"r2": 0.5, "rmse": 2.75, "mae": 1.0}, champ, None, None)
+    assert worse["failed"] == ["no_regression:rmse"]
+
+
+def test_regression_criterion_skipped_when_either_value_is_missing() -> None:
+    verdict = judge(CFG, {**GOOD, "f1": None}, {**CHAMP, "roc_auc": None}, None, None)
+    names = by_name(verdict)
+    assert "no_regression:f1" not in names and "no_regression:roc_auc" not in names
+    # ...but the improvement criterion cannot be judged without the champion's value: it fails
+    assert names["improvement:roc_auc"]["passed"] is False
+    assert names["improvement:roc_auc"]["threshold"] is None
+    assert verdict["reasons"] == [
+        "roc_auc on the test rows 0.8750 does not beat the champion's n/a by the required margin (needs n/a)"
+    ]
+
+
+def test_improvement_margin_is_absolute_for_bounded_metrics() -> None:
+    just_short = judge(CFG, {**GOOD, "roc_auc": 0.8125}, CHAMP, None, None)  # needs 0.75 + 0.125
+    assert just_short["failed"] == ["improvement:roc_auc"]
+    assert just_short["reasons"] == [
+        "roc_auc on the test rows 0.8125 does not beat the champion's 0.7500 by the required margin (needs 0.8750)"
+    ]
+    equal = judge(CFG, {**GOOD, "roc_auc": 0.75}, CHAMP, None, None)
+    assert equal["passed"] is False  # an equal model is not an improvement
+    zero_margin = gate_config(primary_metric="roc_auc", min_improvement=0.0, min_absolute={})
+    assert judge(zero_margin, {**GOOD, "roc_auc": 0.75}, CHAMP, None, None)["passed"] is True
+
+
+@pytest.mark.parametrize(("metric", "candidate", "passed"), [("rmse", 1.75, True), ("rmse", 1.875, False),
+                                                              ("mae", 0.875, True), ("mae", 0.9375, False)])
+def test_improvement_margin_is_relative_for_rmse_and_mae(metric: str, candidate: float, passed: bool) -> None:
+    # margin 0.125 = 12.5% lower: rmse 2.0 -> needs <= 1.75, mae 1.0 -> needs <= 0.875
+    reg = gate_config("regression", primary_metric=metric, min_improvement=0.125, max_regression={}, min_absolute={})
+    champ = {"r2": 0.5, "rmse": 2.0, "mae": 1.0}
+    verdict = judge(reg, {**champ, metric: candidate}, champ, None, None)
+    assert verdict["passed"] is passed
+    assert by_name(verdict)[f"improvement:{metric}"]["threshold"] == champ[metric] * (1 - 0.125)
+
+
+def test_rmse_margin_is_not_an_absolute_one() -> None:
+    reg = gate_config("regression", primary_metric="rmse", min_improvement=0.125, max_regression={}, min_absolute={})
+    champ = {"r2": 0.5, "rmse": 2.0, "mae": 1.0}
+    # 1.8 is more than 0.125 below 2.0 in absolute terms, but only 10% lower
+    assert judge(reg, {**champ, "rmse": 1.8}, champ, None, None)["passed"] is False
+
+
+def test_improvement_on_r2_is_absolute() -> None:
+    reg = gate_config("regression", min_improvement=0.125, max_regression={}, min_absolute={})
+    champ = {"r2": 0.5, "rmse": 2.0, "mae": 1.0}
+    assert reg.primary_metric == "r2"
+    assert by_name(judge(reg, {**champ, "r2": 0.625}, champ, None, None))["improvement:r2"]["threshold"] == 0.625
+    assert judge(reg, {**champ, "r2": 0.625}, champ, None, None)["passed"] is True
+    assert judge(reg, {**champ, "r2": 0.5625}, champ, None, None)["passed"] is False
+
+
+def test_improvement_is_judged_on_the_recent_rows_when_both_are_given() -> None:
+    # better on the whole test split, worse on the recent rows: the recent rows decide
+    verdict = judge(CFG, GOOD, CHAMP, {**GOOD, "roc_auc": 0.75}, {**CHAMP, "roc_auc": 0.75})
+    improvement = by_name(verdict)["improvement:roc_auc"]
+    assert improvement["slice"] == "recent" and improvement["passed"] is False
+    assert "on the recent rows" in verdict["reasons"][0]
+    # no-regression criteria stay on the whole test split
+    assert by_name(verdict)["no_regression:roc_auc"]["slice"] == "test"
+    # without the champion's recent metrics the whole test split is used
+    fallback = judge(CFG, GOOD, CHAMP, {**GOOD, "roc_auc": 0.75}, None)
+    assert by_name(fallback)["improvement:roc_auc"]["slice"] == "test"
+    assert fallback["passed"] is True
+
+
+def test_every_failing_criterion_is_named() -> None:
+    bad = {"precision": 0.25, "recall": 0.75, "f1": 0.5, "roc_auc": 0.625}
+    verdict = judge(CFG, bad, CHAMP, None, None)
+    assert verdict["passed"] is False
+    assert verdict["failed"] == ["absolute:precision", "no_regression:f1", "no_regression:roc_auc", "improvement:roc_auc"]
+    assert len(verdict["reasons"]) == 4
+    assert all(isinstance(r, str) and r for r in verdict["reasons"])
+
+
+def test_judge_is_pure() -> None:
+    candidate, champion = dict(GOOD), dict(CHAMP)
+    first = judge(CFG, candidate, champion, None, None)
+    assert judge(CFG, candidate, champion, None, None) == first
+    assert candidate == GOOD and champion == CHAMP
+
+
+# --- evaluate: both models scored on the same rows -----------------------------------------------
+
+
+class ColumnModel:
+    """Scores P(class 1) straight from one feature column, so metrics can be worked out by hand."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        p = features[self.column].to_numpy(dtype=float)
+        return np.column_stack([1 - p, p])
+
+
+def test_evaluate_scores_both_models_on_the_same_rows() -> None:
+    cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={},
+                      min_recent_rows=2)
+    test = pd.DataFrame(
+        {
+            "x1": [0.9, 0.8, 0.1, 0.2, 0.7, 0.3],  # the candidate: all six right
+            "x2": [0.9, 0.2, 0.1, 0.8, 0.7, 0.3],  # the champion: rows 1 and 3 wrong
+            "c": ["a"] * 6,
+            "_recent": [False, False, False, False, True, True],
+        }
+    )
+    y = np.array([1, 1, 0, 0, 1, 0])
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y)
+    assert verdict["candidate_metrics"]["accuracy"] == 1.0
+    assert verdict["champion_metrics"]["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
+    assert verdict["test_rows"] == 6 and verdict["recent_test_rows"] == 2
+    # the two recent rows are right for both models: no improvement there
+    assert verdict["candidate_recent_metrics"]["accuracy"] == 1.0
+    assert verdict["champion_recent_metrics"]["accuracy"] == 1.0
+    assert verdict["passed"] is False
+    assert verdict["failed"] == ["improvement:accuracy"]
+    assert verdict["primary_metric"] == "accuracy"
+
+
+def test_evaluate_uses_the_whole_test_split_when_too_few_recent_rows() -> None:
+    cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={},
+                      min_recent_rows=3)
+    test = pd.DataFrame({"x1": [0.9, 0.8, 0.1, 0.2], "x2": [0.9, 0.2, 0.1, 0.8], "c": ["a"] * 4,
+                         "_recent": [False, False, True, True]})
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, np.array([1, 1, 0, 0]))
+    assert verdict["recent_test_rows"] == 2
+    assert verdict["candidate_recent_metrics"] is None and verdict["champion_recent_metrics"] is None
+    assert verdict["passed"] is True  # 1.0 against 0.5 on the whole split
+    assert by_name(verdict)["improvement:accuracy"]["slice"] == "test"
+
+
+def test_evaluate_without_a_champion() -> None:
+    cfg = gate_config(min_absolute={"recall": 0.75})
+    test = pd.DataFrame({"x1": [0.9, 0.4, 0.1, 0.2], "x2": 0.0, "c": "a"})
+    verdict = evaluate(cfg, ColumnModel("x1"), None, test, np.array([1, 1, 0, 0]))
+    assert verdict["champion_metrics"] is None
+    assert verdict["candidate_metrics"]["recall"] == 0.5
+    assert verdict["failed"] == ["absolute:recall"]

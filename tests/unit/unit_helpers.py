@@ -1,0 +1,39 @@
+"""Helpers shared by the unit tests: small, valid model configurations built in code.
+
+Imported as ``unit_helpers`` (pytest puts tests/unit on sys.path; there are no packages)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from include.retraining.config import RetrainingConfig
+
+BASE: dict[str, Any] = {
+    "model": {"name": "unit_model", "task": "binary", "type": "logistic_regression"},
+    "source": {"kind": "parquet", "path": "/nonexistent/data.parquet"},
+    "columns": {"timestamp": "ts", "label": "y", "numeric": ["x1", "x2"], "categorical": ["c"]},
+    "storage": {"uri": "/nonexistent/storage"},
+}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged into it, section by section (a None value removes the key)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def raw_config(**sections: Any) -> dict[str, Any]:
+    return merge(BASE, sections)
+
+
+def build_config(**sections: Any) -> RetrainingConfig:
+    return RetrainingConfig.model_validate(raw_config(**sections))
+
