@@ -28,8 +28,8 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,8 @@ def step(message: str) -> None:
 def reset(dsn: str) -> None:
     """Forget the previous demo: its MLflow store, snapshots and events rows."""
     from include.retraining.connections import connect
-    from include.retraining.events import TABLE as EVENTS, ensure_schema
+    from include.retraining.events import TABLE as EVENTS
+    from include.retraining.events import ensure_schema
 
     for folder in (LOCAL / "mlflow", LOCAL / "storage"):
         shutil.rmtree(folder, ignore_errors=True)
@@ -94,7 +95,7 @@ def airflow_output_to(path: Path) -> Iterator[None]:
 
 def socket_uri(dsn: str) -> str:
     """An Airflow connection URI for the embedded server (its host is a socket directory)."""
-    from urllib.parse import quote, urlparse, parse_qs
+    from urllib.parse import parse_qs, quote, urlparse
 
     parsed = urlparse(dsn)
     host = parse_qs(parsed.query).get("host", [parsed.hostname or "localhost"])[0]
@@ -120,9 +121,9 @@ def print_events(dsn: str) -> None:
         rows = cur.fetchall()
         names = [d.name for d in cur.description]
     widths = [max(len(str(n)), *(len(str(r[i])) for r in rows)) for i, n in enumerate(names)]
-    print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     for r in rows:
-        print("  ".join(str("" if v is None else v).ljust(w) for v, w in zip(r, widths)))
+        print("  ".join(str("" if v is None else v).ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
 def main() -> int:
@@ -182,13 +183,13 @@ def main() -> int:
 
     step("model_retraining_events")
     print_events(dsn)
-    from include.retraining.registry import tracking_uri
     from include.retraining.config import load_config
+    from include.retraining.registry import tracking_uri
 
     uri = tracking_uri(load_config())
     step("where to look next")
     print(f"    MLflow runs and registry:  .venv/bin/mlflow ui --backend-store-uri {uri}  (http://127.0.0.1:5000)")
-    print(f"    SQL on the events table:   make psql   (then e.g. SELECT * FROM model_retraining_events"
+    print("    SQL on the events table:   make psql   (then e.g. SELECT * FROM model_retraining_events"
           " ORDER BY triggered_at DESC LIMIT 10;)")
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
     return 0

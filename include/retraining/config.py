@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 TaskKind = Literal["binary", "multiclass", "regression"]
 ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
 MODEL_TYPES: tuple[str, ...] = ("xgboost", "lightgbm", "random_forest", "logistic_regression")
+METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae")
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "credit_risk.yaml"
 CONFIG_ENV_VAR = "RETRAINING_CONFIG"
 
@@ -112,7 +113,7 @@ class DriftSection(_Strict):
 
 
 class PerformanceSection(_Strict):
-    metric: str | None = None
+    metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae"] | None = None
     max_drop: float = Field(default=0.05, ge=0)
     max_relative_error_increase: float = Field(default=0.15, ge=0)
 
@@ -139,6 +140,14 @@ class GateSection(_Strict):
     max_regression: dict[str, float] = Field(default_factory=lambda: {"f1": 0.01, "roc_auc": 0.005})
     min_absolute: dict[str, float] = Field(default_factory=lambda: {"precision": 0.85, "recall": 0.80})
     min_recent_rows: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> GateSection:
+        named = [*self.max_regression, *self.min_absolute, *([self.primary_metric] if self.primary_metric else [])]
+        unknown = sorted({m for m in named if m not in METRICS})
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
+        return self
 
 
 class MlflowSection(_Strict):
@@ -192,8 +201,10 @@ class RetrainingConfig(_Strict):
             node = data
             *parents, leaf = dotted.split(".")
             for part in parents:
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(f"{dotted}: unknown configuration section {part!r}")
                 node = node[part]
-            if leaf not in node:
+            if not isinstance(node, dict) or leaf not in node:
                 raise ConfigError(f"{dotted}: unknown configuration field")
             node[leaf] = value
         return _validate(data, source="overrides")
@@ -204,8 +215,9 @@ def _expand_env(value: Any) -> Any:
 
         def repl(match: re.Match[str]) -> str:
             name, default = match.group("name"), match.group("default")
-            if name in os.environ:
-                return os.environ[name]
+            value = os.environ.get(name)
+            if value or (value is not None and default is None):
+                return value
             if default is None:
                 raise ConfigError(f"environment variable {name} is not set and has no default (${{{name}:-...}})")
             return default

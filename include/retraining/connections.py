@@ -67,7 +67,9 @@ def _dsn_from_connection(conn: Any) -> str:
     for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "application_name"):
         if key in extra:
             parts[key] = extra[key]
-    return " ".join(f"{k}='{str(v)}'" for k, v in parts.items() if v not in (None, ""))
+    from psycopg2.extensions import make_dsn
+
+    return make_dsn(**{k: str(v) for k, v in parts.items() if v not in (None, "")})
 
 
 def resolve_dsn(conn_id: str) -> str:

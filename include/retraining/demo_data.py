@@ -106,8 +106,9 @@ def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
     )
 
 
-def generate(spec: StreamSpec = StreamSpec()) -> pd.DataFrame:
+def generate(spec: StreamSpec | None = None) -> pd.DataFrame:
     """The stream from ``spec.start`` to ``spec.end``, one row per application, ordered by time."""
+    spec = spec or StreamSpec()
     rng = np.random.default_rng(spec.seed)
     hours = (spec.end - spec.start).total_seconds() / 3600
     n = int(round(hours * spec.rows_per_hour))

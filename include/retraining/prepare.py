@@ -43,7 +43,8 @@ def check_label(cfg: RetrainingConfig, labels: pd.Series) -> list[Any]:
         return []
     counts = labels.value_counts().sort_index()
     if len(counts) < 2:
-        only = counts.index[0] if len(counts) else "none"
+        only = counts.index[0].item() if len(counts) and hasattr(counts.index[0], "item") else (
+            counts.index[0] if len(counts) else "none")
         raise DataValidationError(
             f"label column '{name}' has a single class ({only!r}) in the training data: a {cfg.model.task} "
             "classifier needs at least two; check the label pipeline or widen training.history_days"

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from psycopg2 import sql
 
 from .config import RetrainingConfig
@@ -204,5 +205,8 @@ def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
         else:
             raise DataValidationError(f"numeric feature '{col}' has type {values.dtype}, expected numbers")
     for col in cfg.columns.categorical:
-        frame[col] = frame[col].astype("string").astype(object).where(frame[col].notna(), None)
+        values = frame[col]
+        if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+            values = values.astype("Int64")  # 3.0 and 3 are the same category, NULLs or not
+        frame[col] = values.astype("string").astype(object).where(values.notna(), np.nan)
     return frame

@@ -54,7 +54,9 @@ def build_preprocessor(cfg: RetrainingConfig, scale: bool) -> Any:
             (
                 "categorical",
                 make_pipeline(
+                    # missing categories arrive as None (SQL, Parquet) or NaN (pandas): both become one value
                     SimpleImputer(strategy="constant", fill_value="__missing__"),
+                    SimpleImputer(strategy="constant", fill_value="__missing__", missing_values=None),
                     OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5),
                 ),
                 list(cfg.columns.categorical),
@@ -64,6 +66,8 @@ def build_preprocessor(cfg: RetrainingConfig, scale: bool) -> Any:
 
 
 def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray) -> Any:
+    if model_type not in DEFAULT_HYPERPARAMETERS:
+        raise ValueError(f"unknown model type {model_type!r}; valid: {sorted(DEFAULT_HYPERPARAMETERS)}")
     task = cfg.model.task
     seed = cfg.training.seed
     params = {**DEFAULT_HYPERPARAMETERS[model_type], **cfg.model.hyperparameters.get(model_type, {})}

@@ -61,6 +61,8 @@ def test_dag_settings(dag):
 
 
 def test_params_render_a_validated_form(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
     params = dag.params
     assert set(params.keys()) >= {"model_type", "force_retrain", "check_only", "lookback_hours", "reason"}
     schema = params.get_param("model_type").schema
@@ -69,9 +71,9 @@ def test_params_render_a_validated_form(dag):
     assert params["force_retrain"] is False and params["check_only"] is False
     lookback = params.get_param("lookback_hours")
     assert lookback.schema["minimum"] == 1
-    with pytest.raises(Exception, match="is not one of|valid"):
+    with pytest.raises(ParamValidationError, match="minimum"):
         lookback.resolve(value=0)
-    with pytest.raises(Exception):
+    with pytest.raises(ParamValidationError):
         params.get_param("model_type").resolve(value="neural_net")
     assert params.get_param("model_type").resolve(value="lightgbm") == "lightgbm"
 

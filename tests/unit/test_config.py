@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from unit_helpers import build_config, raw_config
 
 from include.retraining.config import (
     DEFAULT_CONFIG_PATH,
@@ -16,8 +17,6 @@ from include.retraining.config import (
     config_path,
     load_config,
 )
-
-from unit_helpers import build_config, raw_config
 
 
 def write_yaml(path: Path, data: object) -> Path:
@@ -225,10 +224,6 @@ def test_expanded_values_are_validated(monkeypatch: pytest.MonkeyPatch, tmp_path
         load_raw(tmp_path, raw_config(drift={"bins": "${RT_UNIT_BINS:-10}"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ${NAME:-default} keeps an empty value instead of the default (shell/Compose ':-' semantics)",
-)
 def test_env_default_applies_when_the_variable_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RT_UNIT_EMPTY", "")
     assert _expand_env("${RT_UNIT_EMPTY:-fallback}") == "fallback"
@@ -260,7 +255,6 @@ def test_with_overrides_rejects_an_unknown_leaf() -> None:
         build_config().with_overrides({"model.kind": "x"})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unknown section in with_overrides raises KeyError, not ConfigError")
 def test_with_overrides_rejects_an_unknown_section() -> None:
     with pytest.raises(ConfigError, match=r"modle\.type"):
         build_config().with_overrides({"modle.type": "lightgbm"})

@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from unit_helpers import build_config
 
 from include.retraining.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
-from unit_helpers import build_config
 
 CFG = build_config(gate={"primary_metric": "roc_auc"})  # psi 0.2, share 0.25, max_drop 0.05, error +15%
 

@@ -179,7 +179,7 @@ def test_unseen_categories_share_one_extra_bin_and_are_listed() -> None:
     # bins a, b, c, __unseen__, missing:
     ref = [4 / 8, 2 / 8, 1 / 8, EPSILON, 1 / 8]
     cur = [1 / 5, EPSILON, EPSILON, 3 / 5, 1 / 5]
-    expected = sum((c - r) * LN(c / r) for r, c in zip(ref, cur))
+    expected = sum((c - r) * LN(c / r) for r, c in zip(ref, cur, strict=True))
     assert result["statistic"] == pytest.approx(expected, abs=1e-6)
     assert result["unseen_categories"] == ["d", "e"]
     assert result["drifted"] is True

@@ -143,7 +143,6 @@ def test_nan_in_a_plain_column_is_stored_as_null(pg_dsn: str) -> None:
     assert row["confidence"] is None and row["retraining_f1"] == 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a NaN inside a JSONB value is sent as the invalid JSON token NaN")
 def test_nan_inside_jsonb_is_stored(pg_dsn: str) -> None:
     upsert_event(pg_dsn, "dag", "run", {"trigger_metrics": {"drift": {"max_psi": math.nan}}})
     assert get_event(pg_dsn, "dag", "run")["trigger_metrics"] == {"drift": {"max_psi": None}}

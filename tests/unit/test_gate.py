@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from unit_helpers import build_config
 
 from include.retraining.gate import evaluate, judge
-from unit_helpers import build_config
 
 
 def gate_config(task: str = "binary", **gate: object):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from unit_helpers import build_config
 
 from include.retraining import storage
 from include.retraining.snapshots import (
@@ -19,7 +20,6 @@ from include.retraining.snapshots import (
     read_manifest,
     snapshot_root,
 )
-from unit_helpers import build_config
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from psycopg2.extensions import parse_dsn
+from unit_helpers import build_config
 
 from include.retraining.connections import connect
 from include.retraining.errors import DataValidationError
 from include.retraining.sources import WindowCounts, coerce_types, count_window, load_window, required_columns
-from unit_helpers import build_config
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -73,7 +73,7 @@ def test_load_window_is_half_open_ordered_and_typed(file_source) -> None:
     assert frame["ts"].tolist() == [pd.Timestamp(at(h)) for h in (1, 2, 3)]
     assert frame["x1"].tolist() == [1.5, 2.5, 3.5]
     assert frame["x2"].dtype == np.float64 and frame["x2"].tolist() == [20.0, 30.0, 40.0]
-    assert frame["c"].tolist() == ["b", None, "a"]
+    assert frame["c"].fillna("<missing>").tolist() == ["b", "<missing>", "a"]
     assert frame["id"].tolist() == [2, 3, 4]
     assert str(frame["ts"].dt.tz) == "UTC"
 
@@ -144,8 +144,8 @@ def test_coerce_types() -> None:
     assert out["n1"].dtype == np.float64 and out["n1"].tolist()[0::2] == [1.5, 3.0] and np.isnan(out["n1"][1])
     assert out["n2"].tolist() == [1.0, 0.0, 1.0]
     assert out["n3"].tolist()[:2] == [2.25, 1.0]
-    assert out["c1"].tolist() == ["1.0", "2.0", None]
-    assert out["c2"].tolist() == ["x", None, "y"]
+    assert out["c1"].fillna("<missing>").tolist() == ["1", "2", "<missing>"]  # integer codes, not '1.0'
+    assert out["c2"].fillna("<missing>").tolist() == ["x", "<missing>", "y"]
     assert frame["n1"].tolist() == ["1.5", None, "3"]  # the input is not changed
 
 
@@ -195,7 +195,7 @@ def test_sql_load_window(sql_table: str) -> None:
     assert list(frame.columns) == ["ts", "y", "x1", "x2", "c", "id"]
     assert frame["id"].tolist() == [2, 3, 4]  # ordered by time
     assert frame["x2"].dtype == np.float64 and frame["x2"].tolist() == [20.0, 30.0, 40.0]  # NUMERIC -> float
-    assert frame["c"].tolist() == ["b", None, "a"]
+    assert frame["c"].fillna("<missing>").tolist() == ["b", "<missing>", "a"]
     assert frame["ts"].tolist() == [pd.Timestamp(at(h)) for h in (1, 2, 3)]
     labelled = load_window(cfg, None, None, labelled_only=True)
     assert labelled["id"].tolist() == [1, 2, 4, 6]
@@ -233,3 +233,15 @@ def test_sql_unknown_connection(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) ->
     cfg = build_config(source={"kind": "sql", "conn_id": "nowhere", "path": None, "table": "t"})
     with pytest.raises(LookupError, match="AIRFLOW_CONN_NOWHERE"):
         count_window(cfg, None, None)
+
+
+def test_integer_category_reads_the_same_with_or_without_nulls_in_the_window(pg_dsn: str) -> None:
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE coded (ts TIMESTAMPTZ, x1 DOUBLE PRECISION, region INTEGER, y INTEGER)")
+        cur.executemany("INSERT INTO coded VALUES (%s, 1.0, %s, 0)", [(at(0), 3), (at(1), None), (at(2), 3), (at(3), 4)])
+    cfg = build_config(source={"kind": "sql", "conn_id": "retraining_db", "path": None, "table": "coded"},
+                       columns={"numeric": ["x1"], "categorical": ["region"]})
+    with_null = load_window(cfg, at(0), at(2))["region"].tolist()  # region 3 and NULL
+    without = load_window(cfg, at(2), at(4))["region"].tolist()  # regions 3 and 4
+    # the same category must be the same string, or drift checks and the one-hot encoder see a new category
+    assert with_null[0] == without[0]

@@ -71,7 +71,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     uri = str(tmp_path / "frame.parquet")
     old = pd.DataFrame({"x": [1, 2, 3]})
     storage.write_parquet(old, uri)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pyarrow.ArrowInvalid
         storage.write_parquet(pd.DataFrame({"x": [object(), object()]}), uri)  # cannot be serialised
     pd.testing.assert_frame_equal(storage.read_parquet(uri), old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.parquet"]

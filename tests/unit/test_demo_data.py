@@ -1,0 +1,85 @@
+"""The demo stream: its shape, delayed labels, the drift, and loading it into PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from include.retraining.config import DEFAULT_CONFIG_PATH, load_config
+from include.retraining.connections import connect
+from include.retraining.demo_data import (
+    CATEGORICAL,
+    ID,
+    LABEL,
+    NUMERIC,
+    TIMESTAMP,
+    StreamSpec,
+    generate,
+    load_into_postgres,
+)
+from include.retraining.sources import WindowCounts, count_window, load_window
+
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+SPEC = StreamSpec(start=START, end=START + timedelta(hours=4), drift_at=START + timedelta(hours=2),
+                  rows_per_hour=100, label_delay_hours=1.0)
+
+
+def test_generate_shape_and_order() -> None:
+    frame = generate(SPEC)
+    assert len(frame) == 400
+    assert list(frame.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LABEL]
+    assert frame[ID].tolist() == list(range(1, 401))
+    assert frame[TIMESTAMP].is_monotonic_increasing
+    assert frame[TIMESTAMP].min() >= pd.Timestamp(START) and frame[TIMESTAMP].max() < pd.Timestamp(SPEC.end)
+    assert set(frame["home_ownership"]) <= {"RENT", "MORTGAGE", "OWN"}
+    assert frame["credit_score"].between(300, 850).all()
+    assert frame["employment_years"].isna().any() and frame["age"].notna().all()
+
+
+def test_generate_is_seeded() -> None:
+    pd.testing.assert_frame_equal(generate(SPEC), generate(SPEC))
+    assert not generate(SPEC).equals(generate(StreamSpec(**{**SPEC.__dict__, "seed": 8})))
+
+
+def test_labels_arrive_after_the_delay() -> None:
+    frame = generate(SPEC)
+    due = frame[TIMESTAMP] + timedelta(hours=1) <= pd.Timestamp(SPEC.end)
+    assert frame.loc[due, LABEL].notna().all()
+    assert frame.loc[~due, LABEL].isna().all()
+    assert (~due).sum() == pytest.approx(100, abs=30)  # the last hour
+    assert set(frame[LABEL].dropna()) <= {0, 1}
+    later = generate(StreamSpec(**{**SPEC.__dict__, "as_of": SPEC.end + timedelta(hours=2)}))
+    assert later[LABEL].notna().all()
+
+
+def test_new_loan_purpose_only_after_the_drift() -> None:
+    frame = generate(SPEC)
+    after = frame[TIMESTAMP] >= pd.Timestamp(SPEC.drift_at)
+    assert (frame.loc[after, "loan_purpose"] == "bnpl_refinance").any()
+    assert not (frame.loc[~after, "loan_purpose"] == "bnpl_refinance").any()
+    quiet = generate(StreamSpec(**{**SPEC.__dict__, "drift_at": None}))
+    assert "bnpl_refinance" not in set(quiet["loan_purpose"])
+
+
+def test_load_into_postgres_and_read_back_with_the_bundled_config(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = generate(SPEC)
+    assert load_into_postgres(pg_dsn, "credit_demo", frame) == 400
+    assert load_into_postgres(pg_dsn, "credit_demo", frame) == 400  # replace: dropped and re-created
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(defaulted), count(employment_years) FROM credit_demo")
+        assert cur.fetchone() == (400, frame[LABEL].notna().sum(), frame["employment_years"].notna().sum())
+        cur.execute("SELECT min(application_ts) FROM credit_demo")
+        assert cur.fetchone()[0] == frame[TIMESTAMP].min().floor("us").to_pydatetime()  # COPY keeps microseconds
+
+    monkeypatch.setenv("RETRAINING_SOURCE_TABLE", "credit_demo")
+    monkeypatch.setenv("RETRAINING_SOURCE_CONN_ID", "retraining_db")
+    cfg = load_config(DEFAULT_CONFIG_PATH)
+    start, end = START + timedelta(hours=1), START + timedelta(hours=3)
+    in_window = frame[(frame[TIMESTAMP] >= pd.Timestamp(start)) & (frame[TIMESTAMP] < pd.Timestamp(end))]
+    assert count_window(cfg, start, end) == WindowCounts(len(in_window), int(in_window[LABEL].notna().sum()))
+    loaded = load_window(cfg, start, end)
+    assert loaded[ID].tolist() == in_window[ID].tolist()
+    assert loaded["annual_income"].tolist() == pytest.approx(in_window["annual_income"].tolist())
+    assert loaded["loan_purpose"].tolist() == in_window["loan_purpose"].tolist()
