@@ -69,10 +69,24 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     results = feature_drift(profile, frame, cfg.drift.psi_threshold)
     verdict = dataset_drift(results, cfg.drift.drifted_share)
 
+    schema_changes = {
+        "added": sorted(set(cfg.columns.features) - set(meta["features"])),
+        "removed": sorted(set(meta["features"]) - set(cfg.columns.features)),
+    }
     labelled = frame[frame[cfg.columns.label].notna()]
+    baseline = meta["baseline_metrics"]
+    if schema_changes["added"] or schema_changes["removed"]:
+        log.warning("the champion's features differ from the configuration's: %s", schema_changes)
+        return {
+            **base,
+            "status": "ok",
+            "champion": {"version": champ.version, "run_id": champ.run_id},
+            "schema_changes": schema_changes,
+            "drift": {**verdict, "method": cfg.drift.method, "features": results},
+            "performance": None,
+        }
     model = registry.load_model(champ.uri)
     current = clean(score(model, labelled[meta["features"]], targets(cfg, labelled, meta["classes"]), cfg.model.task))
-    baseline = meta["baseline_metrics"]
     metric = cfg.performance_metric
     drop = None
     if current.get(metric) is not None and baseline.get(metric) is not None:
@@ -105,6 +119,12 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
 def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[str, float, str]]:
     """(trigger type, strength as a multiple of its threshold, reason) for each signal that fired."""
     signals: list[tuple[str, float, str]] = []
+    schema = assessment.get("schema_changes") or {}
+    if schema.get("added") or schema.get("removed"):
+        signals.append(
+            ("data_drift", 3.0, f"the feature schema changed since the champion was trained "
+                                f"(added {schema.get('added', [])}, removed {schema.get('removed', [])})")
+        )
     drift = assessment.get("drift") or {}
     if drift.get("detected"):
         top = [f for f in drift["features"] if f["drifted"]]
@@ -138,7 +158,7 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
                 f"(threshold {cfg.performance.max_relative_error_increase:.0%})",
             )
         )
-    return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))
+    return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first
 
 
 def _severity(signals: list[tuple[str, float, str]]) -> str:

@@ -99,6 +99,8 @@ def feature_drift(profile: dict[str, Any], current: pd.DataFrame, threshold: flo
     """PSI of every profiled feature in ``current`` against the reference profile."""
     results: list[dict[str, Any]] = []
     for col, ref in profile["numeric"].items():
+        if col not in current:
+            continue  # a feature the configuration no longer has: reported as a schema change
         cur_counts, cur_missing = numeric_histogram(current[col].to_numpy(dtype=float), ref["edges"])
         r, c = _with_missing(ref["counts"], ref["missing"], cur_counts, cur_missing)
         values = current[col].to_numpy(dtype=float)
@@ -108,6 +110,8 @@ def feature_drift(profile: dict[str, Any], current: pd.DataFrame, threshold: flo
                     reference_mean=ref["mean"])
         )
     for col, ref in profile["categorical"].items():
+        if col not in current:
+            continue
         cur_counts, cur_missing = _categorical_counts(current[col])
         categories = list(ref["counts"])
         r = [ref["counts"][k] for k in categories] + [0]

@@ -1,8 +1,8 @@
 """Preparing a snapshot for training: clean, check, split, and profile the reference data.
 
 - duplicates removed (by id, or identical rows), rows without a label dropped;
-- the schema checked against the configuration (and the champion's features, when
-  there is one): a missing column or a non-numeric value in a numeric feature is an
+- the schema checked against the configuration (changes against the champion's
+  features are caught earlier, by the sensor): a missing column or a non-numeric value in a numeric feature is an
   error naming it; missing feature values are left for the model's imputers;
 - the label checked: a classifier needs at least two classes with two rows each;
 - the split, 70/15/15 by default, stratified and seeded, made once per row when the row
@@ -75,7 +75,6 @@ def prepare(
     cutoff: datetime,
     window_start: datetime,
     out_dir: str,
-    expected_features: list[str] | None = None,
 ) -> dict[str, Any]:
     """Clean and split a snapshot; write the splits and the reference profile under ``out_dir``."""
     import pandas as pd
@@ -84,10 +83,6 @@ def prepare(
     missing = [c for c in required_columns(cfg) if c not in raw.columns]
     if missing:
         raise DataValidationError(f"snapshot {snapshot_uri} lacks column(s) {missing} the configuration expects")
-    if expected_features is not None and sorted(expected_features) != sorted(cfg.columns.features):
-        added = sorted(set(cfg.columns.features) - set(expected_features))
-        removed = sorted(set(expected_features) - set(cfg.columns.features))
-        log.warning("feature schema differs from the champion's: added %s, removed %s", added, removed)
     frame = coerce_types(cfg, raw)
     frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
     before = len(frame)

@@ -234,3 +234,21 @@ def test_signal_strength_is_a_multiple_of_its_threshold() -> None:
         ("concept_drift", pytest.approx(3.0)),
     ]
     assert _signals(CFG, {"status": "ok", "champion": None}) == []
+
+
+def test_a_schema_change_since_the_champion_retrains_and_says_which_features() -> None:
+    from include.retraining.assessment import decide
+    from include.retraining.config import load_config
+
+    cfg = load_config()
+    assessment = {
+        "status": "ok",
+        "champion": {"version": 3, "run_id": "r"},
+        "schema_changes": {"added": ["new_feature"], "removed": ["region"]},
+        "drift": {"detected": False, "features": [], "drifted_features": [], "drifted_share": 0.0,
+                  "share_threshold": 0.25, "max_psi": 0.0},
+        "performance": None,
+    }
+    out = decide(cfg, assessment)
+    assert out["decision"] == "retrain" and out["trigger_type"] == "data_drift"
+    assert "new_feature" in out["reason"] and "region" in out["reason"]
