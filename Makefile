@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint psql airflow-ui mlflow-ui parse-time clean
+.PHONY: install demo test lint psql airflow mlflow-ui parse-time clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: install
 
 psql: install  ## a psql shell on the events database (the embedded one unless retraining_db is configured)
 	$(BIN)/python scripts/psql.py
+
+airflow: install  ## a real local Airflow (scheduler, api-server on :8080) on the demo's state
+	AIRFLOW_HOME=$(CURDIR)/.local/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 PYTHONPATH=$(CURDIR) \
+	RETRAINING_HOME=$(CURDIR)/.local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow standalone
 
 mlflow-ui: install  ## the MLflow UI on the demo's store, http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.local/mlflow/mlflow.db --port 5000

@@ -1,7 +1,7 @@
 """The sensor's assessment of a window, and the skip-or-retrain decision drawn from it.
 
 :func:`assess` waits for labelled data: until the window holds
-``window.min_labelled_rows`` labelled rows it returns ``None`` (keep waiting), unless
+``window.min_labelled_rows`` labelled rows its status is ``waiting``, unless
 ``window.label_wait_hours`` have passed since the window closed, in which case the
 verdict is ``insufficient_data``. The deadline is measured from the window's end, so
 a backfill of an old window decides at once instead of waiting for labels that will
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 SIGNAL_ORDER = ("data_drift", "performance_degradation", "concept_drift")
 
 
-def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime) -> dict[str, Any] | None:
-    """Return the assessment of the window, or ``None`` while labelled data is still expected."""
+def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime) -> dict[str, Any]:
+    """The assessment of the window; ``status`` is ``waiting`` while labelled data is still expected."""
     from . import registry
     from .sources import count_window, load_window
     from .training import targets
@@ -48,7 +48,7 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
                 "window [%s, %s) has %d rows, %d labelled; waiting for %d labelled rows until %s",
                 window_start, window_end, counts.rows, counts.labelled, cfg.window.min_labelled_rows, deadline,
             )
-            return None
+            return {**base, "status": "waiting", "deadline": deadline.isoformat()}
         reason = (
             f"only {counts.labelled} labelled rows ({counts.rows} rows) in window "
             f"[{window_start:%Y-%m-%d %H:%M}, {window_end:%Y-%m-%d %H:%M}) UTC; window.min_labelled_rows is "

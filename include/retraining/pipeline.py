@@ -111,8 +111,9 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
         result = assess(cfg, start, end, now)
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
                                   "model_type": cfg.model.type}
-        if result is None:
-            record(info, cfg, {**fields, "status": "waiting_for_data"})
+        if result["status"] == "waiting":
+            record(info, cfg, {**fields, "status": "waiting_for_data", "rows_in_window": result["rows"],
+                               "labelled_rows": result["labelled_rows"]})
             return None
         reset = {name: None for name in events.OUTCOME_COLUMNS}
         record(
