@@ -118,8 +118,19 @@ class PerformanceSection(_Strict):
     max_relative_error_increase: float = Field(default=0.15, ge=0)
 
 
+class SearchSection(_Strict):
+    """Hyperparameter search with Optuna; ``trials: 0`` trains once with the configured values."""
+
+    trials: int = Field(default=5, ge=0, le=1000)
+    timeout_seconds: float | None = Field(default=1800, gt=0)
+    folds: int = Field(default=5, ge=2, le=20)
+    validation: Literal["stratified_kfold", "time_series"] = "stratified_kfold"
+
+
 class TrainingSection(_Strict):
     min_rows: int = Field(default=1000, ge=10)
+    search: SearchSection = SearchSection()
+    early_stopping_rounds: int = Field(default=30, ge=1)
     history_days: int | None = Field(default=None, ge=1)
     train_fraction: float = Field(default=0.70, gt=0, lt=1)
     validation_fraction: float = Field(default=0.15, gt=0, lt=1)
@@ -134,12 +145,29 @@ class TrainingSection(_Strict):
         return self
 
 
+class SignificanceSection(_Strict):
+    """How an improvement is shown not to be luck: a paired test on the same test rows."""
+
+    method: Literal["paired_bootstrap", "mcnemar", "none"] = "paired_bootstrap"
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class SmokeSection(_Strict):
+    """The artifact that will be served scores recent rows before it is promoted."""
+
+    rows: int = Field(default=100, ge=1)
+    max_p99_latency_ms: float = Field(default=1000.0, gt=0)
+
+
 class GateSection(_Strict):
     primary_metric: str | None = None
     min_improvement: float = Field(default=0.01, ge=0)
     max_regression: dict[str, float] = Field(default_factory=lambda: {"f1": 0.01, "roc_auc": 0.005})
     min_absolute: dict[str, float] = Field(default_factory=lambda: {"precision": 0.85, "recall": 0.80})
     min_recent_rows: int = Field(default=200, ge=1)
+    significance: SignificanceSection = SignificanceSection()
+    smoke: SmokeSection = SmokeSection()
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GateSection:
@@ -159,6 +187,16 @@ class StorageSection(_Strict):
     uri: str
 
 
+class DeploySection(_Strict):
+    """Promotion: the ``champion`` alias always; optionally an export and a reload call."""
+
+    auto_promote: bool = True
+    serving_dir: str | None = None
+    reload_conn_id: str | None = None
+    reload_endpoint: str = "/model/reload"
+    reload_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class EventsSection(_Strict):
     conn_id: str = "retraining_db"
 
@@ -174,6 +212,7 @@ class RetrainingConfig(_Strict):
     gate: GateSection = GateSection()
     mlflow: MlflowSection = MlflowSection()
     storage: StorageSection
+    deploy: DeploySection = DeploySection()
     events: EventsSection = EventsSection()
 
     @property

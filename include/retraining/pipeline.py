@@ -78,11 +78,17 @@ def record(info: RunInfo, cfg: RetrainingConfig | None, fields: Mapping[str, Any
     events.upsert_event(events_dsn(cfg), info.dag_id, info.run_id, fields)
 
 
+class AwaitingApproval(Exception):
+    """Automatic promotion is off: the registered challenger waits for a person."""
+
+
 @contextmanager
 def recorded(info: RunInfo, task_id: str, cfg: RetrainingConfig | None = None) -> Iterator[None]:
     """Record any error of the stage on the run's row (then let it propagate)."""
     try:
         yield
+    except AwaitingApproval:
+        raise
     except Exception as exc:
         message = f"{task_id}: {type(exc).__name__}: {exc}"
         log.error("%s failed: %s", task_id, exc)
@@ -242,22 +248,45 @@ def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict
         if not verdict.get("passed"):
             raise RuntimeError("refusing to register a candidate that did not pass the gate")
         client = registry.setup(cfg)
-        tags = {**info.tags(), "gate_passed": "true", "training_run_id": trained["run_id"],
-                "primary_metric": cfg.primary_metric}
+        row = events.get_event(events_dsn(cfg), info.dag_id, info.run_id) or {}
+        primary = next((c for c in verdict.get("criteria", []) if c["criterion"] == "improvement"), None)
+        tags = {
+            **info.tags(),
+            **{k: str(v) for k, v in (trained.get("provenance") or {}).items()},
+            "gate_passed": "true",
+            "gate_reasons": "; ".join(verdict.get("reasons", []))[:500],
+            "training_run_id": trained["run_id"],
+            "primary_metric": cfg.primary_metric,
+            "event_row_id": str(row.get("id")),
+        }
+        if primary is not None:
+            tags["primary_metric_candidate"] = str(primary["candidate"])
+            tags["primary_metric_champion"] = str(primary["champion"])
         version = registry.register(cfg, client, trained["model_uri"], trained["run_id"], tags)
         record(info, cfg, {"candidate_version": version.version})
         return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
 
 def deploy(info: RunInfo, task_id: str, registered: dict[str, Any]) -> dict[str, Any]:
+    """Promote the registered candidate (alias, export, reload), or leave it awaiting approval."""
     from . import registry
+    from .promotion import switch_champion
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
         if info.run_type == "backfill":
             raise RuntimeError("backfill runs never deploy")
+        version = int(registered["version"])
+        if not cfg.deploy.auto_promote:
+            record(info, cfg, {"status": "awaiting_approval"})
+            raise AwaitingApproval(
+                f"{cfg.model.registry_name} v{version} passed the gate and is registered as 'challenger'; "
+                "automatic promotion is off (deploy.auto_promote): promote it with the model_rollback DAG "
+                "(action 'promote')"
+            )
         client = registry.setup(cfg)
-        moved = registry.promote(cfg, client, int(registered["version"]))
+        moved = switch_champion(cfg, client, events_dsn(cfg), version,
+                                reason=f"{info.dag_id} {info.run_id}: passed the evaluation gate")
         record(info, cfg, {"deployed": True, "champion_version_before": moved["champion_before"],
                            "champion_version_after": moved["champion_after"]})
         return moved
@@ -275,6 +304,7 @@ def summarize(
     states: Mapping[str, str | None],
     recorded_error: str | None,
     check_task_id: str,
+    deploy_task_id: str = "deploy",
 ) -> dict[str, Any]:
     """The final fields of the run's row, from what each task left behind. Pure."""
     failed = sorted(t for t, s in states.items() if s == "failed")
@@ -304,6 +334,8 @@ def summarize(
         fields.update({"status": "rejected", "execution_successful": False, "deployed": False})
     elif deployed is not None:
         fields.update({"status": "deployed", "execution_successful": True, "deployed": True})
+    elif verdict is not None and states.get(deploy_task_id) == "skipped":
+        fields.update({"status": "awaiting_approval", "execution_successful": None, "deployed": False})
     else:
         fields.update({"status": "incomplete", "execution_successful": False})
     return {"fields": fields, "failed": failed}
@@ -316,6 +348,7 @@ def finalize(
     deployed: dict[str, Any] | None,
     states: Mapping[str, str | None],
     check_task_id: str,
+    deploy_task_id: str = "deploy",
 ) -> dict[str, Any]:
     """Complete the run's row whatever happened; returns the fields and the failed tasks."""
     try:
@@ -324,10 +357,52 @@ def finalize(
         cfg = None
     dsn = events_dsn(cfg)
     row = events.get_event(dsn, info.dag_id, info.run_id) or {}
-    result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id)
+    result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id, deploy_task_id)
     fields = {**info.run_fields(cfg), **result["fields"]}
     if cfg is None:
         fields.pop("model_name")
     events.upsert_event(dsn, info.dag_id, info.run_id, fields)
     log.info("run %s finished: %s", info.run_id, fields.get("status"))
     return result
+
+
+# --- model_rollback ---------------------------------------------------------------------------
+
+def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
+    """The ``model_rollback`` DAG: roll back to a version (default: ``previous_champion``) or promote a
+    waiting challenger (default: ``challenger``). Writes its own row: trigger_type manual."""
+    from . import registry
+    from .errors import DataValidationError
+    from .promotion import switch_champion
+
+    cfg = _config_or_record(info, task_id)
+    action = str(info.params.get("action") or "rollback")
+    reason = str(info.params.get("reason") or "").strip() or f"manual {action}"
+    with recorded(info, task_id, cfg):
+        client = registry.setup(cfg)
+        name = cfg.model.registry_name
+        champ = registry.version_by_alias(client, name, registry.CHAMPION)
+        record(info, cfg, {**info.run_fields(cfg), "trigger_type": "manual", "decision": action,
+                           "trigger_reason": reason, "severity": "low", "execution_attempted": True,
+                           "status": "running", "champion_version_before": champ.version if champ else None})
+        target = info.params.get("target_version")
+        if target is None:
+            alias = registry.PREVIOUS if action == "rollback" else registry.CHALLENGER
+            found = registry.version_by_alias(client, name, alias)
+            if found is None:
+                raise DataValidationError(
+                    f"{name} has no '{alias}' alias, so there is nothing to {action} to by default; "
+                    "give target_version in the trigger form"
+                )
+            target = found.version
+        try:
+            client.get_model_version(name, str(int(target)))
+        except Exception as exc:
+            raise DataValidationError(f"{name} has no version {target} in the registry") from exc
+        moved = switch_champion(cfg, client, events_dsn(cfg), int(target), reason=f"{action}: {reason}")
+        record(info, cfg, {"deployed": True, "candidate_version": int(target),
+                           "champion_version_after": moved["champion_after"],
+                           "status": "rolled_back" if action == "rollback" else "promoted",
+                           "execution_successful": True, "execution_completed_at": datetime.now(timezone.utc)})
+        log.info("%s: champion %s -> v%s", action, moved["champion_before"], moved["champion_after"])
+        return {k: moved[k] for k in ("champion_before", "champion_after", "previous_champion")}

@@ -108,15 +108,3 @@ def register(cfg: RetrainingConfig, client: Any, model_uri: str, run_id: str, ta
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     log.info("registered %s version %s (alias %s)", name, mv.version, CHALLENGER)
     return ModelVersionInfo(name=name, version=int(mv.version), run_id=run_id, source=mv.source)
-
-
-def promote(cfg: RetrainingConfig, client: Any, version: int) -> dict[str, int | None]:
-    """Move ``champion`` to ``version``; the former champion keeps ``previous_champion``."""
-    name = cfg.model.registry_name
-    before = version_by_alias(client, name, CHAMPION)
-    if before is not None and before.version != version:
-        client.set_registered_model_alias(name, PREVIOUS, str(before.version))
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    client.set_model_version_tag(name, str(version), "deployed", "true")
-    log.info("%s: champion moved from %s to version %s", name, before.version if before else "none", version)
-    return {"champion_before": before.version if before else None, "champion_after": version}

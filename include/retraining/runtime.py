@@ -25,6 +25,7 @@ REGISTER = "register"
 DEPLOY = "deploy"
 FINALIZE = "record_outcome"
 ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, FINALIZE)
+SWITCH = "switch_champion"  # the only task of model_rollback
 
 DECISION_KEY = "decision"
 GATE_KEY = "gate"
@@ -138,9 +139,15 @@ def register(trained: dict[str, Any]) -> dict[str, Any]:
 
 
 def deploy(registered: dict[str, Any]) -> dict[str, Any]:
+    """Promote; with automatic promotion off the task is skipped and the row says it awaits approval."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from . import pipeline
 
-    return _fail_fast(lambda: pipeline.deploy(run_info(_context()), DEPLOY, registered))
+    try:
+        return _fail_fast(lambda: pipeline.deploy(run_info(_context()), DEPLOY, registered))
+    except pipeline.AwaitingApproval as exc:
+        raise AirflowSkipException(str(exc)) from exc
 
 
 def finalize() -> dict[str, Any]:
@@ -161,9 +168,17 @@ def finalize() -> dict[str, Any]:
         deployed=_pull(context, DEPLOY),
         states=states,
         check_task_id=CHECK,
+        deploy_task_id=DEPLOY,
     )
     if result["failed"]:
         raise AirflowFailException(
             f"task(s) {result['failed']} failed; the outcome is recorded in model_retraining_events"
         )
     return {"status": result["fields"].get("status")}
+
+
+def switch() -> dict[str, Any]:
+    """``model_rollback``: move the champion alias back (or promote a waiting challenger)."""
+    from . import pipeline
+
+    return _fail_fast(lambda: pipeline.switch(run_info(_context()), SWITCH))

@@ -1,11 +1,15 @@
 """Training a candidate: one scikit-learn pipeline per model family, tracked in MLflow.
 
 The pipeline is ``ColumnTransformer`` (numeric: median imputation, scaled for logistic
-regression; categorical: a constant for missing values, then one-hot encoding that
-ignores unseen categories) followed by the estimator. Classes are balanced with class
-weights (``scale_pos_weight`` for binary XGBoost). XGBoost and LightGBM stop early on
-the validation split. The whole pipeline is logged as one MLflow model, with the
-reference profile and the model's metadata beside it.
+regression; categorical: one value for missing, then integer codes that XGBoost and
+LightGBM treat as categories natively, or one-hot encoding for the other families; unseen
+categories are ignored) followed by the estimator. Classes are balanced with class weights
+(``scale_pos_weight`` for binary XGBoost). An Optuna search (``training.search``: 5 trials
+and 5 stratified folds by default, or time-ordered folds) picks the hyperparameters; each
+trial is a nested MLflow run. The final model is fitted on the training split with early
+stopping on the validation split and logged as one MLflow model, with the reference
+profile, the metadata and the provenance (snapshot hash, code version, config hash,
+library versions) beside it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from . import __version__, storage
 from .config import RetrainingConfig
-from .metrics import clean, encode_labels, score
+from .metrics import HIGHER_IS_BETTER, clean, encode_labels, score
 from .registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
 
 if TYPE_CHECKING:
@@ -30,22 +34,56 @@ log = logging.getLogger(__name__)
 DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 600, "max_depth": 4, "learning_rate": 0.05, "min_child_weight": 5,
                 "subsample": 0.9, "colsample_bytree": 0.8},
-    "lightgbm": {"n_estimators": 300, "num_leaves": 31, "learning_rate": 0.08, "verbose": -1},
+    "lightgbm": {"n_estimators": 600, "num_leaves": 31, "learning_rate": 0.05, "min_child_samples": 20,
+                 "subsample": 0.9, "subsample_freq": 1, "colsample_bytree": 0.8, "min_data_per_group": 20,
+                 "verbose": -1},
     "random_forest": {"n_estimators": 200, "min_samples_leaf": 5},
     "logistic_regression": {"C": 1.0, "max_iter": 1000},
 }
-EARLY_STOPPING_ROUNDS = 30
+NATIVE_CATEGORICAL = ("xgboost", "lightgbm")
 
 
-def build_preprocessor(cfg: RetrainingConfig, scale: bool) -> Any:
+def search_space(trial: Any, model_type: str) -> dict[str, Any]:
+    """Hyperparameters Optuna tries for each family (the rest come from the defaults and the config)."""
+    if model_type == "xgboost":
+        return {
+            "max_depth": trial.suggest_int("max_depth", 3, 8),
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 20.0, log=True),
+            "subsample": trial.suggest_float("subsample", 0.6, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        }
+    if model_type == "lightgbm":
+        return {
+            "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        }
+    if model_type == "random_forest":
+        return {
+            "max_depth": trial.suggest_categorical("max_depth", [6, 10, 16, None]),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 30, log=True),
+            "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.5, 1.0]),
+        }
+    return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
+
+
+def build_preprocessor(cfg: RetrainingConfig, model_type: str) -> Any:
+    """Numeric: median imputation (scaled for linear models). Categorical: one value for missing,
+    then integer codes the tree libraries treat as categories natively, or one-hot for the others."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     numeric_steps: list[Any] = [SimpleImputer(strategy="median")]
-    if scale:
+    if model_type == "logistic_regression":
         numeric_steps.append(StandardScaler())
+    if model_type in NATIVE_CATEGORICAL:
+        encoder: Any = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, min_frequency=5)
+    else:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5)
     transformers = []
     if cfg.columns.numeric:
         transformers.append(("numeric", make_pipeline(*numeric_steps), list(cfg.columns.numeric)))
@@ -57,7 +95,7 @@ def build_preprocessor(cfg: RetrainingConfig, scale: bool) -> Any:
                     # missing categories arrive as None (SQL, Parquet) or NaN (pandas): both become one value
                     SimpleImputer(strategy="constant", fill_value="__missing__"),
                     SimpleImputer(strategy="constant", fill_value="__missing__", missing_values=None),
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5),
+                    encoder,
                 ),
                 list(cfg.columns.categorical),
             )
@@ -65,26 +103,36 @@ def build_preprocessor(cfg: RetrainingConfig, scale: bool) -> Any:
     return ColumnTransformer(transformers, verbose_feature_names_out=False)
 
 
-def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray) -> Any:
+def hyperparameters(cfg: RetrainingConfig, model_type: str, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the config's values for the family, then the search's best values."""
     if model_type not in DEFAULT_HYPERPARAMETERS:
         raise ValueError(f"unknown model type {model_type!r}; valid: {sorted(DEFAULT_HYPERPARAMETERS)}")
+    return {**DEFAULT_HYPERPARAMETERS[model_type], **cfg.model.hyperparameters.get(model_type, {}), **(tuned or {})}
+
+
+def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray,
+                    tuned: dict[str, Any] | None = None) -> Any:
+    params = hyperparameters(cfg, model_type, tuned)
     task = cfg.model.task
     seed = cfg.training.seed
-    params = {**DEFAULT_HYPERPARAMETERS[model_type], **cfg.model.hyperparameters.get(model_type, {})}
     classifier = task != "regression"
+    n_cat = len(cfg.columns.categorical)
     if model_type == "xgboost":
         import xgboost as xgb
 
-        params.setdefault("early_stopping_rounds", EARLY_STOPPING_ROUNDS)
+        params.setdefault("early_stopping_rounds", cfg.training.early_stopping_rounds)
+        if n_cat:
+            params.setdefault("enable_categorical", True)
+            params.setdefault("feature_types", ["q"] * len(cfg.columns.numeric) + ["c"] * n_cat)
         if not classifier:
-            return xgb.XGBRegressor(random_state=seed, n_jobs=2, **params)
+            return xgb.XGBRegressor(random_state=seed, n_jobs=2, tree_method="hist", **params)
         if task == "binary":
             pos = max(int((y_train == 1).sum()), 1)
             params.setdefault("scale_pos_weight", (len(y_train) - pos) / pos)
             params.setdefault("eval_metric", "auc")  # early stopping on ranking quality
         else:
             params.setdefault("eval_metric", "mlogloss")
-        return xgb.XGBClassifier(random_state=seed, n_jobs=2, **params)
+        return xgb.XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", **params)
     if model_type == "lightgbm":
         import lightgbm as lgb
 
@@ -97,13 +145,11 @@ def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray)
         if not classifier:
             return RandomForestRegressor(random_state=seed, n_jobs=2, **params)
         return RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced", **params)
-    if model_type == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import LogisticRegression, Ridge
 
-        if not classifier:
-            return Ridge(alpha=1.0 / params.get("C", 1.0), random_state=seed)
-        return LogisticRegression(random_state=seed, class_weight="balanced", **params)
-    raise ValueError(f"unknown model type {model_type!r}")
+    if not classifier:
+        return Ridge(alpha=1.0 / params.get("C", 1.0), random_state=seed)
+    return LogisticRegression(random_state=seed, class_weight="balanced", **params)
 
 
 def targets(cfg: RetrainingConfig, frame: pd.DataFrame, classes: list[Any]) -> np.ndarray:
@@ -113,28 +159,115 @@ def targets(cfg: RetrainingConfig, frame: pd.DataFrame, classes: list[Any]) -> n
     return encode_labels(labels.tolist(), classes)
 
 
-def fit(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, validation: pd.DataFrame, classes: list[Any]) -> Any:
+def fit(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, validation: pd.DataFrame, classes: list[Any],
+        tuned: dict[str, Any] | None = None) -> Any:
     """Fit preprocessor and estimator (early stopping on ``validation`` where supported)."""
     from sklearn.pipeline import Pipeline
 
     features = cfg.columns.features
     y_train = targets(cfg, train, classes)
     y_val = targets(cfg, validation, classes)
-    preprocessor = build_preprocessor(cfg, scale=model_type == "logistic_regression")
+    preprocessor = build_preprocessor(cfg, model_type)
     x_train = preprocessor.fit_transform(train[features])
     x_val = preprocessor.transform(validation[features])
-    estimator = build_estimator(cfg, model_type, y_train)
+    estimator = build_estimator(cfg, model_type, y_train, tuned)
     if model_type == "xgboost":
         estimator.fit(x_train, y_train, eval_set=[(x_val, y_val)], verbose=False)
     elif model_type == "lightgbm":
         import lightgbm as lgb
 
+        n_num, n_cat = len(cfg.columns.numeric), len(cfg.columns.categorical)
         estimator.fit(
-            x_train, y_train, eval_set=[(x_val, y_val)], callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
+            x_train,
+            y_train,
+            eval_set=[(x_val, y_val)],
+            categorical_feature=list(range(n_num, n_num + n_cat)) or "auto",
+            callbacks=[lgb.early_stopping(cfg.training.early_stopping_rounds, verbose=False)],
         )
     else:
         estimator.fit(x_train, y_train)
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
+
+
+def cv_folds(cfg: RetrainingConfig, train: pd.DataFrame, classes: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k folds of the training split: stratified for classifiers, or ordered by time when configured."""
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    k = cfg.training.search.folds
+    if cfg.training.search.validation == "time_series":
+        order = np.argsort(train[cfg.columns.timestamp].to_numpy(), kind="stable")
+        return [(order[a], order[b]) for a, b in TimeSeriesSplit(n_splits=k).split(order)]
+    if cfg.model.task != "regression":
+        y = targets(cfg, train, classes)
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.training.seed).split(train, y))
+    return list(KFold(n_splits=k, shuffle=True, random_state=cfg.training.seed).split(train))
+
+
+def search(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, classes: list[Any]) -> dict[str, Any]:
+    """Optuna search of the family's hyperparameters by k-fold cross-validation of the primary metric.
+
+    Each trial is a nested MLflow run under the active (candidate) run. Seeded: the same data and
+    config give the same trials. Returns the best parameters, the best score and the trial history.
+    """
+    import mlflow
+    import optuna
+
+    conf = cfg.training.search
+    metric = cfg.primary_metric
+    direction = "maximize" if HIGHER_IS_BETTER[metric] else "minimize"
+    folds = cv_folds(cfg, train, classes)
+    features = cfg.columns.features
+    history: list[dict[str, Any]] = []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: Any) -> float:
+        started = time.monotonic()
+        params = search_space(trial, model_type)
+        scores = []
+        for fold_train, fold_val in folds:
+            part_train, part_val = train.iloc[fold_train], train.iloc[fold_val]
+            model = fit(cfg, model_type, part_train, part_val, classes, params)
+            value = score(model, part_val[features], targets(cfg, part_val, classes), cfg.model.task)[metric]
+            scores.append(value)
+        value = float(np.nanmean(scores))
+        seconds = time.monotonic() - started
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            mlflow.log_params(params)
+            mlflow.log_metrics({f"cv_{metric}": value, f"cv_{metric}_std": float(np.nanstd(scores)),
+                                "trial_seconds": seconds})
+        history.append({"trial": trial.number, "params": params, "score": value, "seconds": round(seconds, 3)})
+        best = max(h["score"] for h in history) if direction == "maximize" else min(h["score"] for h in history)
+        log.info("trial %d/%d: cv %s %.4f (best %.4f) in %.1f s", trial.number + 1, conf.trials, metric, value,
+                 best, seconds)
+        return value
+
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=cfg.training.seed))
+    study.optimize(objective, n_trials=conf.trials, timeout=conf.timeout_seconds)
+    return {"best_params": study.best_params, "best_score": float(study.best_value), "metric": metric,
+            "trials": history, "folds": len(folds)}
+
+
+def code_version() -> str:
+    """The git commit of the deployed code when there is one, else the package version."""
+    import subprocess
+
+    from .connections import REPO_ROOT
+
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"model-retraining {__version__}"
+
+
+def library_versions(model_type: str) -> dict[str, str]:
+    import importlib.metadata
+
+    names = ["scikit-learn", "numpy", "pandas", "mlflow", "optuna"]
+    if model_type in NATIVE_CATEGORICAL:
+        names.append(model_type)
+    return {name: importlib.metadata.version(name) for name in names}
 
 
 def train_candidate(
@@ -143,7 +276,10 @@ def train_candidate(
     run_tags: dict[str, str],
     snapshot: dict[str, Any],
 ) -> dict[str, Any]:
-    """Train, score on validation and test, and log everything to one MLflow run."""
+    """Search, train, score on validation and test, and log everything to one MLflow run."""
+    import hashlib
+    import json
+
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -153,66 +289,85 @@ def train_candidate(
     splits = {name: storage.read_parquet(uri) for name, uri in prepared["splits"].items()}
     classes = prepared["classes"]
     features = cfg.columns.features
-    started = time.monotonic()
-    log.info("training %s on %d rows (%d features)", model_type, len(splits["train"]), len(features))
-    model = fit(cfg, model_type, splits["train"], splits["validation"], classes)
-    fit_seconds = time.monotonic() - started
-    metrics = {
-        name: clean(score(model, splits[name][features], targets(cfg, splits[name], classes), cfg.model.task))
-        for name in ("validation", "test")
+    config_json = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    provenance = {
+        "snapshot_hash": snapshot["hash"],
+        "code_version": code_version(),
+        "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
+        **{f"lib_{k}": v for k, v in library_versions(model_type).items()},
     }
-    recent = splits["test"][splits["test"]["_recent"]] if "_recent" in splits["test"] else splits["test"].iloc[:0]
-    if len(recent) >= cfg.gate.min_recent_rows:
-        metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes), cfg.model.task))
-    log.info("trained in %.1f s; test metrics %s", fit_seconds, metrics["test"])
-    profile = storage.read_json(prepared["profile_uri"])
-    meta = {
-        "task": cfg.model.task,
-        "model_type": model_type,
-        "features": features,
-        "numeric": cfg.columns.numeric,
-        "categorical": cfg.columns.categorical,
-        "label": cfg.columns.label,
-        "classes": classes,
-        # what drift checks compare the model's live performance with: its score on the
-        # held-out rows of the window it was trained for (the whole test split if too few)
-        "baseline_metrics": metrics.get("test_recent", metrics["test"]),
-        "snapshot": snapshot,
-        "package_version": __version__,
-    }
-    sample = splits["train"][features].head(50)
-    example_output = model.predict(sample) if cfg.model.task == "regression" else model.predict_proba(sample)
-    import sklearn
-
     with mlflow.start_run(run_name=f"{model_type}-{run_tags.get('airflow_run_id', 'manual')}") as run:
-        mlflow.set_tags({**run_tags, "model_type": model_type, "task": cfg.model.task})
-        params = {**DEFAULT_HYPERPARAMETERS[model_type], **cfg.model.hyperparameters.get(model_type, {})}
+        mlflow.set_tags({**run_tags, **provenance, "model_type": model_type, "task": cfg.model.task})
+        mlflow.log_dict(json.loads(config_json), "config.json")
+        started = time.monotonic()
+        tuned: dict[str, Any] = {}
+        searched = None
+        if cfg.training.search.trials > 0:
+            log.info("searching %s hyperparameters: %d trials, %d-fold %s validation of %s",
+                     model_type, cfg.training.search.trials, cfg.training.search.folds,
+                     cfg.training.search.validation, cfg.primary_metric)
+            searched = search(cfg, model_type, splits["train"], classes)
+            tuned = searched["best_params"]
+            mlflow.log_metric(f"cv_best_{searched['metric']}", searched["best_score"])
+        search_seconds = time.monotonic() - started
+        log.info("training %s on %d rows (%d features)", model_type, len(splits["train"]), len(features))
+        model = fit(cfg, model_type, splits["train"], splits["validation"], classes, tuned)
+        fit_seconds = time.monotonic() - started - search_seconds
+        metrics = {
+            name: clean(score(model, splits[name][features], targets(cfg, splits[name], classes), cfg.model.task))
+            for name in ("validation", "test")
+        }
+        test = splits["test"]
+        recent = test[test["_recent"]] if "_recent" in test else test.iloc[:0]
+        if len(recent) >= cfg.gate.min_recent_rows:
+            metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes),
+                                                 cfg.model.task))
+        log.info("trained in %.1f s (search %.1f s); test metrics %s", fit_seconds, search_seconds, metrics["test"])
+        params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
         mlflow.log_params(
             {
                 "model_type": model_type,
                 "train_rows": len(splits["train"]),
                 "validation_rows": len(splits["validation"]),
-                "test_rows": len(splits["test"]),
-                "snapshot_hash": snapshot["hash"],
+                "test_rows": len(test),
                 "snapshot_uri": snapshot["uri"],
                 "seed": cfg.training.seed,
-                "package_version": __version__,
+                "search_trials": cfg.training.search.trials,
+                "search_folds": cfg.training.search.folds,
                 "python": platform.python_version(),
-                "sklearn": sklearn.__version__,
             }
         )
         for split_name, values in metrics.items():
             mlflow.log_metrics({f"{split_name}_{k}": v for k, v in values.items() if v is not None})
-        mlflow.log_metric("fit_seconds", fit_seconds)
+        mlflow.log_metrics({"fit_seconds": fit_seconds, "search_seconds": search_seconds})
+        meta = {
+            "task": cfg.model.task,
+            "model_type": model_type,
+            "features": features,
+            "numeric": cfg.columns.numeric,
+            "categorical": cfg.columns.categorical,
+            "label": cfg.columns.label,
+            "classes": classes,
+            # what drift checks compare the model's live performance with: its score on the
+            # held-out rows of the window it was trained for (the whole test split if too few)
+            "baseline_metrics": metrics.get("test_recent", metrics["test"]),
+            "snapshot": snapshot,
+            "hyperparameters": params,
+            "search": searched,
+            **provenance,
+        }
+        sample = splits["train"][features].head(50)
+        example_output = model.predict(sample) if cfg.model.task == "regression" else model.predict_proba(sample)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             skops_trusted_types=trusted_types(model),
             signature=infer_signature(sample, example_output),
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", *_family_requirement(model_type)],
+            pip_requirements=[f"{k}=={v}" for k, v in library_versions(model_type).items()
+                              if k in ("scikit-learn", "xgboost", "lightgbm")],
         )
-        mlflow.log_dict(profile, PROFILE_ARTIFACT)
+        mlflow.log_dict(storage.read_json(prepared["profile_uri"]), PROFILE_ARTIFACT)
         mlflow.log_dict(meta, META_ARTIFACT)
     return {
         "run_id": run.info.run_id,
@@ -221,6 +376,9 @@ def train_candidate(
         "metrics": metrics["test"],
         "validation_metrics": metrics["validation"],
         "fit_seconds": round(fit_seconds, 3),
+        "search_seconds": round(search_seconds, 3),
+        "best_params": tuned,
+        "provenance": provenance,
     }
 
 
@@ -229,11 +387,3 @@ def trusted_types(model: Any) -> list[str]:
     import skops.io
 
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-
-
-def _family_requirement(model_type: str) -> list[str]:
-    if model_type in ("xgboost", "lightgbm"):
-        import importlib.metadata
-
-        return [f"{model_type}=={importlib.metadata.version(model_type)}"]
-    return []

@@ -8,6 +8,7 @@ the bundled one, so tests never see each other's champions or rows.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import uuid
@@ -102,9 +103,13 @@ class Harness:
         cfg["source"] = {"kind": "sql", "conn_id": "retraining_db", "table": TABLE}
         cfg["storage"] = {"uri": str(self.folder / "storage")}
         cfg["mlflow"] = {"tracking_uri": f"sqlite:///{self.folder / 'mlflow.db'}", "experiment": self.model_name}
+        cfg["training"]["search"] = {"trials": 2, "folds": 3}  # a real search, kept small for test time
         for dotted, value in overrides.items():
-            section, key = dotted.split(".")
-            cfg.setdefault(section, {})[key] = value
+            node = cfg
+            *parents, key = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[key] = value
         path = self.folder / "model.yaml"
         path.write_text(yaml.safe_dump(cfg))
         return path
@@ -153,6 +158,48 @@ class Harness:
             return int(self.mlflow().get_model_version_by_alias(self.model_name, alias).version)
         except MlflowException:
             return None
+
+
+class ServingApp:
+    """A real HTTP server on 127.0.0.1 standing in for the model-serving app: records reload calls."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        app = self
+        self.calls: list[dict[str, Any]] = []
+        self.status = 200
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                app.calls.append({"path": self.path, "body": json.loads(body or b"{}")})
+                self.send_response(app.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps({"reloaded": app.status == 200}).encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serving_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServingApp]:
+    app = ServingApp()
+    monkeypatch.setenv("AIRFLOW_CONN_SERVING_API", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": app.port, "schema": "http"}))
+    yield app
+    app.close()
 
 
 @pytest.fixture

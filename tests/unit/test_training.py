@@ -20,7 +20,7 @@ from include.retraining.training import (
 
 SMALL = {
     "xgboost": {"n_estimators": 30, "max_depth": 3},
-    "lightgbm": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 5},
+    "lightgbm": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 5, "learning_rate": 0.2},
     "random_forest": {"n_estimators": 20},
 }
 
@@ -101,7 +101,7 @@ def test_unseen_category_at_prediction_time_is_ignored() -> None:
 def test_missing_categories_are_imputed_with_the_constant() -> None:
     cfg = small_config()
     train = pd.DataFrame({"x1": [1.0] * 12, "x2": [1.0] * 12, "c": ["a"] * 6 + [None] * 6})
-    pre = build_preprocessor(cfg, scale=False).fit(train)
+    pre = build_preprocessor(cfg, "random_forest").fit(train)
     assert list(pre.get_feature_names_out()) == ["x1", "x2", "c___missing__", "c_a"]
     both = pd.DataFrame({"x1": [1.0, 1.0], "x2": [1.0, 1.0], "c": pd.Series([None, np.nan], dtype=object)})
     encoded = pre.transform(both)
@@ -112,7 +112,7 @@ def test_preprocessor_imputes_and_encodes() -> None:
     cfg = small_config()
     train = pd.DataFrame({"x1": [1.0, 2.0, 3.0, np.nan, 10.0] * 2, "x2": [0.0] * 10,
                           "c": ["a"] * 5 + ["b"] * 4 + [None]})
-    pre = build_preprocessor(cfg, scale=False)
+    pre = build_preprocessor(cfg, "random_forest")
     out = pre.fit_transform(train)
     assert out[3, 0] == pytest.approx(2.5)  # the median of 1, 2, 3, 10 (each twice)
     names = list(pre.get_feature_names_out())
@@ -120,7 +120,7 @@ def test_preprocessor_imputes_and_encodes() -> None:
     assert "c_a" in names
     # categories seen fewer than 5 times go into one infrequent column
     assert "c_b" not in names and "c_infrequent_sklearn" in names
-    scaled = build_preprocessor(cfg, scale=True).fit_transform(train)
+    scaled = build_preprocessor(cfg, "logistic_regression").fit_transform(train)
     assert scaled[:, 0].mean() == pytest.approx(0.0, abs=1e-12)
 
 
