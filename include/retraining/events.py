@@ -131,20 +131,20 @@ def ensure_schema(dsn: str) -> None:
     _ready.add(dsn)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """NaN and infinities become None, at any depth: JSON (and so JSONB) has no such numbers."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
 def _adapt(name: str, value: Any) -> Any:
     if name in JSON_COLUMNS and value is not None:
-        return Json(_finite(value), dumps=lambda v: json.dumps(v, default=str, allow_nan=False))
+        return Json(finite(value), dumps=lambda v: json.dumps(v, default=str, allow_nan=False))
     if isinstance(value, float) and math.isnan(value):
         return None
     return value

@@ -17,7 +17,11 @@ with both values, the threshold and whether it passed, and the reasons in words.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
+
+import numpy as np
 
 from .config import RetrainingConfig
 from .metrics import HIGHER_IS_BETTER, clean, score
@@ -45,9 +49,14 @@ def judge(
     champion: dict[str, float | None] | None,
     candidate_recent: dict[str, float | None] | None,
     champion_recent: dict[str, float | None] | None,
+    significance: dict[str, Any] | None = None,
+    smoke: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply the criteria to metrics already computed on the same rows. Pure: no I/O."""
     criteria: list[dict[str, Any]] = []
+    if smoke is not None:
+        criteria.append({**_criterion("smoke", "p99_latency_ms", "recent", smoke["p99_latency_ms"], None,
+                                      smoke["max_p99_latency_ms"], smoke["passed"]), "detail": smoke})
     for metric, minimum in cfg.gate.min_absolute.items():
         value = candidate.get(metric)
         if metric not in candidate:
@@ -77,6 +86,8 @@ def judge(
                 bound = old + margin if HIGHER_IS_BETTER[metric] else old - margin
             ok = new >= bound if HIGHER_IS_BETTER[metric] else new <= bound
             criteria.append(_criterion("improvement", metric, "recent" if use_recent else "test", new, old, bound, ok))
+        if significance is not None:
+            criteria.append(_significance_criterion(metric, "recent" if use_recent else "test", significance))
     failed = [c for c in criteria if not c["passed"]]
     reasons = [_describe(c) for c in failed] or [
         "no champion yet: absolute criteria passed" if champion is None else "all criteria passed"
@@ -84,8 +95,38 @@ def judge(
     return {"passed": not failed, "criteria": criteria, "reasons": reasons, "failed": [c["criterion"] + ":" + c["metric"] for c in failed]}
 
 
+def _significance_criterion(metric: str, slice_: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Passed when the improvement is unlikely to be luck: the whole confidence interval of the
+    paired difference is on the better side (bootstrap), or McNemar's test rejects "no difference"
+    with the candidate right more often."""
+    if result.get("method") == "mcnemar":
+        ok = bool(result.get("candidate_better")) and result["p_value"] < result["alpha"]
+        return {**_criterion("significance", "accuracy", slice_, result["c"], result["b"], result["alpha"], ok),
+                "detail": result}
+    low, high = result.get("ci_low"), result.get("ci_high")
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        ok = False
+    else:
+        ok = low > 0 if HIGHER_IS_BETTER[metric] else high < 0
+    return {**_criterion("significance", metric, slice_, result.get("candidate"), result.get("champion"), 0.0, ok),
+            "detail": result}
+
+
 def _describe(c: dict[str, Any]) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    if c["criterion"] == "smoke":
+        d = c["detail"]
+        if not d["valid"]:
+            return f"the artifact to be served gave invalid scores on {d['rows']} recent rows: {d['problem']}"
+        return f"single-row p99 latency {d['p99_latency_ms']:.1f} ms exceeds {d['max_p99_latency_ms']:.0f} ms"
+    if c["criterion"] == "significance":
+        d = c["detail"]
+        if d.get("method") == "mcnemar":
+            return (f"McNemar: the candidate is right on {d['c']} rows the champion misses and wrong on {d['b']} "
+                    f"it gets right (p = {d['p_value']:.3f}, needs < {d['alpha']})")
+        return (f"the {c['metric']} difference {fmt(d.get('difference'))} is not significant: its "
+                f"{d.get('confidence', 0.95):.0%} paired-bootstrap interval is [{fmt(d.get('ci_low'))}, "
+                f"{fmt(d.get('ci_high'))}] on {d.get('rows')} rows")
     if c["criterion"] == "absolute":
         return f"{c['metric']} {fmt(c['candidate'])} is below the required {fmt(c['threshold'])}"
     if c["criterion"] == "no_regression":
@@ -95,6 +136,59 @@ def _describe(c: dict[str, Any]) -> str:
             f"{fmt(c['champion'])} by the required margin (needs {fmt(c['threshold'])})")
 
 
+def smoke_test(cfg: RetrainingConfig, model: Any, rows: Any) -> dict[str, Any]:
+    """Score ``rows`` with the exact artifact that will be served: every score valid, and the p99
+    latency of single-row prediction (the serving path) within ``gate.smoke.max_p99_latency_ms``."""
+    features = cfg.columns.features
+    rows = rows[features].head(cfg.gate.smoke.rows)
+    problem = None
+    if cfg.model.task == "regression":
+        scores = np.asarray(model.predict(rows), dtype=float)
+        if not np.all(np.isfinite(scores)):
+            problem = "non-finite predictions"
+    else:
+        scores = np.asarray(model.predict_proba(rows), dtype=float)
+        if not np.all(np.isfinite(scores)):
+            problem = "NaN or infinite probabilities"
+        elif scores.min() < 0 or scores.max() > 1:
+            problem = f"probabilities outside [0, 1] (min {scores.min():.4f}, max {scores.max():.4f})"
+        elif not np.allclose(scores.sum(axis=1), 1.0, atol=1e-6):
+            problem = "class probabilities do not sum to 1"
+    predict = model.predict if cfg.model.task == "regression" else model.predict_proba
+    latencies = []
+    for i in range(len(rows)):
+        started = time.perf_counter()
+        predict(rows.iloc[i : i + 1])
+        latencies.append((time.perf_counter() - started) * 1000)
+    p99 = float(np.percentile(latencies, 99)) if latencies else 0.0
+    bound = cfg.gate.smoke.max_p99_latency_ms
+    return {"rows": int(len(rows)), "valid": problem is None, "problem": problem,
+            "p50_latency_ms": round(float(np.percentile(latencies, 50)), 3) if latencies else 0.0,
+            "p99_latency_ms": round(p99, 3), "max_p99_latency_ms": bound,
+            "passed": problem is None and p99 <= bound and len(rows) > 0}
+
+
+def _scores(model: Any, frame: Any, task: str) -> np.ndarray:
+    return np.asarray(model.predict(frame) if task == "regression" else model.predict_proba(frame), dtype=float)
+
+
+def significance_test(cfg: RetrainingConfig, y: np.ndarray, cand: np.ndarray, champ: np.ndarray) -> dict[str, Any] | None:
+    """The configured paired test of the primary metric on the rows the improvement is judged on."""
+    from . import significance
+
+    conf = cfg.gate.significance
+    if conf.method == "none":
+        return None
+    if conf.method == "mcnemar":
+        if cfg.model.task == "regression":
+            raise ValueError("gate.significance.method 'mcnemar' needs a classifier; use 'paired_bootstrap'")
+        result = significance.mcnemar(y, cand.argmax(axis=1), champ.argmax(axis=1))
+        return {**result, "method": "mcnemar", "alpha": round(1 - conf.confidence, 6)}
+    result = significance.paired_bootstrap(y, cand, champ, cfg.primary_metric, n_resamples=conf.resamples,
+                                           confidence=conf.confidence, seed=cfg.training.seed)
+    return {**result, "method": "paired_bootstrap"}
+
+
 def evaluate(
     cfg: RetrainingConfig,
     candidate_model: Any,
@@ -102,20 +196,27 @@ def evaluate(
     test: Any,
     y_test: Any,
 ) -> dict[str, Any]:
-    """Score both models on the same test rows (and their recent subset), then :func:`judge`."""
+    """Score both models on the same test rows (and their recent subset), test the improvement
+    for significance, smoke-test the candidate's artifact, then :func:`judge`."""
     features = cfg.columns.features
     task = cfg.model.task
-    recent_mask = test["_recent"].to_numpy(dtype=bool) if "_recent" in test else None
-    n_recent = int(recent_mask.sum()) if recent_mask is not None else 0
+    recent_mask = test["_recent"].to_numpy(dtype=bool) if "_recent" in test else np.zeros(len(test), dtype=bool)
+    n_recent = int(recent_mask.sum())
     use_recent = n_recent >= cfg.gate.min_recent_rows
+    cand_scores = _scores(candidate_model, test[features], task)
     cand = clean(score(candidate_model, test[features], y_test, task))
     cand_recent = clean(score(candidate_model, test[features][recent_mask], y_test[recent_mask], task)) if use_recent else None
-    champ = champ_recent = None
+    champ = champ_recent = champ_scores = sig = None
     if champion_model is not None:
+        champ_scores = _scores(champion_model, test[features], task)
         champ = clean(score(champion_model, test[features], y_test, task))
         if use_recent:
             champ_recent = clean(score(champion_model, test[features][recent_mask], y_test[recent_mask], task))
-    verdict = judge(cfg, cand, champ, cand_recent, champ_recent)
+        rows = recent_mask if use_recent else np.ones(len(test), dtype=bool)
+        sig = significance_test(cfg, y_test[rows], cand_scores[rows], champ_scores[rows])
+    smoke_rows = test[recent_mask] if n_recent else test
+    smoke = smoke_test(cfg, candidate_model, smoke_rows)
+    verdict = judge(cfg, cand, champ, cand_recent, champ_recent, significance=sig, smoke=smoke)
     verdict.update(
         {
             "test_rows": int(len(test)),
@@ -125,6 +226,8 @@ def evaluate(
             "champion_metrics": champ,
             "candidate_recent_metrics": cand_recent,
             "champion_recent_metrics": champ_recent,
+            "significance": sig,
+            "smoke": smoke,
         }
     )
     log.info("gate %s: %s", "PASSED" if verdict["passed"] else "FAILED", "; ".join(verdict["reasons"]))

@@ -9,6 +9,7 @@ storage location and in MLflow.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -222,9 +223,11 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
         candidate = registry.load_model(trained["model_uri"])
         champ = registry.champion(cfg, client)
         champion_model = registry.load_model(champ.uri) if champ else None
-        verdict = gate.evaluate(cfg, candidate, champion_model, test, y_test)
+        verdict = events.finite(gate.evaluate(cfg, candidate, champion_model, test, y_test))
         verdict["champion_version"] = champ.version if champ else None
         verdict["candidate_run_id"] = trained["run_id"]
+        verdict["plots"] = log_gate_review(cfg, client, trained["run_id"], verdict, candidate, champion_model,
+                                           test, y_test, prepared["classes"])
         previous = verdict["champion_metrics"] or {}
         record(
             info,
@@ -238,6 +241,28 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
             },
         )
         return verdict
+
+
+def log_gate_review(cfg: RetrainingConfig, client: Any, run_id: str, verdict: dict[str, Any], candidate: Any,
+                    champion: Any | None, test: Any, y_test: Any, classes: list[Any]) -> list[str]:
+    """Plots a reviewer wants (champion and candidate side by side) and the verdict, on the candidate's run."""
+    import tempfile
+    from pathlib import Path
+
+    from . import plots
+
+    x = test[cfg.columns.features]
+    if cfg.model.task == "regression":
+        figures = plots.regression_figures(y_test, candidate.predict(x), champion.predict(x) if champion else None)
+    else:
+        figures = plots.classification_figures(y_test, candidate.predict_proba(x),
+                                               champion.predict_proba(x) if champion else None, classes)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = plots.save_figures(figures, folder)
+        (Path(folder) / "verdict.json").write_text(json.dumps(verdict, indent=2, default=str))
+        client.log_artifacts(run_id, folder, artifact_path="gate")
+    client.set_tag(run_id, "gate_passed", str(verdict["passed"]).lower())
+    return [f"runs:/{run_id}/gate/{p.name}" for p in paths]
 
 
 def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:

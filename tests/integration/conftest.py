@@ -32,10 +32,10 @@ pytestmark = pytest.mark.integration
 
 TABLE = "applications"
 TEST_STREAM = demo_data.StreamSpec(
-    start=datetime(2026, 3, 5, tzinfo=timezone.utc),
+    start=datetime(2026, 3, 6, tzinfo=timezone.utc),
     end=datetime(2026, 3, 9, 6, tzinfo=timezone.utc),
     drift_at=datetime(2026, 3, 8, 12, tzinfo=timezone.utc),
-    rows_per_hour=300,
+    rows_per_hour=500,
 )
 
 

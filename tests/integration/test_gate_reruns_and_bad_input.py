@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 
@@ -54,7 +56,7 @@ def test_rerunning_the_same_run_leaves_one_row(harness: Harness, stream):
 def test_window_with_too_little_labelled_data_records_insufficient_data(harness: Harness, stream):
     # the labels of the last hours before the window end have not arrived
     late = stream.copy()
-    late.loc[late[demo_data.TIMESTAMP] >= at(8, 1), demo_data.LABEL] = pd.NA
+    late.loc[late[demo_data.TIMESTAMP] >= at(8, 0) + timedelta(minutes=30), demo_data.LABEL] = pd.NA
     harness.load(late)
     dagrun, row = harness.run(at(8, 6))
     assert dagrun.state == "success"

@@ -35,13 +35,28 @@ def test_first_run_trains_gates_and_deploys_a_first_model(scenario, module_harne
     assert row["champion_version_before"] is None and row["champion_version_after"] == 1
     assert row["candidate_version"] == 1
     assert row["gate_passed"] is True
-    # no champion: only the absolute criteria apply
-    assert {c["criterion"] for c in row["gate_details"]["criteria"]} == {"absolute"}
+    # no champion: only the absolute criteria and the smoke test of the artifact apply
+    assert {c["criterion"] for c in row["gate_details"]["criteria"]} == {"absolute", "smoke"}
+    smoke = row["gate_details"]["smoke"]
+    assert smoke["rows"] == 100 and smoke["valid"] is True and 0 < smoke["p99_latency_ms"] < 1000
     assert 0.5 < row["retraining_auc"] <= 1.0 and row["comparison_previous_auc"] is None
     assert row["training_snapshot_hash"] and len(row["training_snapshot_hash"]) == 64
     assert row["execution_completed_at"] is not None
     assert row["model_name"] == module_harness.model_name
     assert row["window_start"] == at(7, 18) and row["window_end"] == at(8, 0)
+    # reproducible and auditable: provenance on the run and on the registered version
+    client = module_harness.mlflow()
+    run = client.get_run(row["candidate_run_id"])
+    assert run.data.tags["snapshot_hash"] == row["training_snapshot_hash"]
+    assert run.data.tags["code_version"] and len(run.data.tags["config_sha256"]) == 64
+    assert run.data.tags["lib_scikit-learn"] and run.data.tags["lib_xgboost"]
+    assert float(run.data.params["search_trials"]) == 2 and "cv_best_roc_auc" in run.data.metrics
+    trials = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert len(trials) == 2 and all("cv_roc_auc" in t.data.metrics for t in trials)
+    version = client.get_model_version(module_harness.model_name, "1")
+    assert version.tags["snapshot_hash"] == row["training_snapshot_hash"]
+    assert version.tags["event_row_id"] == str(row["id"]) and version.tags["gate_passed"] == "true"
+    assert version.run_id == row["candidate_run_id"]
     states = module_harness.task_states(dagrun.run_id)
     assert states[rt.SKIP] == "skipped"
     assert all(states[t] == "success" for t in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.GATE, rt.REGISTER, rt.DEPLOY))
@@ -71,11 +86,19 @@ def test_drifted_window_retrains_registers_and_deploys(scenario, module_harness:
     assert row["decision"] == "retrain" and row["trigger_type"] == "data_drift"
     assert row["severity"] in ("medium", "high", "critical")
     assert "loan_purpose" in row["trigger_reason"]  # the reason names the drifted features
-    assert row["status"] == "deployed" and row["deployed"] is True and row["execution_successful"] is True
+    assert row["status"] == "deployed" and row["deployed"] is True and row["execution_successful"] is True, row["gate_details"]["reasons"]
     assert row["champion_version_before"] == 1 and row["champion_version_after"] == 2
     assert row["gate_passed"] is True
     improvement = next(c for c in row["gate_details"]["criteria"] if c["criterion"] == "improvement")
     assert improvement["slice"] == "recent" and improvement["candidate"] > improvement["champion"] + 0.01
+    significance = row["gate_details"]["significance"]
+    assert significance["method"] == "paired_bootstrap" and significance["ci_low"] > 0
+    assert significance["rows"] == row["gate_details"]["recent_test_rows"] >= 200
+    # the reviewer's plots are on the candidate's MLflow run
+    artifacts = {f.path for f in module_harness.mlflow().list_artifacts(row["candidate_run_id"], "gate")}
+    assert {"gate/confusion_matrices.png", "gate/roc_curves.png", "gate/precision_recall_curves.png",
+            "gate/verdict.json"} <= artifacts
+    assert row["gate_details"]["plots"][0].startswith(f"runs:/{row['candidate_run_id']}/gate/")
     assert row["comparison_previous_auc"] is not None and row["improvement_auc_percent"] is not None
     # promotion by alias; the former champion stays ready for rollback
     assert module_harness.alias_version("champion") == 2

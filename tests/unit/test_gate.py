@@ -224,13 +224,14 @@ def test_evaluate_scores_both_models_on_the_same_rows() -> None:
     assert verdict["candidate_recent_metrics"]["accuracy"] == 1.0
     assert verdict["champion_recent_metrics"]["accuracy"] == 1.0
     assert verdict["passed"] is False
-    assert verdict["failed"] == ["improvement:accuracy"]
+    # no better on the recent rows: neither the margin nor the significance test is met
+    assert verdict["failed"] == ["improvement:accuracy", "significance:accuracy"]
     assert verdict["primary_metric"] == "accuracy"
 
 
 def test_evaluate_uses_the_whole_test_split_when_too_few_recent_rows() -> None:
     cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={},
-                      min_recent_rows=3)
+                      min_recent_rows=3, significance={"method": "none"})
     test = pd.DataFrame({"x1": [0.9, 0.8, 0.1, 0.2], "x2": [0.9, 0.2, 0.1, 0.8], "c": ["a"] * 4,
                          "_recent": [False, False, True, True]})
     verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, np.array([1, 1, 0, 0]))
@@ -247,3 +248,89 @@ def test_evaluate_without_a_champion() -> None:
     assert verdict["champion_metrics"] is None
     assert verdict["candidate_metrics"]["recall"] == 0.5
     assert verdict["failed"] == ["absolute:recall"]
+
+
+# --- significance and the smoke test ---------------------------------------------------------------
+
+
+def noisy_pair(rows: int, gain: float, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two score columns for the same rows: x1 (candidate) better than x2 (champion) by ``gain``."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, rows)
+    champ = np.clip(0.5 + (y - 0.5) * 0.3 + rng.normal(0, 0.3, rows), 0.001, 0.999)
+    cand = np.clip(champ + (y - 0.5) * gain + rng.normal(0, 0.05, rows), 0.001, 0.999)
+    test = pd.DataFrame({"x1": cand, "x2": champ, "c": "a", "_recent": True})
+    return test, y
+
+
+def sig_config(**extra: object):
+    settings: dict[str, object] = {"primary_metric": "roc_auc", "min_improvement": 0.0, "max_regression": {},
+                                   "min_absolute": {}, "min_recent_rows": 10,
+                                   "smoke": {"rows": 20, "max_p99_latency_ms": 1000}}
+    return gate_config(**{**settings, **extra})
+
+
+def test_a_real_improvement_is_significant() -> None:
+    test, y = noisy_pair(3000, gain=0.3)
+    verdict = evaluate(sig_config(), ColumnModel("x1"), ColumnModel("x2"), test, y)
+    sig = by_name(verdict)["significance:roc_auc"]
+    assert sig["passed"] is True and sig["detail"]["ci_low"] > 0
+    assert verdict["passed"] is True
+
+
+def test_an_improvement_by_noise_alone_is_rejected_by_the_significance_test() -> None:
+    # the candidate is the champion plus noise: on a small slice its AUC may come out higher, but the
+    # paired interval straddles 0, so the gate says no even with a zero improvement margin
+    for seed in range(50):
+        test, y = noisy_pair(120, gain=0.0, seed=seed)
+        verdict = evaluate(sig_config(), ColumnModel("x1"), ColumnModel("x2"), test, y)
+        crit = by_name(verdict)
+        if crit["improvement:roc_auc"]["passed"]:  # point estimate better: the lucky split
+            break
+    assert crit["improvement:roc_auc"]["passed"] is True
+    assert crit["significance:roc_auc"]["passed"] is False
+    assert verdict["passed"] is False
+    assert any("not significant" in r for r in verdict["reasons"])
+    detail = crit["significance:roc_auc"]["detail"]
+    assert detail["ci_low"] < 0 < detail["ci_high"] and detail["rows"] == 120
+
+
+def test_mcnemar_can_be_chosen_for_accuracy() -> None:
+    test, y = noisy_pair(2000, gain=0.4)
+    cfg = sig_config(significance={"method": "mcnemar"})
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y)
+    sig = by_name(verdict)["significance:accuracy"]
+    assert sig["detail"]["method"] == "mcnemar" and sig["detail"]["c"] > sig["detail"]["b"]
+    assert sig["passed"] is True
+
+
+class BrokenModel(ColumnModel):
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        out = super().predict_proba(features)
+        out[0, 0] = np.nan
+        return out
+
+
+class SlowModel(ColumnModel):
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        import time
+
+        time.sleep(0.004)
+        return super().predict_proba(features)
+
+
+def test_the_smoke_test_rejects_invalid_scores_even_for_a_first_model() -> None:
+    test, y = noisy_pair(200, gain=0.3)
+    verdict = evaluate(sig_config(), BrokenModel("x1"), None, test, y)
+    assert verdict["passed"] is False and "smoke:p99_latency_ms" in verdict["failed"]
+    assert verdict["smoke"]["valid"] is False and "NaN" in verdict["smoke"]["problem"]
+
+
+def test_the_smoke_test_measures_single_row_latency_against_the_bound() -> None:
+    test, y = noisy_pair(200, gain=0.3)
+    cfg = sig_config(smoke={"rows": 20, "max_p99_latency_ms": 1.0})
+    verdict = evaluate(cfg, SlowModel("x1"), None, test, y)
+    smoke = verdict["smoke"]
+    assert smoke["rows"] == 20 and smoke["valid"] is True
+    assert smoke["p99_latency_ms"] >= 4.0 and smoke["passed"] is False
+    assert any("p99 latency" in r for r in verdict["reasons"])

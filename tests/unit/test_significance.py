@@ -200,6 +200,18 @@ def test_multiclass_named_metrics_equal_sklearn_on_every_resample(metric: str) -
     assert named["candidate"] > named["champion"]
 
 
+@pytest.mark.parametrize("metric", ["precision", "recall", "f1"])
+def test_macro_averages_skip_classes_absent_from_a_resample_like_sklearn(metric: str) -> None:
+    y, cand, champ = _multiclass(30, seed=12)
+    y[y == 2] = 0
+    y[7] = 2  # class 2 is one row, which about a third of the resamples miss; only the candidate predicts it, there
+    cand[:, 2] = 0.0
+    cand[7] = [0.1, 0.1, 0.8]
+    champ[:, 2] = 0.0
+    named = paired_bootstrap(y, cand, champ, metric, n_resamples=300, seed=4)
+    _same(named, paired_bootstrap(y, cand, champ, MULTICLASS_TWINS[metric], n_resamples=300, seed=4))
+
+
 @pytest.mark.parametrize("metric", sorted(REGRESSION_TWINS))
 def test_regression_named_metrics_equal_sklearn_on_every_resample(metric: str) -> None:
     rng = np.random.default_rng(6)
