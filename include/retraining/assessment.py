@@ -25,6 +25,22 @@ from .metrics import HIGHER_IS_BETTER, clean, error_rate, score
 log = logging.getLogger(__name__)
 
 SIGNAL_ORDER = ("data_drift", "performance_degradation", "concept_drift")
+# Concept drift needs the effect (error rate up by more than the configured share) AND evidence that it
+# is not sampling noise: a one-sided two-proportion z-test against the baseline's error rate.
+CONCEPT_DRIFT_ALPHA = 0.01
+
+
+def error_rate_p_value(base_rate: float, base_rows: int, current_rate: float, current_rows: int) -> float:
+    """One-sided p-value that the current error rate is higher than the baseline's (two-proportion z-test)."""
+    from scipy.stats import norm
+
+    if base_rows <= 0 or current_rows <= 0:
+        return 1.0
+    pooled = (base_rate * base_rows + current_rate * current_rows) / (base_rows + current_rows)
+    se = (pooled * (1 - pooled) * (1 / base_rows + 1 / current_rows)) ** 0.5
+    if se == 0:
+        return 0.0 if current_rate > base_rate else 1.0
+    return float(norm.sf((current_rate - base_rate) / se))
 
 
 def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime) -> dict[str, Any]:
@@ -94,6 +110,9 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
         drop = diff if HIGHER_IS_BETTER[metric] else -diff / abs(baseline[metric] or 1.0)
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
     error_increase = (err_now - err_base) / err_base if err_base else None
+    error_p_value = None
+    if cfg.model.task != "regression" and meta.get("baseline_rows"):
+        error_p_value = error_rate_p_value(err_base, int(meta["baseline_rows"]), err_now, len(labelled))
     log.info(
         "champion v%s on %d labelled rows: %s %.4f (baseline %.4f); %d/%d features drifted (max PSI %.3f)",
         champ.version, len(labelled), metric, current.get(metric) or float("nan"), baseline.get(metric) or float("nan"),
@@ -111,6 +130,7 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
             "drop": None if drop is None else round(drop, 6),
             "max_drop": cfg.performance.max_drop,
             "error_increase": None if error_increase is None else round(error_increase, 6),
+            "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
             "max_error_increase": cfg.performance.max_relative_error_increase,
         },
     }
@@ -149,13 +169,19 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
                 f"(drop {perf['drop']:.4f} > {cfg.performance.max_drop})",
             )
         )
-    if perf.get("error_increase") is not None and perf["error_increase"] > cfg.performance.max_relative_error_increase:
+    p_value = perf.get("error_increase_p_value")
+    if (
+        perf.get("error_increase") is not None
+        and perf["error_increase"] > cfg.performance.max_relative_error_increase
+        and (p_value is None or p_value < CONCEPT_DRIFT_ALPHA)
+    ):
         signals.append(
             (
                 "concept_drift",
                 perf["error_increase"] / max(cfg.performance.max_relative_error_increase, 1e-9),
                 f"the champion's error rate rose {perf['error_increase']:.0%} against deployment "
-                f"(threshold {cfg.performance.max_relative_error_increase:.0%})",
+                f"(threshold {cfg.performance.max_relative_error_increase:.0%}"
+                + (f", p = {p_value:.2g}" if p_value is not None else "") + ")",
             )
         )
     return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first

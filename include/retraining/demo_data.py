@@ -86,7 +86,7 @@ def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
         - 0.6 * ((home == "OWN") & (income > 80_000))
     )
     if drifted:
-        logit = logit + 2.2 * (purpose == "bnpl_refinance") + 0.5 * (region == "south")
+        logit = logit + 3.0 * (purpose == "bnpl_refinance") + 0.8 * (region == "south")
     defaulted = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
         {

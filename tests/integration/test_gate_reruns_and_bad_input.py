@@ -130,3 +130,21 @@ def test_invalid_config_fails_the_first_task_and_names_the_field(harness: Harnes
     assert dagrun.state == "failed"
     assert row["failed_task"] == rt.CHECK and "gate.min_improvement" in row["error"]
     assert row["status"] == "failed"
+
+
+def test_a_candidate_no_better_than_the_champion_is_stopped_by_the_significance_test(harness: Harness, stream,
+                                                                                     monkeypatch):
+    harness.load(stream)
+    harness.run(at(8, 0))
+    # no improvement margin at all: only the paired test stands between a lucky split and promotion
+    monkeypatch.setenv("RETRAINING_CONFIG", str(harness.configure(**{"gate.min_improvement": 0.0})))
+    _, row = harness.run(at(8, 6), force_retrain=True)  # same family, same population, a bit more data
+    criteria = {f"{c['criterion']}:{c['metric']}": c for c in row["gate_details"]["criteria"]}
+    significance = criteria["significance:roc_auc"]
+    assert significance["passed"] is False
+    detail = significance["detail"]
+    assert detail["ci_low"] < 0 < detail["ci_high"]  # the difference is within the noise
+    assert abs(detail["difference"]) < 0.02
+    assert row["gate_passed"] is False and row["status"] == "rejected"
+    assert any("not significant" in reason for reason in row["gate_details"]["reasons"])
+    assert harness.alias_version("champion") == 1

@@ -252,3 +252,29 @@ def test_a_schema_change_since_the_champion_retrains_and_says_which_features() -
     out = decide(cfg, assessment)
     assert out["decision"] == "retrain" and out["trigger_type"] == "data_drift"
     assert "new_feature" in out["reason"] and "region" in out["reason"]
+
+
+def test_error_rate_p_value_known_answers() -> None:
+    from include.retraining.assessment import error_rate_p_value
+
+    # pooled p = 0.25, se = sqrt(.25*.75*(1/1000+1/1000)) = 0.019365; z = 0.1/0.019365 = 5.164
+    assert error_rate_p_value(0.2, 1000, 0.3, 1000) == pytest.approx(1.2e-7, rel=0.05)
+    assert error_rate_p_value(0.2, 1000, 0.2, 1000) == pytest.approx(0.5)
+    assert error_rate_p_value(0.3, 1000, 0.2, 1000) > 0.99
+
+
+def test_a_noisy_error_increase_is_not_concept_drift() -> None:
+    from include.retraining.assessment import decide
+    from include.retraining.config import load_config
+
+    cfg = load_config()
+    perf = {"metric": "roc_auc", "current": {"roc_auc": 0.83, "accuracy": 0.77},
+            "baseline": {"roc_auc": 0.83, "accuracy": 0.80}, "drop": 0.0, "error_increase": 0.16}
+    quiet_drift = {"detected": False, "features": [], "drifted_features": [], "drifted_share": 0.0,
+                   "share_threshold": 0.25, "max_psi": 0.01}
+    base = {"status": "ok", "champion": {"version": 1, "run_id": "r"}, "drift": quiet_drift}
+    noisy = decide(cfg, {**base, "performance": {**perf, "error_increase_p_value": 0.07}})
+    assert noisy["decision"] == "skip"
+    real = decide(cfg, {**base, "performance": {**perf, "error_increase_p_value": 0.001}})
+    assert real["decision"] == "retrain" and real["trigger_type"] == "concept_drift"
+    assert "p = 0.001" in real["reason"]
