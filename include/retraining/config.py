@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 TaskKind = Literal["binary", "multiclass", "regression"]
 ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
 MODEL_TYPES: tuple[str, ...] = ("xgboost", "lightgbm", "random_forest", "logistic_regression")
+REGRESSION_GATE_DEFAULTS: dict[str, dict[str, float]] = {"max_regression": {"r2": 0.01}, "min_absolute": {"r2": 0.0}}
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae")
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "credit_risk.yaml"
 CONFIG_ENV_VAR = "RETRAINING_CONFIG"
@@ -214,6 +215,18 @@ class RetrainingConfig(_Strict):
     storage: StorageSection
     deploy: DeploySection = DeploySection()
     events: EventsSection = EventsSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_gate_defaults(cls, data: Any) -> Any:
+        """The seed runbooks' criteria are for classifiers; a regression model gets their equivalents
+        (R2 no more than 0.01 below the champion's, R2 above 0) unless the file says otherwise."""
+        if not isinstance(data, dict) or (data.get("model") or {}).get("task") != "regression":
+            return data
+        gate = dict(data.get("gate") or {})
+        gate.setdefault("max_regression", REGRESSION_GATE_DEFAULTS["max_regression"])
+        gate.setdefault("min_absolute", REGRESSION_GATE_DEFAULTS["min_absolute"])
+        return {**data, "gate": gate}
 
     @property
     def primary_metric(self) -> str:

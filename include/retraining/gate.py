@@ -124,9 +124,10 @@ def _describe(c: dict[str, Any]) -> str:
         if d.get("method") == "mcnemar":
             return (f"McNemar: the candidate is right on {d['c']} rows the champion misses and wrong on {d['b']} "
                     f"it gets right (p = {d['p_value']:.3f}, needs < {d['alpha']})")
-        return (f"the {c['metric']} difference {fmt(d.get('difference'))} is not significant: its "
-                f"{d.get('confidence', 0.95):.0%} paired-bootstrap interval is [{fmt(d.get('ci_low'))}, "
-                f"{fmt(d.get('ci_high'))}] on {d.get('rows')} rows")
+        side = "above" if HIGHER_IS_BETTER.get(c["metric"], True) else "below"
+        return (f"the {c['metric']} difference {fmt(d.get('difference'))} is not a significant improvement: its "
+                f"{d.get('confidence', 0.95):.0%} paired-bootstrap interval [{fmt(d.get('ci_low'))}, "
+                f"{fmt(d.get('ci_high'))}] on {d.get('rows')} rows does not lie entirely {side} 0")
     if c["criterion"] == "absolute":
         return f"{c['metric']} {fmt(c['candidate'])} is below the required {fmt(c['threshold'])}"
     if c["criterion"] == "no_regression":

@@ -146,5 +146,5 @@ def test_a_candidate_no_better_than_the_champion_is_stopped_by_the_significance_
     assert detail["ci_low"] < 0 < detail["ci_high"]  # the difference is within the noise
     assert abs(detail["difference"]) < 0.02
     assert row["gate_passed"] is False and row["status"] == "rejected"
-    assert any("not significant" in reason for reason in row["gate_details"]["reasons"])
+    assert any("not a significant improvement" in reason for reason in row["gate_details"]["reasons"])
     assert harness.alias_version("champion") == 1

@@ -258,3 +258,14 @@ def test_with_overrides_rejects_an_unknown_leaf() -> None:
 def test_with_overrides_rejects_an_unknown_section() -> None:
     with pytest.raises(ConfigError, match=r"modle\.type"):
         build_config().with_overrides({"modle.type": "lightgbm"})
+
+
+def test_a_regression_model_gets_regression_gate_criteria_by_default() -> None:
+    from unit_helpers import build_config
+
+    cfg = build_config(model={"task": "regression"})
+    assert cfg.gate.max_regression == {"r2": 0.01} and cfg.gate.min_absolute == {"r2": 0.0}
+    assert cfg.primary_metric == "r2"
+    explicit = build_config(model={"task": "regression"}, gate={"max_regression": {"rmse": 5.0}})
+    assert explicit.gate.max_regression == {"rmse": 5.0}
+    assert build_config().gate.min_absolute == {"precision": 0.85, "recall": 0.80}  # classifiers: the runbooks'

@@ -521,12 +521,9 @@ def test_airflow_settings_hold_no_secrets() -> None:
         assert not re.search(r"password|secret|token|key", extra), f"{conn['conn_id']} extra looks secret"
 
 
-def test_model_deploy_pool_has_one_slot_here_and_in_compose() -> None:
-    pools = {p["pool_name"]: p for p in _settings()["airflow"]["pools"]}
-    pool = pools["model_deploy"]
-    assert pool["pool_slot"] == 1
-    assert "promotion" in pool["pool_description"].lower()
-    created = re.search(r'airflow pools set model_deploy (\d+) "([^"]*)"', _init_command())
-    assert created, "airflow-init does not create the model_deploy pool"
-    assert int(created.group(1)) == pool["pool_slot"]
-    assert created.group(2) == pool["pool_description"]
+def test_no_pool_is_required_by_the_dags() -> None:
+    # promotions are serialised by an advisory lock, so a deployment without a custom pool works
+    assert _settings()["airflow"]["pools"] == []
+    assert "pools set" not in _init_command()
+    dags = (ROOT / "dags").glob("*.py")
+    assert all("pool=" not in d.read_text() for d in dags)

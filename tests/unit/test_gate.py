@@ -290,7 +290,7 @@ def test_an_improvement_by_noise_alone_is_rejected_by_the_significance_test() ->
     assert crit["improvement:roc_auc"]["passed"] is True
     assert crit["significance:roc_auc"]["passed"] is False
     assert verdict["passed"] is False
-    assert any("not significant" in r for r in verdict["reasons"])
+    assert any("not a significant improvement" in r for r in verdict["reasons"])
     detail = crit["significance:roc_auc"]["detail"]
     assert detail["ci_low"] < 0 < detail["ci_high"] and detail["rows"] == 120
 
