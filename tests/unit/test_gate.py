@@ -57,10 +57,13 @@ def test_no_champion_fails_below_an_absolute_minimum() -> None:
 
 
 def test_absolute_criteria_skip_metrics_the_task_does_not_have_but_fail_on_missing_values() -> None:
-    # a regression model has no precision/recall: the default minimums do not apply to it
-    reg = gate_config("regression")
+    # a regression model has no precision/recall: such minimums do not apply to it
+    reg = gate_config("regression", min_absolute={"precision": 0.85, "recall": 0.80})
     verdict = judge(reg, {"r2": 0.1, "rmse": 3.0, "mae": 2.0}, None, None, None)
     assert verdict["criteria"] == [] and verdict["passed"] is True
+    # its default minimum is R2 > 0
+    default = judge(gate_config("regression"), {"r2": -0.1, "rmse": 3.0, "mae": 2.0}, None, None, None)
+    assert default["failed"] == ["absolute:r2"]
     # a metric that could not be computed (NaN -> None) fails its minimum
     verdict = judge(gate_config(min_absolute={"roc_auc": 0.5}), {"roc_auc": None, "f1": 0.9}, None, None, None)
     assert verdict["passed"] is False
