@@ -24,6 +24,10 @@ def _is_url(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def _local(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
 def resolve(uri: str) -> str:
     """An absolute location: relative local paths are taken from the repository root."""
     if _is_url(uri):
@@ -42,7 +46,7 @@ def exists(uri: str) -> bool:
 
         fs, path = fsspec.core.url_to_fs(uri)
         return bool(fs.exists(path))
-    return Path(uri).exists()
+    return _local(uri).exists()
 
 
 def _write_bytes(uri: str, data: bytes) -> None:
@@ -52,7 +56,7 @@ def _write_bytes(uri: str, data: bytes) -> None:
         with fsspec.open(uri, "wb") as fh:
             fh.write(data)
         return
-    path = Path(uri)
+    path = _local(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
@@ -65,7 +69,7 @@ def _read_bytes(uri: str) -> bytes:
 
         with fsspec.open(uri, "rb") as fh:
             return fh.read()
-    return Path(uri).read_bytes()
+    return _local(uri).read_bytes()
 
 
 def write_parquet(frame: pd.DataFrame, uri: str) -> None:

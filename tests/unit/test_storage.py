@@ -89,3 +89,12 @@ def test_fsspec_urls(tmp_path: Path) -> None:
     storage.write_parquet(frame, storage.join(base, "f.parquet"))
     pd.testing.assert_frame_equal(storage.read_parquet(storage.join(base, "f.parquet")), frame)
     assert json.loads(storage._read_bytes(uri)) == {"k": [1, 2]}
+
+
+def test_file_urls_are_local_paths(tmp_path) -> None:
+    from include.retraining import storage
+
+    uri = f"file://{tmp_path}/a/b.json"
+    storage.write_json({"x": 1}, uri)
+    assert storage.exists(uri) and storage.read_json(uri) == {"x": 1}
+    assert (tmp_path / "a" / "b.json").exists()
