@@ -207,6 +207,27 @@ def _confidence(signals: list[tuple[str, float, str]], assessment: dict[str, Any
     return round(min(0.99, 0.45 + 0.15 * len(signals) + 0.1 * min(strongest - 1.0, 2.0)), 3)
 
 
+def storm_limit(cfg: RetrainingConfig, history: dict[str, Any] | None) -> str | None:
+    """Why storm control holds this retraining back, or None. ``history`` holds
+    ``hours_since_last_retrain``, ``retrains_last_week`` and ``previous_signal_windows`` (how many
+    windows right before this one had a drift or performance signal)."""
+    if not history:
+        return None
+    storm = cfg.storm
+    needed = storm.consecutive_windows - 1
+    if needed and history.get("previous_signal_windows", 0) < needed:
+        return (f"signals in {history.get('previous_signal_windows', 0) + 1} consecutive window(s), "
+                f"storm.consecutive_windows is {storm.consecutive_windows}")
+    since = history.get("hours_since_last_retrain")
+    if since is not None and since < storm.min_hours_between_retrains:
+        return (f"the last retraining was {since:.1f} h before this window, "
+                f"storm.min_hours_between_retrains is {storm.min_hours_between_retrains:g}")
+    week = history.get("retrains_last_week", 0)
+    if storm.max_retrains_per_week is not None and week >= storm.max_retrains_per_week:
+        return f"{week} retrainings in the 7 days before this window, storm.max_retrains_per_week is {storm.max_retrains_per_week}"
+    return None
+
+
 def decide(
     cfg: RetrainingConfig,
     assessment: dict[str, Any],
@@ -215,8 +236,12 @@ def decide(
     check_only: bool = False,
     run_type: str = "scheduled",
     manual_reason: str | None = None,
+    history: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Skip or retrain, with trigger type, severity, confidence and reasons in words."""
+    """Skip or retrain, with trigger type, severity, confidence and reasons in words.
+
+    ``history`` (see :func:`storm_history`) lets retrain-storm control suppress a retraining that
+    drift alone asks for; a suppressed retraining is a decision of its own, with its reason."""
     requested = "manual" if run_type == "manual" else "scheduled"
     if assessment.get("status") == "insufficient_data":
         return {
@@ -251,6 +276,10 @@ def decide(
         "signals": [s[0] for s in signals],
         "would_retrain": would_retrain,
     }
+    suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
+    if suppressed and not (check_only or run_type == "backfill"):
+        return {**result, "decision": "suppressed", "retrain": False,
+                "reason": "; ".join(reasons) + f" (retraining suppressed: {suppressed})"}
     if check_only or run_type == "backfill":
         why = "check-only run" if check_only else "backfill runs replay the check and never retrain or deploy"
         return {**result, "decision": "check_only", "retrain": False,

@@ -128,6 +128,15 @@ class SearchSection(_Strict):
     validation: Literal["stratified_kfold", "time_series"] = "stratified_kfold"
 
 
+class StormSection(_Strict):
+    """Retrain-storm control: how often drift alone may cause a retraining. Forced runs and the
+    first model are not limited. Time is measured between windows, never by the clock."""
+
+    min_hours_between_retrains: float = Field(default=12.0, ge=0)
+    max_retrains_per_week: int | None = Field(default=7, ge=1)
+    consecutive_windows: int = Field(default=1, ge=1, le=20)
+
+
 class TrainingSection(_Strict):
     min_rows: int = Field(default=1000, ge=10)
     search: SearchSection = SearchSection()
@@ -209,6 +218,7 @@ class RetrainingConfig(_Strict):
     window: WindowSection = WindowSection()
     drift: DriftSection = DriftSection()
     performance: PerformanceSection = PerformanceSection()
+    storm: StormSection = StormSection()
     training: TrainingSection = TrainingSection()
     gate: GateSection = GateSection()
     mlflow: MlflowSection = MlflowSection()

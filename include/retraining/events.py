@@ -198,3 +198,42 @@ def improvement_percent(candidate: Mapping[str, float | None], previous: Mapping
         change = (new - old) / abs(old) * 100.0
         out[f"improvement_{col}_percent"] = round(change if HIGHER_IS_BETTER[name] else -change, 4)
     return out
+
+
+SIGNAL_TRIGGERS = ("data_drift", "concept_drift", "performance_degradation")
+
+
+def storm_history(dsn: str, dag_id: str, model_name: str, run_id: str, window_end: Any, lookback: int) -> dict[str, Any]:
+    """What retrain-storm control needs, from the rows of earlier windows of the same model:
+    hours since the last retraining, retrainings in the 7 days before, and how many of the
+    ``lookback`` windows right before this one had a drift or performance signal."""
+    ensure_schema(dsn)
+    earlier = sql.SQL("dag_id = %s AND model_name = %s AND run_id <> %s AND window_end < %s")
+    params = (dag_id, model_name, run_id, window_end)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT max(window_end), count(*) FILTER (WHERE window_end >= %s - interval '7 days') "
+                "FROM {} WHERE " + earlier.as_string(conn) + " AND decision = 'retrain'"
+            ).format(sql.Identifier(TABLE)),
+            (window_end, *params),
+        )
+        last, week = cur.fetchone()
+        previous: list[str | None] = []
+        if lookback > 0:
+            cur.execute(
+                sql.SQL("SELECT trigger_type FROM {} WHERE " + earlier.as_string(conn)
+                        + " ORDER BY window_end DESC LIMIT %s").format(sql.Identifier(TABLE)),
+                (*params, lookback),
+            )
+            previous = [r[0] for r in cur.fetchall()]
+    streak = 0
+    for trigger in previous:
+        if trigger not in SIGNAL_TRIGGERS:
+            break
+        streak += 1
+    return {
+        "hours_since_last_retrain": None if last is None else (window_end - last).total_seconds() / 3600,
+        "retrains_last_week": int(week or 0),
+        "previous_signal_windows": streak,
+    }

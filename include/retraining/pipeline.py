@@ -150,6 +150,8 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
+        history = events.storm_history(events_dsn(cfg), info.dag_id, cfg.model.name, info.run_id,
+                                       info.window_end, cfg.storm.consecutive_windows - 1)
         decision = decide_(
             cfg,
             assessment,
@@ -157,7 +159,9 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
             check_only=bool(info.params.get("check_only")),
             run_type=info.run_type,
             manual_reason=info.params.get("reason") or None,
+            history=history,
         )
+        decision["storm_history"] = history
         record(
             info,
             cfg,

@@ -1,0 +1,78 @@
+"""Retrain-storm control: drift alone may not retrain too often; forced runs and first models are not held."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from unit_helpers import build_config
+
+from include.retraining import events
+from include.retraining.assessment import decide
+
+END = datetime(2026, 3, 8, 18, tzinfo=timezone.utc)
+DRIFT = {
+    "status": "ok",
+    "champion": {"version": 1, "run_id": "r"},
+    "drift": {"detected": True, "features": [{"feature": "x1", "statistic": 0.5, "drifted": True}],
+              "drifted_features": ["x1"], "drifted_share": 1.0, "share_threshold": 0.25, "max_psi": 0.5},
+    "performance": None,
+}
+
+
+def cfg(**storm):
+    return build_config(storm=storm)
+
+
+def test_no_history_retrains():
+    out = decide(cfg(), DRIFT, history={"hours_since_last_retrain": None, "retrains_last_week": 0,
+                                        "previous_signal_windows": 0})
+    assert out["decision"] == "retrain"
+
+
+def test_too_soon_after_the_last_retraining_is_suppressed_with_its_reason():
+    out = decide(cfg(min_hours_between_retrains=12), DRIFT,
+                 history={"hours_since_last_retrain": 6.0, "retrains_last_week": 1, "previous_signal_windows": 1})
+    assert out["decision"] == "suppressed" and out["retrain"] is False
+    assert out["trigger_type"] == "data_drift"  # what was detected stays on record
+    assert "6.0 h" in out["reason"] and "min_hours_between_retrains is 12" in out["reason"]
+
+
+def test_weekly_budget():
+    out = decide(cfg(min_hours_between_retrains=0, max_retrains_per_week=3), DRIFT,
+                 history={"hours_since_last_retrain": 30.0, "retrains_last_week": 3, "previous_signal_windows": 0})
+    assert out["decision"] == "suppressed" and "max_retrains_per_week is 3" in out["reason"]
+
+
+def test_consecutive_windows():
+    storm = cfg(consecutive_windows=2, min_hours_between_retrains=0)
+    first = decide(storm, DRIFT, history={"hours_since_last_retrain": None, "retrains_last_week": 0,
+                                          "previous_signal_windows": 0})
+    assert first["decision"] == "suppressed" and "1 consecutive window" in first["reason"]
+    second = decide(storm, DRIFT, history={"hours_since_last_retrain": None, "retrains_last_week": 0,
+                                           "previous_signal_windows": 1})
+    assert second["decision"] == "retrain"
+
+
+def test_forced_runs_and_first_models_are_not_limited():
+    busy = {"hours_since_last_retrain": 1.0, "retrains_last_week": 99, "previous_signal_windows": 0}
+    assert decide(cfg(), DRIFT, force=True, history=busy)["decision"] == "retrain"
+    assert decide(cfg(), {**DRIFT, "champion": None}, history=busy)["decision"] == "retrain"
+
+
+def test_storm_history_reads_earlier_windows_of_the_same_model(pg_dsn):
+    def row(run_id, hours_before, decision, trigger, model="m"):
+        events.upsert_event(pg_dsn, "model_retraining", run_id, {
+            "model_name": model, "window_end": END - timedelta(hours=hours_before),
+            "decision": decision, "trigger_type": trigger})
+
+    row("r1", 30, "retrain", "data_drift")
+    row("r2", 24, "skip", "none")
+    row("r3", 12, "retrain", "concept_drift")
+    row("r4", 6, "suppressed", "data_drift")
+    row("r5", 200, "retrain", "data_drift")  # more than a week before
+    row("other", 3, "retrain", "data_drift", model="another_model")
+    row("later", -6, "retrain", "data_drift")  # after this window: a replay must not see the future
+    history = events.storm_history(pg_dsn, "model_retraining", "m", "current", END, lookback=3)
+    assert history["hours_since_last_retrain"] == 12.0
+    assert history["retrains_last_week"] == 2
+    assert history["previous_signal_windows"] == 2  # r4 and r3; r2 (a skip) ends the streak
