@@ -18,6 +18,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import quality
 from .config import RetrainingConfig
 from .drift import dataset_drift, feature_drift
 from .metrics import HIGHER_IS_BETTER, clean, error_rate, score
@@ -89,6 +90,9 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
         "added": sorted(set(cfg.columns.features) - set(meta["features"])),
         "removed": sorted(set(meta["features"]) - set(cfg.columns.features)),
     }
+    data_quality = quality.check(cfg, profile, frame, schema_changes)
+    for issue in data_quality["issues"]:
+        log.warning("data quality (%s%s): %s", issue["kind"], ", blocking" if issue["blocking"] else "", issue["text"])
     labelled = frame[frame[cfg.columns.label].notna()]
     baseline = meta["baseline_metrics"]
     if schema_changes["added"] or schema_changes["removed"]:
@@ -98,6 +102,7 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
             "status": "ok",
             "champion": {"version": champ.version, "run_id": champ.run_id},
             "schema_changes": schema_changes,
+            "quality": data_quality,
             "drift": {**verdict, "method": cfg.drift.method, "features": results},
             "performance": None,
         }
@@ -122,6 +127,7 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
         **base,
         "status": "ok",
         "champion": {"version": champ.version, "run_id": champ.run_id},
+        "quality": data_quality,
         "drift": {**verdict, "method": cfg.drift.method, "features": results},
         "performance": {
             "metric": metric,
@@ -251,6 +257,20 @@ def decide(
             "severity": "low",
             "confidence": 1.0,
             "reason": assessment["reason"],
+        }
+    data_quality = assessment.get("quality") or {}
+    if data_quality.get("blocking"):
+        blocking = [i["text"] for i in data_quality["issues"] if i["blocking"]]
+        return {
+            "decision": "data_quality",
+            "retrain": False,
+            "trigger_type": "none",
+            "severity": "high",
+            "confidence": 1.0,
+            "signals": [],
+            "would_retrain": False,
+            "reason": "data-quality problem, no decision on this window: " + "; ".join(blocking)
+            + " (fix the feed; quality.max_missing_rate / quality.max_missing_increase set the limits)",
         }
     signals = _signals(cfg, assessment)
     reasons = [s[2] for s in signals]

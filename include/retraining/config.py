@@ -128,6 +128,15 @@ class SearchSection(_Strict):
     validation: Literal["stratified_kfold", "time_series"] = "stratified_kfold"
 
 
+class QualitySection(_Strict):
+    """Data-quality limits checked before any decision (see include/retraining/quality.py)."""
+
+    max_missing_rate: float = Field(default=0.2, ge=0, le=1)
+    max_missing_increase: float = Field(default=0.1, ge=0, le=1)
+    max_unseen_share: float = Field(default=0.05, ge=0, le=1)
+    max_out_of_range_share: float = Field(default=0.05, ge=0, le=1)
+
+
 class StormSection(_Strict):
     """Retrain-storm control: how often drift alone may cause a retraining. Forced runs and the
     first model are not limited. Time is measured between windows, never by the clock."""
@@ -219,6 +228,7 @@ class RetrainingConfig(_Strict):
     drift: DriftSection = DriftSection()
     performance: PerformanceSection = PerformanceSection()
     storm: StormSection = StormSection()
+    quality: QualitySection = QualitySection()
     training: TrainingSection = TrainingSection()
     gate: GateSection = GateSection()
     mlflow: MlflowSection = MlflowSection()

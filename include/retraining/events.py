@@ -45,6 +45,7 @@ COLUMNS: dict[str, str] = {
     "confidence": "DOUBLE PRECISION",
     "trigger_reason": "TEXT",
     "decision": "TEXT",
+    "data_quality": "TEXT",
     "trigger_metrics": "JSONB",
     "rows_in_window": "INTEGER",
     "labelled_rows": "INTEGER",

@@ -148,3 +148,29 @@ def test_a_candidate_no_better_than_the_champion_is_stopped_by_the_significance_
     assert row["gate_passed"] is False and row["status"] == "rejected"
     assert any("not a significant improvement" in reason for reason in row["gate_details"]["reasons"])
     assert harness.alias_version("champion") == 1
+
+
+def test_a_feed_that_lost_a_feature_is_a_data_quality_outcome_not_a_retraining(harness: Harness, stream):
+    broken = stream.copy()
+    in_window = (broken[demo_data.TIMESTAMP] >= at(8, 0)) & (broken[demo_data.TIMESTAMP] < at(8, 6))
+    broken.loc[in_window, "credit_score"] = float("nan")
+    harness.load(broken)
+    harness.run(at(8, 0))
+    dagrun, row = harness.run(at(8, 6))
+    assert dagrun.state == "success"
+    assert row["decision"] == "data_quality" and row["status"] == "data_quality"
+    assert row["data_quality"] == "missing_values"
+    assert "credit_score is 100% missing" in row["trigger_reason"]
+    assert row["execution_attempted"] is False and harness.alias_version("champion") == 1
+    issue = row["trigger_metrics"]["quality"]["issues"][0]
+    assert issue["feature"] == "credit_score" and issue["blocking"] is True
+
+
+def test_a_new_category_is_recorded_as_a_quality_issue_and_drives_drift(harness: Harness, stream):
+    harness.load(stream)
+    harness.run(at(8, 0))
+    _, row = harness.run(at(8, 18))
+    assert "unseen_categories" in row["data_quality"].split(",")
+    issue = next(i for i in row["trigger_metrics"]["quality"]["issues"] if i["kind"] == "unseen_categories")
+    assert issue["feature"] == "loan_purpose" and issue["blocking"] is False
+    assert row["decision"] == "retrain"
