@@ -136,13 +136,19 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "labelled_rows": result["labelled_rows"],
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "quality", "schema_changes",
                                                                 "rows", "labelled_rows")},
-                "data_quality": ",".join((result.get("quality") or {}).get("kinds") or []) or (
-                    "ok" if result.get("quality") is not None else None),
+                "data_quality": _quality_summary(result.get("quality")),
                 "champion_version_before": (result.get("champion") or {}).get("version"),
                 "champion_version_after": (result.get("champion") or {}).get("version"),
             },
         )
         return result
+
+
+def _quality_summary(data_quality: dict[str, Any] | None) -> str | None:
+    """'ok', the comma-separated issue kinds, or None when no check ran (no champion to compare with)."""
+    if data_quality is None:
+        return None
+    return ",".join(data_quality["kinds"]) or "ok"
 
 
 # --- decide ---------------------------------------------------------------------------------
