@@ -32,7 +32,7 @@ The statistics, with Evidently 0.7.23 (``evidently/legacy/calculations/stattests
   the reference and current share of any one category (as NannyML's ``l_infinity``). Evidently has no
   counterpart.
 - ``psi`` (both, distance): Population Stability Index ``sum_i (c_i - r_i) * ln(c_i / r_i)`` over
-  bins, shares floored at ``EPSILON = 1e-4`` so that an empty bin gives a large but finite term.
+  bins, shares floored at ``EPSILON = drift.EPSILON`` so that an empty bin gives a large but finite term.
   Categorical: one bin per category of the union, exactly Evidently's ``psi_stat_test`` (to 1e-6)
   whenever every non-zero share exceeds 1e-4, which holds below 10 000 rows per sample; Evidently
   fills zeros with ``min share / 1e6`` instead when some share is <= 1e-4. Numeric: the bins of
@@ -65,6 +65,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
+
+from . import drift
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +126,8 @@ def shared_histogram(reference: np.ndarray, current: np.ndarray) -> tuple[np.nda
 
 
 def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
-    """Inner bin edges at the reference quantiles, duplicates removed (as :func:`.drift.quantile_edges`)."""
-    ref = _numeric_sample(reference, "reference")
-    return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    """Inner bin edges at the reference quantiles, duplicates removed: :func:`.drift.quantile_edges`."""
+    return np.asarray(drift.quantile_edges(_numeric_sample(reference, "reference"), bins), dtype=float)
 
 
 def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -140,16 +141,9 @@ def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def population_stability_index(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
-    """PSI of two histograms over the same bins, shares floored at ``EPSILON``."""
-    ref = np.asarray(reference_counts, dtype=float)
-    cur = np.asarray(current_counts, dtype=float)
-    if ref.shape != cur.shape:
-        raise ValueError(f"histograms differ in length: {ref.shape} vs {cur.shape}")
-    if ref.sum() <= 0 or cur.sum() <= 0:
-        raise ValueError("PSI needs at least one value on each side")
-    r = np.maximum(ref / ref.sum(), EPSILON)
-    c = np.maximum(cur / cur.sum(), EPSILON)
-    return float(np.sum((c - r) * np.log(c / r)))
+    """PSI of two histograms over the same bins, shares floored at ``EPSILON``: the engine's own
+    :func:`.drift.psi`, so the registry and the reference-profile check can never disagree."""
+    return drift.psi(reference_counts, current_counts)
 
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
