@@ -240,7 +240,7 @@ def main() -> int:
     parser.add_argument("--chunk-rows", type=int, default=250_000, help="rows per Parquet file written")
     args = parser.parse_args()
     args.rows = args.rows or (1_000_000 if args.parquet else 10_000_000)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s")
     # The libraries first, so that "before the call" is the baseline the call's own memory adds to.
     import pandas  # noqa: F401
     import pyarrow.dataset  # noqa: F401

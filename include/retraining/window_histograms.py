@@ -17,14 +17,15 @@ feature ``counts`` and ``missing``) and agree with it exactly on the same data:
   column of whole numbers, ``3.0`` when the column also holds ``3.5``; ``True`` for a
   boolean), and NULL or NaN is missing.
 
-In PostgreSQL the numeric features are one plain aggregate: per feature the cumulative
-counts ``count(*) FILTER (WHERE x <= e)`` for every edge, ``count``, ``avg``,
-``stddev_samp`` (numerically stable, computed in parallel by the server), ``min`` and
-``max``. Measured on 10 million rows x 20 features, that is faster than ``width_bucket``
-with ``GROUP BY``, ``GROUPING SETS`` or a lateral unnest, which pay per (row, feature) in
-the grouping. Categorical features are one ``GROUP BY GROUPING SETS ((c1), (c2), ...)``:
-one scan, one small hash table per column. Both queries run in one read-only
-REPEATABLE READ transaction, so they see the same rows.
+In PostgreSQL the numeric features are one plain aggregate, which the server runs in
+parallel: per feature the cumulative counts ``count(*) FILTER (WHERE x <= e)`` for every
+edge (so a value on an edge lands in the lower bin by construction), ``count``, ``avg``
+and ``stddev_samp`` (numerically stable), ``min`` and ``max``. On 2 million rows x 20
+features that took 3.2 s, against 8 to 21 s for ``width_bucket`` bins grouped by
+``GROUPING SETS``, by a lateral unnest, or counted one ``FILTER`` per bucket. Categorical
+features are one ``GROUP BY GROUPING SETS ((c1), (c2), ...)``: one scan, a small hash
+table per column. Both queries run in one read-only REPEATABLE READ transaction, so they
+see the same rows.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 MAX_AGGREGATES_PER_QUERY = 1000
 FLOAT4_OID = 700
 BOOL_OID = 16
+NUMERIC_OIDS = {16, 20, 21, 23, 26, 700, 701, 1700}  # bool, integers, oid, real, double precision, numeric
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -281,17 +283,21 @@ def sql_histograms(
                 if edges or not categories:
                     rows, numeric_result = _sql_numeric(cur, relation, where, params, edges, types)
             except (psycopg2.errors.InvalidTextRepresentation, psycopg2.errors.CannotCoerce) as exc:
+                suspects = [c for c in edges if types[c] not in NUMERIC_OIDS]
                 raise DataValidationError(
-                    f"a numeric feature of the SQL source is not numbers ({str(exc).strip().splitlines()[0]}); "
-                    "fix the source or list the column under columns.categorical"
+                    f"numeric feature(s) {suspects} of the SQL source are not numbers "
+                    f"({str(exc).strip().splitlines()[0]}); fix the source or list them under columns.categorical"
                 ) from exc
+            numeric_done = time.perf_counter()
             categorical_result: dict[str, dict[str, Any]] = {}
             if categories:
                 cat_rows, categorical_result = _sql_categorical(cur, relation, where, params, categories)
                 rows = rows if edges else cat_rows
+    done = time.perf_counter()
     log.info(
-        "histograms of %d rows, %d numeric and %d categorical column(s), in PostgreSQL for [%s, %s) in %.2fs",
-        rows, len(edges), len(categories), start, end, time.perf_counter() - began,
+        "histograms of %d rows, %d numeric and %d categorical column(s), in PostgreSQL for [%s, %s) "
+        "in %.2fs (numeric %.2fs, categorical %.2fs)",
+        rows, len(edges), len(categories), start, end, done - began, numeric_done - began, done - numeric_done,
     )  # fmt: skip
     return {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
 
@@ -368,7 +374,7 @@ class _ParquetWindow:
         return condition
 
     def mask(self, column: Any) -> Any:
-        """For the rows of one batch: True in the window, False otherwise (NULL timestamps included)."""
+        """For the rows of one batch: True in the window, False outside it or without a timestamp."""
         import pyarrow.compute as pc
 
         values = column.cast(self.type) if column.type != self.type else column
@@ -418,10 +424,10 @@ def parquet_histograms(
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet ``paths``, read in batches.
 
-    The window filter is pushed down to the scan (row groups outside it are skipped on
-    their statistics); each batch of at most ``batch_rows`` rows is binned with
-    :func:`.drift.numeric_histogram` and dropped, so memory stays bounded by the batch
-    size. Same output as :func:`sql_histograms`.
+    Row groups outside the window are skipped on their statistics; the others are decoded
+    ``batch_rows`` rows at a time, each batch binned with :func:`.drift.numeric_histogram`
+    and dropped, so memory is bounded by the batch size (and the files' page and
+    dictionary sizes), not by the window. Same output as :func:`sql_histograms`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -273,7 +273,7 @@ def test_sql_errors_name_the_problem(pg_dsn: str) -> None:
     load_table(pg_dsn, frame, {"ts": "timestamptz", "x": "text"})
     with pytest.raises(DataValidationError, match=r"no column\(s\) \['missing'\]"):
         sql_histograms(pg_dsn, TABLE, "ts", None, None, {"missing": EDGES}, [])
-    with pytest.raises(DataValidationError, match="not numbers.*lots"):
+    with pytest.raises(DataValidationError, match=r"\[.x.\] of the SQL source are not numbers.*lots"):
         sql_histograms(pg_dsn, TABLE, "ts", None, None, {"x": EDGES}, [])
     with pytest.raises(ValueError, match="ascending"):
         sql_histograms(pg_dsn, TABLE, "ts", None, None, {"x": [2.0, 1.0]}, [])
