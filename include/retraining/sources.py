@@ -34,7 +34,7 @@ class WindowCounts:
     labelled: int
 
 
-def _utc(ts: datetime | None) -> datetime | None:
+def as_utc(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
@@ -77,18 +77,21 @@ def _sql_columns(cfg: RetrainingConfig, dsn: str) -> list[str]:
         return [d.name for d in cur.description]
 
 
-def _window_clause(cfg: RetrainingConfig, start: datetime | None, end: datetime | None) -> tuple[sql.Composable, list]:
-    ts = sql.Identifier(cfg.columns.timestamp)
+def window_clause(timestamp: str, start: datetime | None, end: datetime | None,
+                  unbounded: str = "TRUE") -> tuple[sql.Composable, list]:
+    """``start <= ts AND ts < end`` with its parameters (naive bounds are UTC); without bounds,
+    ``unbounded`` (``TRUE``: every row; ``{} IS NOT NULL``: every row with a timestamp)."""
+    ts = sql.Identifier(timestamp)
     parts: list[sql.Composable] = []
     params: list = []
     if start is not None:
         parts.append(sql.SQL("{} >= %s").format(ts))
-        params.append(_utc(start))
+        params.append(as_utc(start))
     if end is not None:
         parts.append(sql.SQL("{} < %s").format(ts))
-        params.append(_utc(end))
+        params.append(as_utc(end))
     if not parts:
-        return sql.SQL("TRUE"), params
+        return sql.SQL(unbounded).format(ts), params
     return sql.SQL(" AND ").join(parts), params
 
 
@@ -123,9 +126,9 @@ def _read_files(cfg: RetrainingConfig, columns: list[str] | None = None) -> pd.D
 def _in_window(frame: pd.DataFrame, column: str, start: datetime | None, end: datetime | None) -> pd.Series:
     mask = frame[column].notna()
     if start is not None:
-        mask &= frame[column] >= _utc(start)
+        mask &= frame[column] >= as_utc(start)
     if end is not None:
-        mask &= frame[column] < _utc(end)
+        mask &= frame[column] < as_utc(end)
     return mask
 
 
@@ -134,7 +137,7 @@ def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | 
     if cfg.source.kind == "sql":
         dsn = resolve_dsn(cfg.source.conn_id or "")
         _check_present(cfg, _sql_columns(cfg, dsn))
-        where, params = _window_clause(cfg, start, end)
+        where, params = window_clause(cfg.columns.timestamp, start, end)
         query = sql.SQL("SELECT count(*), count({label}) FROM {rel} WHERE {where}").format(
             label=sql.Identifier(cfg.columns.label), rel=_source_relation(cfg), where=where
         )
@@ -160,7 +163,7 @@ def load_window(
     if cfg.source.kind == "sql":
         dsn = resolve_dsn(cfg.source.conn_id or "")
         _check_present(cfg, _sql_columns(cfg, dsn))
-        where, params = _window_clause(cfg, start, end)
+        where, params = window_clause(cfg.columns.timestamp, start, end)
         if labelled_only:
             where = sql.SQL("{} AND {} IS NOT NULL").format(where, sql.Identifier(cfg.columns.label))
         query = sql.SQL("SELECT {cols} FROM {rel} WHERE {where} ORDER BY {ts}").format(

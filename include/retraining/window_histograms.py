@@ -47,6 +47,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 from .connections import connect
 from .drift import numeric_histogram
 from .errors import DataValidationError
+from .sources import as_utc, window_clause
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ MAX_AGGREGATES_PER_QUERY = 1000
 FLOAT4_OID = 700
 BOOL_OID = 16
 NUMERIC_OIDS = {16, 20, 21, 23, 26, 700, 701, 1700}  # bool, integers, oid, real, double precision, numeric
-
-
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def _checked_edges(numeric: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -122,21 +117,6 @@ def _numeric_entry(
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-
-
-def _window_clause(timestamp: str, start: datetime | None, end: datetime | None) -> tuple[sql.Composable, list]:
-    ts = sql.Identifier(timestamp)
-    parts: list[sql.Composable] = []
-    params: list = []
-    if start is not None:
-        parts.append(sql.SQL("{} >= %s").format(ts))
-        params.append(_utc(start))
-    if end is not None:
-        parts.append(sql.SQL("{} < %s").format(ts))
-        params.append(_utc(end))
-    if not parts:  # no bounds: every row with a timestamp, as in the Parquet files
-        parts.append(sql.SQL("{} IS NOT NULL").format(ts))
-    return sql.SQL(" AND ").join(parts), params
 
 
 def _relation_types(cur: Any, relation: sql.Composable, needed: Sequence[str]) -> dict[str, int]:
@@ -271,7 +251,8 @@ def sql_histograms(
     edges = _checked_edges(numeric)
     categories = list(dict.fromkeys(categorical))
     began = time.perf_counter()
-    where, params = _window_clause(timestamp, start, end)
+    # no bounds: every row with a timestamp, as in the Parquet files
+    where, params = window_clause(timestamp, start, end, unbounded="{} IS NOT NULL")
     with connect(dsn) as conn:
         # Both queries see one snapshot, so their row counts agree even while rows arrive.
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
@@ -339,7 +320,7 @@ def _bound(value: datetime | None, ts_type: Any) -> Any:
 
     if value is None:
         return None
-    utc = _utc(value).astimezone(timezone.utc)
+    utc = as_utc(value).astimezone(timezone.utc)
     if getattr(ts_type, "tz", None) is None:
         utc = utc.replace(tzinfo=None)  # naive timestamps are UTC, as sources reads them
     return pa.scalar(utc, type=ts_type)
