@@ -104,19 +104,82 @@ class WindowSection(_Strict):
     label_wait_hours: float = Field(default=5.0, ge=0)
 
 
+class DriftColumnRule(_Strict):
+    """One column's own drift method and/or threshold (see ``drift.columns``)."""
+
+    method: str | None = None
+    threshold: float | None = Field(default=None, gt=0)
+
+
 class DriftSection(_Strict):
-    method: Literal["psi"] = "psi"
-    bins: int = Field(default=10, ge=2, le=100)
-    psi_threshold: float = Field(default=0.2, gt=0)
+    """Data drift (see include/retraining/drift.py).
+
+    Each feature gets a method: ``auto`` picks Kolmogorov-Smirnov / chi-square p-values while either
+    side has at most 1000 rows and Wasserstein / Jensen-Shannon distances above; ``drift.columns``
+    overrides it per column. P-values are adjusted with Benjamini-Hochberg at ``fdr_q``; a feature
+    drifts when its adjusted p-value is below its threshold (default ``fdr_q``) or its distance at
+    or above its threshold. The window drifts when the drifted features carry at least
+    ``drifted_share`` of the champion's feature importance (of the features, if
+    ``importance_weighted`` is false).
+    """
+
+    numeric_method: str = "auto"
+    categorical_method: str = "auto"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    columns: dict[str, DriftColumnRule] = Field(default_factory=dict)
+    fdr_q: float = Field(default=0.05, gt=0, le=1)
     drifted_share: float = Field(default=0.25, gt=0, le=1)
+    importance_weighted: bool = True
+    bins: int = Field(default=10, ge=2, le=100)
+    fine_bins: int = Field(default=100, ge=10, le=1000)
+    sample_rows: int = Field(default=5000, ge=0, le=100_000)
     reference_hours: int | None = Field(default=None, ge=1)
     reference_max_rows: int = Field(default=50_000, ge=100)
+    pushdown_min_rows: int = Field(default=250_000, ge=0)
+    report: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_psi_fields(cls, data: Any) -> Any:
+        """``method: psi`` and ``psi_threshold`` (the first release's fields) still work."""
+        if not isinstance(data, dict) or not ({"method", "psi_threshold"} & set(data)):
+            return data
+        data = dict(data)
+        method = data.pop("method", None)
+        if method:
+            data.setdefault("numeric_method", method)
+            data.setdefault("categorical_method", method)
+        if "psi_threshold" in data:
+            data["thresholds"] = {"psi": data.pop("psi_threshold"), **(data.get("thresholds") or {})}
+        return data
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> DriftSection:
+        from .drift_methods import CATEGORICAL, NUMERIC, get_method
+
+        for field, kind in (("numeric_method", NUMERIC), ("categorical_method", CATEGORICAL)):
+            name = getattr(self, field)
+            if name != "auto" and kind not in get_method(name).kinds:
+                raise ValueError(f"{field}: {name!r} does not accept {kind} columns")
+        for name, value in self.thresholds.items():
+            get_method(name)
+            if not value > 0:
+                raise ValueError(f"thresholds.{name} must be positive, got {value}")
+        for rule in self.columns.values():
+            if rule.method is not None and rule.method != "auto":
+                get_method(rule.method)
+        return self
 
 
 class PerformanceSection(_Strict):
     metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae"] | None = None
     max_drop: float = Field(default=0.05, ge=0)
     max_relative_error_increase: float = Field(default=0.15, ge=0)
+    # label-free estimate (classifiers): expected metric from the champion's calibrated probabilities
+    estimated_metric: Literal["accuracy", "precision", "recall", "f1"] = "f1"
+    max_estimated_drop: float = Field(default=0.05, ge=0)
+    act_before_labels: bool = True  # retrain before labels arrive when data drift and the estimate agree
+    max_rows: int = Field(default=200_000, ge=1000)  # rows scored per check (the newest), however large the window
 
 
 class SearchSection(_Strict):
@@ -247,6 +310,18 @@ class RetrainingConfig(_Strict):
         gate.setdefault("max_regression", REGRESSION_GATE_DEFAULTS["max_regression"])
         gate.setdefault("min_absolute", REGRESSION_GATE_DEFAULTS["min_absolute"])
         return {**data, "gate": gate}
+
+    @model_validator(mode="after")
+    def _drift_columns_are_features(self) -> RetrainingConfig:
+        from .drift_methods import CATEGORICAL, NUMERIC, get_method
+
+        kinds = {**dict.fromkeys(self.columns.numeric, NUMERIC), **dict.fromkeys(self.columns.categorical, CATEGORICAL)}
+        for col, rule in self.drift.columns.items():
+            if col not in kinds:
+                raise ValueError(f"drift.columns.{col}: not a feature (features: {', '.join(kinds)})")
+            if rule.method not in (None, "auto") and kinds[col] not in get_method(rule.method).kinds:
+                raise ValueError(f"drift.columns.{col}: method {rule.method!r} does not accept {kinds[col]} columns")
+        return self
 
     @property
     def primary_metric(self) -> str:

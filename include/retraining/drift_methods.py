@@ -181,30 +181,50 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     return psi_numeric(reference, current)
 
 
+def jensenshannon_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
+    """Jensen-Shannon distance (natural log) of two histograms over the same bins."""
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    return float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
+
+
+def chisquare_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
+    """Chi-square goodness-of-fit p-value of current counts against the reference shares, same categories."""
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    if ref.size < 2:
+        return 1.0
+    expected = ref * (cur.sum() / ref.sum())
+    if np.any((expected == 0) & (cur > 0)):
+        return 0.0  # a category the reference never had: an infinite statistic
+    keep = expected > 0  # a reference category absent now adds 0 to the statistic and 1 degree of freedom
+    statistic = float(np.sum((cur[keep] - expected[keep]) ** 2 / expected[keep]))
+    return float(stats.chi2.sf(statistic, ref.size - 1))
+
+
+def linf_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
+    """L-infinity distance of two histograms over the same categories."""
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    return float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
+
+
 def jensenshannon_distance(reference: np.ndarray, current: np.ndarray) -> float:
     """Jensen-Shannon distance (natural log) of the two samples' frequencies on a shared histogram."""
     if _is_categorical(np.asarray(reference)) or _is_categorical(np.asarray(current)):
         _, ref_counts, cur_counts = category_counts(reference, current)
     else:
         ref_counts, cur_counts = shared_histogram(reference, current)
-    return float(distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()))
+    return jensenshannon_from_counts(ref_counts, cur_counts)
 
 
 def chisquare_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """Chi-square goodness-of-fit p-value of the current counts against the reference shares."""
     _, ref_counts, cur_counts = category_counts(reference, current)
-    if ref_counts.size < 2:
-        return 1.0
-    expected = ref_counts * (cur_counts.sum() / ref_counts.sum())
-    if np.any((expected == 0) & (cur_counts > 0)):
-        return 0.0  # a category the reference never had: an infinite statistic
-    return float(stats.chisquare(cur_counts, expected).pvalue)
+    return chisquare_from_counts(ref_counts, cur_counts)
 
 
 def linf_distance(reference: np.ndarray, current: np.ndarray) -> float:
     """L-infinity distance: the largest absolute difference in any one category's share."""
     _, ref_counts, cur_counts = category_counts(reference, current)
-    return float(np.max(np.abs(ref_counts / ref_counts.sum() - cur_counts / cur_counts.sum())))
+    return linf_from_counts(ref_counts, cur_counts)
 
 
 # --- declarations -------------------------------------------------------------------------------
@@ -349,6 +369,25 @@ def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> list[bool]
         if below.size:
             rejected[order[: below[-1] + 1]] = True
     return [bool(r) for r in rejected]
+
+
+def adjusted_p_values(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values: ``p_adj <= q`` exactly when :func:`benjamini_hochberg` rejects at ``q``.
+
+    ``p_adj(i) = min over j >= i of min(1, m / j * p_(j))`` in sorted order; NaN stays NaN and
+    does not count in ``m``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.size, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = tested.size
+    if m:
+        if np.any((p[tested] < 0) | (p[tested] > 1)):
+            raise ValueError("p-values must lie in [0, 1]")
+        order = tested[np.argsort(p[tested], kind="stable")]
+        scaled = p[order] * m / np.arange(1, m + 1)
+        out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return [float(v) for v in out]
 
 
 def weighted_drift_share(drifted: Mapping[str, bool], importance: Mapping[str, float]) -> float:

@@ -8,7 +8,7 @@ Four kinds of issue, each recorded as its own outcome (``data_quality`` column a
   column would otherwise retrain a model on imputed constants.
 - ``unseen_categories``: more than ``quality.max_unseen_share`` of a categorical feature's
   values were never seen in the reference. Recorded; not blocking (a new category is also
-  drift, which PSI measures).
+  drift, which the drift statistics measure).
 - ``out_of_range``: more than ``quality.max_out_of_range_share`` of a numeric feature's values
   fall outside the reference's [min, max]. Recorded; not blocking.
 - ``schema_change``: the champion was trained on other features than the configuration lists.
@@ -17,46 +17,41 @@ Four kinds of issue, each recorded as its own outcome (``data_quality`` column a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from .config import RetrainingConfig
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 BLOCKING = frozenset({"missing_values"})
 
 
-def check(cfg: RetrainingConfig, profile: dict[str, Any], frame: pd.DataFrame,
+def check(cfg: RetrainingConfig, profile: dict[str, Any], window: dict[str, Any],
           schema_changes: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """All issues of the window, each with its feature, value and threshold; ``blocking`` if any blocks."""
+    """All issues of the window summary (see :func:`.drift.summarize`), each with its feature, value and
+    threshold; ``blocking`` if any blocks."""
     q = cfg.quality
     issues: list[dict[str, Any]] = []
-    rows = len(frame)
-    for kind, section in (("numeric", profile.get("numeric", {})), ("categorical", profile.get("categorical", {}))):
-        for col, ref in section.items():
-            if col not in frame or rows == 0:
+    rows = int(window.get("rows") or 0)
+    ref_rows = profile.get("rows") or 1
+    for kind in ("numeric", "categorical"):
+        for col, ref in profile.get(kind, {}).items():
+            cur = window.get(kind, {}).get(col)
+            if cur is None or rows == 0:
                 continue
-            values = frame[col]
-            ref_rows = profile.get("rows") or 1
             ref_missing = ref["missing"] / ref_rows
-            missing = float(values.isna().mean())
+            missing = cur["missing"] / rows
             if missing > q.max_missing_rate and missing - ref_missing > q.max_missing_increase:
                 issues.append(_issue("missing_values", col, missing, q.max_missing_rate,
                                      f"{col} is {missing:.0%} missing (reference {ref_missing:.0%})"))
-            present = values.dropna()
-            if present.empty:
+            present = rows - cur["missing"]
+            if present <= 0:
                 continue
             if kind == "categorical":
-                unseen = float((~present.astype(str).isin(list(ref["counts"]))).mean())
+                unseen = sum(v for k, v in cur["counts"].items() if k not in ref["counts"]) / present
                 if unseen > q.max_unseen_share:
                     issues.append(_issue("unseen_categories", col, unseen, q.max_unseen_share,
                                          f"{unseen:.0%} of {col} values are categories the reference never had"))
-            elif ref.get("min") is not None and ref.get("max") is not None:
-                numbers = present.to_numpy(dtype=float)
-                outside = float(np.mean((numbers < ref["min"]) | (numbers > ref["max"])))
+            elif cur.get("out_of_range") is not None:
+                outside = cur["out_of_range"] / present
                 if outside > q.max_out_of_range_share:
                     issues.append(_issue("out_of_range", col, outside, q.max_out_of_range_share,
                                          f"{outside:.0%} of {col} values are outside the reference range "

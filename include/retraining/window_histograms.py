@@ -7,9 +7,11 @@ the table whatever its size, and only the aggregates cross the network.
 :func:`parquet_histograms` reads Parquet files in record batches, so memory is bounded by
 the batch size rather than the window.
 
-Both return the shape of :func:`.drift.build_profile` (``rows``, then per numeric feature
-``edges``, ``counts``, ``missing``, ``mean``, ``std``, ``min``, ``max`` and per categorical
-feature ``counts`` and ``missing``) and agree with it exactly on the same data:
+Both return the window summary of :func:`.drift.summarize` (``rows``, then per numeric feature
+``edges``, ``counts``, ``missing``, ``mean``, ``std``, ``min``, ``max``, ``tail_means`` (means of
+the two open outer bins) and ``out_of_range`` (values outside the reference's ``bounds``, None
+without them); per categorical feature ``counts`` and ``missing``) and agree with it exactly on
+the same data:
 
 * bins are ``(-inf, e1], (e1, e2], ..., (ek, inf)``: a value equal to an edge goes to the
   lower bin; NULL and NaN are missing; infinities are binned but left out of the statistics;
@@ -103,9 +105,12 @@ def _category_counts(raw: Mapping[Any, int]) -> dict[str, Any]:
 
 
 def _numeric_entry(
-    edges: list[float], counts: Sequence[int], missing: int, n: int, mean: Any, std: Any, lo: Any, hi: Any
+    edges: list[float], counts: Sequence[int], missing: int, n: int, mean: Any, std: Any, lo: Any, hi: Any,
+    tails: Sequence[Any] = (None, None), outside: Any = None,
 ) -> dict[str, Any]:
     return {
+        "tail_means": [None if t is None else float(t) for t in tails],
+        "out_of_range": None if outside is None else int(outside),
         "edges": list(edges),
         "counts": [int(c) for c in counts],
         "missing": int(missing),
@@ -144,7 +149,7 @@ def _numeric_chunks(edges: dict[str, list[float]]) -> Iterator[list[str]]:
     chunk: list[str] = []
     size = 0
     for col, col_edges in edges.items():
-        cost = len(col_edges) + 5
+        cost = len(col_edges) + 8
         if chunk and size + cost > MAX_AGGREGATES_PER_QUERY:
             yield chunk
             chunk, size = [], 0
@@ -160,6 +165,7 @@ def _sql_numeric(
     params: list,
     edges: dict[str, list[float]],
     types: dict[str, int],
+    limits: Mapping[str, tuple[float, float]],
 ) -> tuple[int, dict[str, dict[str, Any]]]:
     rows = 0
     found: dict[str, tuple] = {}
@@ -172,16 +178,30 @@ def _sql_numeric(
             ]
             select.append(sql.SQL("ARRAY[{}]::bigint[]").format(sql.SQL(", ").join(cumulative)))
             select.extend(sql.SQL(f"{agg}({{}})").format(v) for agg in ("count", "avg", "stddev_samp", "min", "max"))
+            if edges[col]:  # the means of the two open outer bins (finite values only; NaN sorts above Infinity)
+                low, high = sql.Literal(edges[col][0]), sql.Literal(edges[col][-1])
+                select.append(sql.SQL("avg({v}) FILTER (WHERE {v} <= {lo}::float8 AND {v} > '-Infinity')").format(
+                    v=v, lo=low))
+                select.append(sql.SQL("avg({v}) FILTER (WHERE {v} > {hi}::float8 AND {v} < 'Infinity')").format(
+                    v=v, hi=high))
+            else:
+                select.extend([sql.SQL("NULL::float8"), sql.SQL("NULL::float8")])
+            if col in limits:  # values outside the reference's [min, max], infinities included, NaN not
+                select.append(sql.SQL("count(*) FILTER (WHERE ({v} < {lo}::float8 OR {v} > {hi}::float8) "
+                                      "AND {v} <> 'NaN')").format(
+                    v=v, lo=sql.Literal(limits[col][0]), hi=sql.Literal(limits[col][1])))
+            else:
+                select.append(sql.SQL("NULL::bigint"))
         cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(", ").join(select), relation, where), params)
         row = cur.fetchone()
         rows = int(row[0])
         for i, col in enumerate(chunk):
-            found[col] = row[1 + 6 * i : 7 + 6 * i]
+            found[col] = row[1 + 9 * i : 10 + 9 * i]
 
     # NaN and infinities reach min/max (NaN sorts above everything in PostgreSQL). Only then is
     # a second, exact pass needed for those columns: NaN is missing, infinities have no mean.
     non_finite = [
-        col for col, (_, n, _, _, lo, hi) in found.items() if n and (math.isnan(hi) or math.isinf(hi) or math.isinf(lo))
+        col for col, (_, n, _, _, lo, hi, _, _, _) in found.items() if n and (math.isnan(hi) or math.isinf(hi) or math.isinf(lo))
     ]
     exact: dict[str, tuple] = {}
     if non_finite:
@@ -199,13 +219,14 @@ def _sql_numeric(
         log.info("exact pass for %d numeric column(s) holding NaN or infinities: %s", len(non_finite), non_finite)
 
     result: dict[str, dict[str, Any]] = {}
-    for col, (cumulative, n, mean, std, lo, hi) in found.items():
+    for col, (cumulative, n, mean, std, lo, hi, low_mean, high_mean, outside) in found.items():
         binned = int(n)
         if col in exact:
             binned, n, mean, std, lo, hi = exact[col]
         cumulative = [int(c) for c in cumulative]
         counts = np.diff([0, *cumulative, int(binned)]).tolist()
-        result[col] = _numeric_entry(edges[col], counts, rows - int(binned), int(n), mean, std, lo, hi)
+        result[col] = _numeric_entry(edges[col], counts, rows - int(binned), int(n), mean, std, lo, hi,
+                                     (low_mean, high_mean), outside)
     return rows, result
 
 
@@ -238,6 +259,7 @@ def sql_histograms(
     end: datetime | None,
     numeric: Mapping[str, Sequence[float]],
     categorical: Sequence[str],
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in ``relation``, computed by PostgreSQL.
 
@@ -245,7 +267,7 @@ def sql_histograms(
     ``sources`` builds it); ``numeric`` maps each numeric column to its reference inner
     edges; ``start``/``end`` may be None for an open end (naive datetimes are UTC).
     Returns ``{"rows", "numeric": {col: {...}}, "categorical": {col: {...}}}`` in the
-    shape of :func:`.drift.build_profile`. Two scans of the window (numeric, categorical),
+    shape of :func:`.drift.summarize`. Two scans of the window (numeric, categorical),
     plus one more only for numeric columns holding NaN or infinities.
     """
     edges = _checked_edges(numeric)
@@ -262,7 +284,7 @@ def sql_histograms(
             numeric_result: dict[str, dict[str, Any]] = {}
             try:
                 if edges or not categories:
-                    rows, numeric_result = _sql_numeric(cur, relation, where, params, edges, types)
+                    rows, numeric_result = _sql_numeric(cur, relation, where, params, edges, types, bounds or {})
             except (psycopg2.errors.InvalidTextRepresentation, psycopg2.errors.CannotCoerce) as exc:
                 suspects = [c for c in edges if types[c] not in NUMERIC_OIDS]
                 raise DataValidationError(
@@ -284,6 +306,11 @@ def sql_histograms(
 
 
 # --------------------------------------------------------------------------- Parquet
+
+
+def _tail_means(sums: np.ndarray) -> tuple[float | None, float | None]:
+    low_sum, low_n, high_sum, high_n = (float(v) for v in sums)
+    return (low_sum / low_n if low_n else None, high_sum / high_n if high_n else None)
 
 
 class _Moments:
@@ -401,7 +428,8 @@ def parquet_histograms(
     end: datetime | None,
     numeric: Mapping[str, Sequence[float]],
     categorical: Sequence[str],
-    batch_rows: int = 1_000_000,
+    batch_rows: int = 250_000,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet ``paths``, read in batches.
 
@@ -435,6 +463,9 @@ def parquet_histograms(
     counts = {col: np.zeros(len(e) + 1, dtype=np.int64) for col, e in edges.items()}
     missing = dict.fromkeys(edges, 0)
     moments = {col: _Moments() for col in edges}
+    tails = {col: np.zeros(4) for col in edges}  # sum and count of the finite values in the lowest and highest bin
+    limits = dict(bounds or {})
+    outside = {col: 0 for col in limits if col in edges}
     raw: dict[str, dict[Any, int]] = {col: {} for col in categories}
     rows = 0
     window = _ParquetWindow(dataset.schema, timestamp, start, end)
@@ -451,7 +482,13 @@ def parquet_histograms(
             batch_counts, batch_missing = numeric_histogram(values, col_edges)
             counts[col] += np.asarray(batch_counts, dtype=np.int64)
             missing[col] += batch_missing
-            moments[col].add(values[np.isfinite(values)])
+            finite = values[np.isfinite(values)]
+            moments[col].add(finite)
+            if col_edges:
+                low, high = finite[finite <= col_edges[0]], finite[finite > col_edges[-1]]
+                tails[col] += (low.sum(), low.size, high.sum(), high.size)
+            if col in outside:
+                outside[col] += int(np.count_nonzero((values < limits[col][0]) | (values > limits[col][1])))
         for col in categories:
             column = batch.column(col)
             tallies = raw[col]
@@ -462,7 +499,8 @@ def parquet_histograms(
             ):
                 tallies[value] = tallies.get(value, 0) + count
     numeric_result = {
-        col: _numeric_entry(edges[col], counts[col], missing[col], m.n, m.mean, m.std, m.min, m.max)
+        col: _numeric_entry(edges[col], counts[col], missing[col], m.n, m.mean, m.std, m.min, m.max,
+                            _tail_means(tails[col]), outside.get(col))
         for col, m in moments.items()
     }
     log.info(

@@ -70,7 +70,9 @@ def test_config_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_defaults_of_a_minimal_config() -> None:
     cfg = build_config()
     assert cfg.window.lookback_hours == 6
-    assert cfg.drift.bins == 10 and cfg.drift.psi_threshold == 0.2 and cfg.drift.drifted_share == 0.25
+    assert cfg.drift.bins == 10 and cfg.drift.fine_bins == 100 and cfg.drift.drifted_share == 0.25
+    assert (cfg.drift.numeric_method, cfg.drift.categorical_method, cfg.drift.fdr_q) == ("auto", "auto", 0.05)
+    assert cfg.drift.importance_weighted is True and cfg.drift.thresholds == {} and cfg.drift.columns == {}
     assert (cfg.training.train_fraction, cfg.training.validation_fraction, cfg.training.test_fraction) == (0.7, 0.15, 0.15)
     assert cfg.gate.min_improvement == 0.01
     assert cfg.events.conn_id == "retraining_db"

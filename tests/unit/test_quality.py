@@ -8,7 +8,7 @@ from unit_helpers import build_config
 
 from include.retraining import quality
 from include.retraining.assessment import decide
-from include.retraining.drift import build_profile
+from include.retraining.drift import build_profile, summarize
 
 CFG = build_config()
 rng = np.random.default_rng(0)
@@ -17,11 +17,12 @@ REFERENCE = pd.DataFrame({"x1": rng.uniform(0, 1, 1000), "x2": rng.uniform(0, 1,
 PROFILE = build_profile(REFERENCE, ["x1", "x2"], ["c"], bins=10)
 
 
-def window(**changes) -> pd.DataFrame:
+def window(**changes) -> dict:
+    """The summary of a 500-row window (what the check reads), with some columns replaced."""
     frame = pd.DataFrame({"x1": rng.uniform(0, 1, 500), "x2": rng.uniform(0, 1, 500), "c": rng.choice(["a", "b"], 500)})
     for col, values in changes.items():
         frame[col] = values
-    return frame
+    return summarize(frame, PROFILE)
 
 
 def test_a_clean_window_has_no_issues():

@@ -19,7 +19,7 @@ from psycopg2.extras import execute_values
 
 from include.retraining import window_histograms
 from include.retraining.connections import connect
-from include.retraining.drift import numeric_histogram, quantile_edges
+from include.retraining.drift import numeric_histogram, quantile_edges, tail_means
 from include.retraining.errors import DataValidationError
 from include.retraining.window_histograms import parquet_histograms, sql_histograms
 
@@ -50,6 +50,8 @@ def expected(frame: pd.DataFrame, numeric: Mapping[str, Sequence[float]], catego
             "std": float(finite.std(ddof=1)) if finite.size > 1 else None,
             "min": float(finite.min()) if finite.size else None,
             "max": float(finite.max()) if finite.size else None,
+            "tail_means": tail_means(finite, edges),
+            "out_of_range": None,
         }
     for col in categorical:
         values = frame[col]
@@ -70,6 +72,11 @@ def assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
         assert g["edges"] == w["edges"], col
         assert g["counts"] == w["counts"], col
         assert g["missing"] == w["missing"], col
+        for side in (0, 1):
+            if w["tail_means"][side] is None:
+                assert g["tail_means"][side] is None, (col, side)
+            else:
+                assert g["tail_means"][side] == pytest.approx(w["tail_means"][side], rel=1e-12, abs=1e-12), (col, side)
         for stat in ("mean", "std", "min", "max"):
             if w[stat] is None:
                 assert g[stat] is None, (col, stat)
@@ -198,7 +205,8 @@ def test_sql_empty_window(pg_dsn: str) -> None:
     got = sql_histograms(pg_dsn, TABLE, "ts", at(1000), at(2000), NUMERIC, CATEGORICAL)
     assert got == expected(frame.iloc[:0], NUMERIC, CATEGORICAL)
     assert got["numeric"]["x"] == {
-        "edges": EDGES, "counts": [0, 0, 0, 0], "missing": 0, "mean": None, "std": None, "min": None, "max": None
+        "edges": EDGES, "counts": [0, 0, 0, 0], "missing": 0, "mean": None, "std": None, "min": None, "max": None,
+        "tail_means": [None, None], "out_of_range": None,
     }  # fmt: skip
     assert got["categorical"]["colour"] == {"counts": {}, "missing": 0}
     only_categorical = sql_histograms(pg_dsn, TABLE, "ts", at(1000), at(2000), {}, CATEGORICAL)
