@@ -5,9 +5,10 @@
 ``window.label_wait_hours`` have passed since the window closed, in which case the
 verdict is ``insufficient_data``. The deadline is measured from the window's end, so
 a backfill of an old window decides at once instead of waiting for labels that will
-never come. With enough data it measures data drift (PSI per feature against the
-champion's reference profile) and the champion's performance on the labelled rows
-against its baseline at deployment.
+never come. With enough data it reads the window once into its summary (see
+:mod:`.drift`), checks data quality and data drift against the champion's reference
+profile, estimates the champion's performance without labels (classifiers) and measures
+it on the labelled rows against its baseline at deployment.
 
 :func:`decide` is pure: the same assessment and options give the same decision.
 """
@@ -15,13 +16,16 @@ against its baseline at deployment.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import quality
+from . import drift, quality
 from .config import RetrainingConfig
-from .drift import dataset_drift, feature_drift
 from .metrics import HIGHER_IS_BETTER, clean, error_rate, score
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,15 @@ def error_rate_p_value(base_rate: float, base_rows: int, current_rate: float, cu
 
 
 def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime) -> dict[str, Any]:
-    """The assessment of the window; ``status`` is ``waiting`` while labelled data is still expected."""
+    """The assessment of the window; ``status`` is ``waiting`` while labelled data is still expected.
+
+    While waiting, a window that already holds ``window.min_labelled_rows`` rows is checked without
+    labels: when its data drifted and the champion's label-free performance estimate fell by more
+    than ``performance.max_estimated_drop``, the assessment is final at once
+    (``performance.act_before_labels``), since harmful drift need not wait for labels.
+    """
     from . import registry
-    from .sources import count_window, load_window
-    from .training import targets
+    from .sources import count_window
 
     counts = count_window(cfg, window_start, window_end)
     base: dict[str, Any] = {
@@ -61,6 +70,9 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     if counts.labelled < cfg.window.min_labelled_rows:
         deadline = window_end + timedelta(hours=cfg.window.label_wait_hours)
         if now < deadline:
+            early = _before_labels(cfg, base, window_start, window_end, counts.rows)
+            if early is not None:
+                return early
             log.info(
                 "window [%s, %s) has %d rows, %d labelled; waiting for %d labelled rows until %s",
                 window_start, window_end, counts.rows, counts.labelled, cfg.window.min_labelled_rows, deadline,
@@ -79,34 +91,99 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     if champ is None:
         log.info("no champion registered for %s yet", cfg.model.registry_name)
         return {**base, "status": "ok", "champion": None}
+    return _measure(cfg, base, champ, window_start, window_end, counts.rows)
 
+
+def _before_labels(cfg: RetrainingConfig, base: dict[str, Any], window_start: datetime, window_end: datetime,
+                   rows: int) -> dict[str, Any] | None:
+    """The final assessment of a window whose labels are missing, if data drift and the estimate agree."""
+    from . import registry
+
+    if not cfg.performance.act_before_labels or cfg.model.task == "regression" or rows < cfg.window.min_labelled_rows:
+        return None
+    champ = registry.champion(cfg, registry.setup(cfg))
+    if champ is None:
+        return None
+    result = _measure(cfg, base, champ, window_start, window_end, rows, labels=False)
+    estimated = result.get("estimated") or {}
+    drift = result.get("drift") or {}
+    if drift.get("detected") and estimated.get("drop") is not None \
+            and estimated["drop"] > cfg.performance.max_estimated_drop:
+        log.warning("acting before labels: data drift and an estimated %s drop of %.4f",
+                    estimated["metric"], estimated["drop"])
+        return {**result, "before_labels": True}
+    return None
+
+
+def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: datetime, window_end: datetime,
+                 rows: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The window's drift summary (one read) and the rows to score the champion on.
+
+    A window of at least ``drift.pushdown_min_rows`` rows is summarised where it lives (inside
+    PostgreSQL, or over Parquet in batches) and only its newest ``performance.max_rows`` rows are
+    loaded; a smaller one is loaded once and summarised in pandas.
+    """
+    from . import window_histograms
+    from .connections import resolve_dsn
+    from .sources import files, load_window, source_relation
+
+    numeric = {c: e for c, e in drift.window_edges(profile).items() if c in cfg.columns.numeric}
+    categorical = [c for c in profile["categorical"] if c in cfg.columns.categorical]
+    if rows >= cfg.drift.pushdown_min_rows and cfg.source.kind in ("sql", "parquet"):
+        args = (cfg.columns.timestamp, window_start, window_end, numeric, categorical)
+        if cfg.source.kind == "sql":
+            summary = window_histograms.sql_histograms(resolve_dsn(cfg.source.conn_id or ""), source_relation(cfg),
+                                                       *args, bounds=drift.bounds(profile))
+        else:
+            summary = window_histograms.parquet_histograms(files(cfg), *args, bounds=drift.bounds(profile))
+        frame = load_window(cfg, window_start, window_end, newest=cfg.performance.max_rows)
+        return summary, frame
     frame = load_window(cfg, window_start, window_end)
+    summary = drift.summarize(frame, profile)
+    if len(frame) > cfg.performance.max_rows:
+        frame = frame.tail(cfg.performance.max_rows)
+    return summary, frame
+
+
+def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_start: datetime, window_end: datetime,
+             rows: int, labels: bool = True) -> dict[str, Any]:
+    """Data quality, data drift, the label-free estimate and (with ``labels``) the champion's performance."""
+    from . import registry
+    from .training import targets
+
     profile = registry.load_run_json(champ.run_id, registry.PROFILE_ARTIFACT)
     meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)
-    results = feature_drift(profile, frame, cfg.drift.psi_threshold)
-    verdict = dataset_drift(results, cfg.drift.drifted_share)
-
+    summary, frame = _read_window(cfg, profile, window_start, window_end, rows)
+    verdict = drift.check(profile, summary, cfg.drift, meta.get("feature_importance"))
     schema_changes = {
         "added": sorted(set(cfg.columns.features) - set(meta["features"])),
         "removed": sorted(set(meta["features"]) - set(cfg.columns.features)),
     }
-    data_quality = quality.check(cfg, profile, frame, schema_changes)
+    data_quality = quality.check(cfg, profile, summary, schema_changes)
     for issue in data_quality["issues"]:
         log.warning("data quality (%s%s): %s", issue["kind"], ", blocking" if issue["blocking"] else "", issue["text"])
-    labelled = frame[frame[cfg.columns.label].notna()]
-    baseline = meta["baseline_metrics"]
+    log.info("drift: %d/%d features drifted, carrying %.0f%% of the importance (threshold %.0f%%): %s",
+             len(verdict["drifted_features"]), len(verdict["features"]), 100 * verdict["drifted_share"],
+             100 * verdict["share_threshold"], ", ".join(verdict["drifted_features"][:10]) or "none")
+    result: dict[str, Any] = {
+        **base,
+        "status": "ok",
+        "champion": {"version": champ.version, "run_id": champ.run_id},
+        "quality": data_quality,
+        "drift": verdict,
+        "performance": None,
+        "estimated": None,
+    }
     if schema_changes["added"] or schema_changes["removed"]:
         log.warning("the champion's features differ from the configuration's: %s", schema_changes)
-        return {
-            **base,
-            "status": "ok",
-            "champion": {"version": champ.version, "run_id": champ.run_id},
-            "schema_changes": schema_changes,
-            "quality": data_quality,
-            "drift": {**verdict, "method": cfg.drift.method, "features": results},
-            "performance": None,
-        }
+        return {**result, "schema_changes": schema_changes}
     model = registry.load_model(champ.uri)
+    if cfg.model.task != "regression" and meta.get("calibration") and meta.get("estimated_baseline") and len(frame):
+        result["estimated"] = _estimate(cfg, meta, model.predict_proba(frame[meta["features"]]))
+    if not labels:
+        return result
+    labelled = frame[frame[cfg.columns.label].notna()]
+    baseline = meta["baseline_metrics"]
     current = clean(score(model, labelled[meta["features"]], targets(cfg, labelled, meta["classes"]), cfg.model.task))
     metric = cfg.performance_metric
     drop = None
@@ -119,27 +196,35 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     if cfg.model.task != "regression" and meta.get("baseline_rows"):
         error_p_value = error_rate_p_value(err_base, int(meta["baseline_rows"]), err_now, len(labelled))
     log.info(
-        "champion v%s on %d labelled rows: %s %.4f (baseline %.4f); %d/%d features drifted (max PSI %.3f)",
+        "champion v%s on %d labelled rows: %s %.4f (baseline %.4f)",
         champ.version, len(labelled), metric, current.get(metric) or float("nan"), baseline.get(metric) or float("nan"),
-        len(verdict["drifted_features"]), len(results), verdict["max_psi"],
     )
-    return {
-        **base,
-        "status": "ok",
-        "champion": {"version": champ.version, "run_id": champ.run_id},
-        "quality": data_quality,
-        "drift": {**verdict, "method": cfg.drift.method, "features": results},
-        "performance": {
-            "metric": metric,
-            "current": current,
-            "baseline": baseline,
-            "drop": None if drop is None else round(drop, 6),
-            "max_drop": cfg.performance.max_drop,
-            "error_increase": None if error_increase is None else round(error_increase, 6),
-            "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
-            "max_error_increase": cfg.performance.max_relative_error_increase,
-        },
+    result["performance"] = {
+        "metric": metric,
+        "current": current,
+        "baseline": baseline,
+        "rows": int(len(labelled)),
+        "drop": None if drop is None else round(drop, 6),
+        "max_drop": cfg.performance.max_drop,
+        "error_increase": None if error_increase is None else round(error_increase, 6),
+        "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
+        "max_error_increase": cfg.performance.max_relative_error_increase,
     }
+    return result
+
+
+def _estimate(cfg: RetrainingConfig, meta: dict[str, Any], proba: Any) -> dict[str, Any]:
+    """The champion's expected metrics on the window's rows, labelled or not, against the same estimate at deployment."""
+    from . import performance_estimate
+
+    metric = cfg.performance.estimated_metric
+    current = performance_estimate.estimate(meta["calibration"], proba)
+    baseline = meta["estimated_baseline"]
+    drop = performance_estimate.estimated_drop(current, baseline, metric)
+    log.info("label-free estimate on %d rows: expected %s %.4f (at deployment %.4f), accuracy %.4f +- %.4f",
+             current["rows"], metric, current[metric], baseline[metric], current["accuracy"], current["accuracy_se"])
+    return {"metric": metric, "current": {k: round(float(v), 6) for k, v in current.items()},
+            "baseline": baseline, "drop": round(drop, 6), "max_drop": cfg.performance.max_estimated_drop}
 
 
 def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[str, float, str]]:
@@ -151,17 +236,20 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
             ("data_drift", 3.0, f"the feature schema changed since the champion was trained "
                                 f"(added {schema.get('added', [])}, removed {schema.get('removed', [])})")
         )
-    drift = assessment.get("drift") or {}
-    if drift.get("detected"):
-        top = [f for f in drift["features"] if f["drifted"]]
-        top.sort(key=lambda f: -(f["statistic"] or 0))
-        named = ", ".join(f"{f['feature']} PSI {f['statistic']:.3f}" for f in top[:5])
+    drift_ = assessment.get("drift") or {}
+    if drift_.get("detected"):
+        signals.append(("data_drift", data_drift_strength(drift_), data_drift_reason(drift_)))
+    estimated = assessment.get("estimated") or {}
+    if assessment.get("before_labels") and estimated.get("drop") is not None and estimated["drop"] > estimated["max_drop"]:
+        metric = estimated["metric"]
         signals.append(
             (
-                "data_drift",
-                drift["max_psi"] / cfg.drift.psi_threshold,
-                f"data drift in {len(top)}/{len(drift['features'])} features ({named}; threshold "
-                f"{cfg.drift.psi_threshold}), {drift['drifted_share']:.0%} >= {drift['share_threshold']:.0%}",
+                "performance_degradation",
+                estimated["drop"] / max(estimated["max_drop"], 1e-9),
+                f"estimated {metric} (label-free, from the champion's calibrated probabilities on "
+                f"{estimated['current']['rows']:.0f} rows) fell from {estimated['baseline'][metric]:.4f} at deployment "
+                f"to {estimated['current'][metric]:.4f} (drop {estimated['drop']:.4f} > {estimated['max_drop']}); "
+                "acting before the labels arrive",
             )
         )
     perf = assessment.get("performance") or {}
@@ -193,6 +281,51 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
     return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first
 
 
+STATISTIC_LABELS = {
+    "wasserstein": "Wasserstein {:.3f} sd",
+    "jensenshannon": "Jensen-Shannon {:.3f}",
+    "psi": "PSI {:.3f}",
+    "linf": "L-inf {:.3f}",
+    "ks": "KS p={:.2g}",
+    "chisquare": "chi-square p={:.2g}",
+}
+
+
+def describe_feature(feature: dict[str, Any]) -> str:
+    """'credit_score Wasserstein 0.412 sd (>= 0.1, importance 31%)': the number and the rule it broke."""
+    value = feature["p_adjusted"] if feature["kind_of_statistic"] == "p_value" else feature["statistic"]
+    stat = STATISTIC_LABELS.get(feature["method"], feature["method"] + " {:.3g}").format(value)
+    if feature["kind_of_statistic"] == "p_value":
+        rule = f"adjusted, < {feature['threshold']:g}"
+    else:
+        rule = f">= {feature['threshold']:g}"
+    return f"{feature['feature']} {stat} ({rule}, importance {feature.get('importance', 0):.0%})"
+
+
+def data_drift_strength(verdict: dict[str, Any]) -> float:
+    """How far past its rule the window is: the geometric mean of the drifted share over its threshold
+    and the importance-weighted mean strength (statistic over threshold) of the drifted features, the
+    latter clipped to [1, 3]. Many features slightly over, or a few far over, both count."""
+    drivers = [f for f in verdict["features"] if f["drifted"]]
+    weight = sum(f.get("importance", 0.0) for f in drivers)
+    if weight > 0:
+        mean_strength = sum(f.get("importance", 0.0) * f.get("strength", 1.0) for f in drivers) / weight
+    else:
+        mean_strength = sum(f.get("strength", 1.0) for f in drivers) / max(len(drivers), 1)
+    ratio = verdict["drifted_share"] / max(verdict["share_threshold"], 1e-9)
+    return round(math.sqrt(ratio * min(max(mean_strength, 1.0), 3.0)), 4)
+
+
+def data_drift_reason(verdict: dict[str, Any], limit: int = 5) -> str:
+    features = {f["feature"]: f for f in verdict["features"]}
+    named = "; ".join(describe_feature(features[n]) for n in verdict["drifted_features"][:limit])
+    more = len(verdict["drifted_features"]) - limit
+    weighted = "of the champion's feature importance" if verdict.get("importance_weighted") else "of the features"
+    return (f"data drift in {len(verdict['drifted_features'])}/{len(verdict['features'])} features carrying "
+            f"{verdict['drifted_share']:.0%} {weighted} (>= {verdict['share_threshold']:.0%}): {named}"
+            + (f"; and {more} more" if more > 0 else ""))
+
+
 def _severity(signals: list[tuple[str, float, str]]) -> str:
     if not signals:
         return "low"
@@ -206,11 +339,25 @@ def _severity(signals: list[tuple[str, float, str]]) -> str:
 
 def _confidence(signals: list[tuple[str, float, str]], assessment: dict[str, Any]) -> float:
     if not signals:
-        drift = assessment.get("drift") or {}
-        share, limit = drift.get("drifted_share", 0.0), drift.get("share_threshold", 1.0)
+        drift_ = assessment.get("drift") or {}
+        share, limit = drift_.get("drifted_share", 0.0), drift_.get("share_threshold", 1.0)
         return round(max(0.5, 1.0 - share / max(limit, 1e-9) / 2), 3)
     strongest = max(s[1] for s in signals)
     return round(min(0.99, 0.45 + 0.15 * len(signals) + 0.1 * min(strongest - 1.0, 2.0)), 3)
+
+
+def no_drift_reason(assessment: dict[str, Any]) -> str:
+    drift_ = assessment.get("drift") or {}
+    text = (f"no drift: {len(drift_.get('drifted_features', []))}/{len(drift_.get('features', []))} features drifted, "
+            f"carrying {drift_.get('drifted_share', 0):.0%} of the importance (< {drift_.get('share_threshold', 0):.0%})")
+    if drift_.get("drifted_features"):
+        features = {f["feature"]: f for f in drift_["features"]}
+        text += " (" + "; ".join(describe_feature(features[n]) for n in drift_["drifted_features"][:3]) + ")"
+    estimated = assessment.get("estimated")
+    if estimated:
+        text += (f"; estimated {estimated['metric']} {estimated['current'][estimated['metric']]:.4f} "
+                 f"(at deployment {estimated['baseline'][estimated['metric']]:.4f})")
+    return text + "; performance within bounds"
 
 
 def storm_limit(cfg: RetrainingConfig, history: dict[str, Any] | None) -> str | None:
@@ -284,11 +431,7 @@ def decide(
     if force:
         reasons.append(f"retraining forced by the trigger{': ' + manual_reason if manual_reason else ''}")
     if not reasons:
-        drift = assessment.get("drift") or {}
-        reasons.append(
-            f"no drift: {len(drift.get('drifted_features', []))}/{len(drift.get('features', []))} features over the "
-            f"PSI threshold (max PSI {drift.get('max_psi', 0):.3f}); performance within bounds"
-        )
+        reasons.append(no_drift_reason(assessment))
     result = {
         "trigger_type": trigger_type,
         "severity": _severity(signals),

@@ -70,6 +70,8 @@ COLUMNS: dict[str, str] = {
     "execution_completed_at": "TIMESTAMPTZ",
     "created_at": "TIMESTAMPTZ NOT NULL DEFAULT now()",
     "updated_at": "TIMESTAMPTZ NOT NULL DEFAULT now()",
+    "drift_report_uri": "TEXT",  # the HTML report on MLflow, for a check that found drift
+    "drift_report_run_id": "TEXT",
 }
 JSON_COLUMNS = {name for name, kind in COLUMNS.items() if kind.startswith("JSONB")}
 WRITABLE = set(COLUMNS) - {"dag_id", "run_id", "created_at", "updated_at"}

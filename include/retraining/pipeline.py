@@ -134,8 +134,9 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "deployed": False,
                 "rows_in_window": result["rows"],
                 "labelled_rows": result["labelled_rows"],
-                "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "quality", "schema_changes",
-                                                                "rows", "labelled_rows")},
+                "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
+                                                                "schema_changes", "rows", "labelled_rows",
+                                                                "before_labels")},
                 "data_quality": _quality_summary(result.get("quality")),
                 "champion_version_before": (result.get("champion") or {}).get("version"),
                 "champion_version_after": (result.get("champion") or {}).get("version"),
@@ -170,10 +171,12 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
             history=history,
         )
         decision["storm_history"] = history
+        report = drift_report(info, cfg, assessment, decision)
         record(
             info,
             cfg,
             {
+                **({"drift_report_uri": report["uri"], "drift_report_run_id": report["run_id"]} if report else {}),
                 "trigger_type": decision["trigger_type"],
                 "severity": decision["severity"],
                 "confidence": decision["confidence"],
@@ -185,6 +188,26 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
         log.info("decision: %s (%s, severity %s): %s", decision["decision"], decision["trigger_type"],
                  decision["severity"], decision["reason"])
         return decision
+
+
+def drift_report(info: RunInfo, cfg: RetrainingConfig, assessment: dict[str, Any],
+                 decision: dict[str, Any]) -> dict[str, str] | None:
+    """For a check that found drift (``drift.report``), the HTML report on MLflow: its run id and URI."""
+    from . import drift_report as report_
+    from . import registry
+
+    verdict = assessment.get("drift") or {}
+    if not (cfg.drift.report and verdict.get("detected")):
+        return None
+    champion = assessment.get("champion") or {}
+    context = {
+        "model": cfg.model.registry_name,
+        "champion": f"version {champion.get('version')}",
+        "window": f"[{assessment['window_start']}, {assessment['window_end']})",
+        "airflow run": f"{info.dag_id} / {info.run_id}",
+    }
+    html = report_.render_html(verdict, title=f"Drift report: {cfg.model.name}", context=context, decision=decision)
+    return registry.log_drift_report(cfg, html, verdict, info.tags(), run_name=f"drift-check-{info.safe_run_id}")
 
 
 # --- collect / prepare / train ----------------------------------------------------------------

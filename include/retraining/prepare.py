@@ -113,7 +113,8 @@ def prepare(
         uris[name] = storage.join(out_dir, f"{name}.parquet")
         storage.write_parquet(parts[name], uris[name])
     profile = build_profile(
-        reference_slice(cfg, frame, cutoff), cfg.columns.numeric, cfg.columns.categorical, cfg.drift.bins
+        reference_slice(cfg, frame, cutoff), cfg.columns.numeric, cfg.columns.categorical, cfg.drift.bins,
+        fine_bins=cfg.drift.fine_bins, sample_rows=cfg.drift.sample_rows, seed=cfg.training.seed,
     )
     profile_uri = storage.join(out_dir, "reference_profile.json")
     storage.write_json(profile, profile_uri)

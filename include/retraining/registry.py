@@ -108,3 +108,32 @@ def register(cfg: RetrainingConfig, client: Any, model_uri: str, run_id: str, ta
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     log.info("registered %s version %s (alias %s)", name, mv.version, CHALLENGER)
     return ModelVersionInfo(name=name, version=int(mv.version), run_id=run_id, source=mv.source)
+
+
+DRIFT_REPORT_ARTIFACT = "drift_report.html"
+
+
+def log_drift_report(cfg: RetrainingConfig, html: str, verdict: dict[str, Any], tags: dict[str, str],
+                     run_name: str) -> dict[str, str]:
+    """Log a drift report as its own MLflow run (kind ``drift_check``) in the model's experiment.
+
+    The run holds the HTML report, the verdict as JSON and the headline numbers as metrics, so
+    reports can be compared across checks in the MLflow UI. Returns the run id and the report's URI.
+    """
+    import mlflow
+
+    setup(cfg)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags({**tags, "retraining.kind": "drift_check"})
+        mlflow.log_metrics({
+            "drifted_share": float(verdict["drifted_share"]),
+            "unweighted_drifted_share": float(verdict["unweighted_share"]),
+            "drifted_features": float(len(verdict["drifted_features"])),
+            "max_psi": float(verdict["max_psi"]),
+            "current_rows": float(verdict["current_rows"]),
+        })
+        mlflow.log_text(html, DRIFT_REPORT_ARTIFACT)
+        mlflow.log_dict(verdict, "drift_verdict.json")
+        uri = f"{run.info.artifact_uri.rstrip('/')}/{DRIFT_REPORT_ARTIFACT}"
+    log.info("drift report logged to MLflow run %s: %s", run.info.run_id, uri)
+    return {"run_id": run.info.run_id, "uri": uri}

@@ -40,11 +40,16 @@ def as_utc(ts: datetime | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
-def _source_relation(cfg: RetrainingConfig) -> sql.Composable:
+def source_relation(cfg: RetrainingConfig) -> sql.Composable:
     src = cfg.source
     if src.table:
         return sql.Identifier(*src.table.split("."))
     return sql.SQL("({}) AS src").format(sql.SQL(src.query or ""))
+
+
+def files(cfg: RetrainingConfig) -> list[str]:
+    """The source's data files (Parquet or CSV), as the source reads them."""
+    return _files(cfg)
 
 
 def _describe(cfg: RetrainingConfig) -> str:
@@ -71,7 +76,7 @@ def _check_present(cfg: RetrainingConfig, available: list[str]) -> None:
 
 
 def _sql_columns(cfg: RetrainingConfig, dsn: str) -> list[str]:
-    query = sql.SQL("SELECT * FROM {} LIMIT 0").format(_source_relation(cfg))
+    query = sql.SQL("SELECT * FROM {} LIMIT 0").format(source_relation(cfg))
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(query)
         return [d.name for d in cur.description]
@@ -139,7 +144,7 @@ def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | 
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, start, end)
         query = sql.SQL("SELECT count(*), count({label}) FROM {rel} WHERE {where}").format(
-            label=sql.Identifier(cfg.columns.label), rel=_source_relation(cfg), where=where
+            label=sql.Identifier(cfg.columns.label), rel=source_relation(cfg), where=where
         )
         with connect(dsn) as conn, conn.cursor() as cur:
             cur.execute(query, params)
@@ -155,8 +160,11 @@ def load_window(
     start: datetime | None,
     end: datetime | None,
     labelled_only: bool = False,
+    newest: int | None = None,
 ) -> pd.DataFrame:
-    """The configured columns for rows with ``start <= timestamp < end``, ordered by time, validated."""
+    """The configured columns for rows with ``start <= timestamp < end``, ordered by time, validated.
+
+    ``newest`` keeps only that many of the most recent rows (read as such from SQL)."""
     import pandas as pd
 
     columns = required_columns(cfg)
@@ -166,22 +174,27 @@ def load_window(
         where, params = window_clause(cfg.columns.timestamp, start, end)
         if labelled_only:
             where = sql.SQL("{} AND {} IS NOT NULL").format(where, sql.Identifier(cfg.columns.label))
-        query = sql.SQL("SELECT {cols} FROM {rel} WHERE {where} ORDER BY {ts}").format(
+        query = sql.SQL("SELECT {cols} FROM {rel} WHERE {where} ORDER BY {ts}{limit}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            rel=_source_relation(cfg),
+            rel=source_relation(cfg),
             where=where,
             ts=sql.Identifier(cfg.columns.timestamp),
+            limit=sql.SQL(" DESC LIMIT {}").format(sql.Literal(int(newest))) if newest else sql.SQL(""),
         )
         with connect(dsn) as conn, conn.cursor() as cur:
             cur.execute(query, params)
             frame = pd.DataFrame(cur.fetchall(), columns=columns)
         frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
+        if newest:
+            frame = frame.iloc[::-1].reset_index(drop=True)
     else:
         frame = _read_files(cfg, columns)
         frame = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
         if labelled_only:
             frame = frame[frame[cfg.columns.label].notna()]
         frame = frame.sort_values(cfg.columns.timestamp, kind="stable").reset_index(drop=True)
+        if newest:
+            frame = frame.tail(newest).reset_index(drop=True)
     log.info("read %d rows from %s for window [%s, %s)", len(frame), _describe(cfg), start, end)
     return coerce_types(cfg, frame)
 

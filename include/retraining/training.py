@@ -324,6 +324,21 @@ def train_candidate(
             metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes),
                                                  cfg.model.task))
         log.info("trained in %.1f s (search %.1f s); test metrics %s", fit_seconds, search_seconds, metrics["test"])
+        importance = feature_importance(cfg, model, splits["validation"], classes)
+        log.info("permutation importance on validation rows: %s",
+                 ", ".join(f"{k} {v:.2f}" for k, v in sorted(importance.items(), key=lambda kv: -kv[1])))
+        calibration, estimated_baseline = None, None
+        if cfg.model.task != "regression":
+            from . import performance_estimate
+
+            try:
+                calibration = performance_estimate.fit_calibration(
+                    targets(cfg, splits["validation"], classes), model.predict_proba(splits["validation"][features]))
+            except ValueError as exc:  # e.g. too few validation rows: no label-free estimates for this model
+                log.warning("no calibration for label-free performance estimates: %s", exc)
+            if calibration is not None:
+                scored = recent if len(recent) >= cfg.gate.min_recent_rows else test
+                estimated_baseline = performance_estimate.estimate(calibration, model.predict_proba(scored[features]))
         params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
         mlflow.log_params(
@@ -354,6 +369,12 @@ def train_candidate(
             # held-out rows of the window it was trained for (the whole test split if too few)
             "baseline_metrics": metrics.get("test_recent", metrics["test"]),
             "baseline_rows": int(len(recent) if "test_recent" in metrics else len(test)),
+            # drift checks weigh drifted features by this (shares summing to 1)
+            "feature_importance": importance,
+            # label-free estimates: isotonic calibration on the validation split, and the estimate on
+            # the baseline rows, which an estimate on a window is compared with
+            "calibration": calibration,
+            "estimated_baseline": estimated_baseline,
             "snapshot": snapshot,
             "hyperparameters": params,
             "search": searched,
@@ -382,6 +403,31 @@ def train_candidate(
         "best_params": tuned,
         "provenance": provenance,
     }
+
+
+def feature_importance(cfg: RetrainingConfig, model: Any, frame: pd.DataFrame, classes: list[Any],
+                       max_rows: int = 5000, repeats: int = 3) -> dict[str, float]:
+    """Permutation importance of each feature on held-out rows, as shares summing to 1.
+
+    Model-agnostic (the same meaning for every family, unlike gain or coefficients): how much
+    the log loss (R2 for regression) worsens when the feature's values are shuffled. Negative
+    values (noise) count as 0; if every feature is 0, all get an equal share.
+    """
+    from sklearn.inspection import permutation_importance
+
+    features = cfg.columns.features
+    sample = frame.sample(min(len(frame), max_rows), random_state=cfg.training.seed) if len(frame) > max_rows else frame
+    scoring = "r2" if cfg.model.task == "regression" else "neg_log_loss"
+    y = targets(cfg, sample, classes)
+    if scoring == "neg_log_loss" and len(np.unique(y)) < len(classes):
+        scoring = "accuracy"  # log loss needs every class among the rows
+    result = permutation_importance(model, sample[features], y, scoring=scoring, n_repeats=repeats,
+                                    random_state=cfg.training.seed)
+    raw = np.clip(result.importances_mean, 0.0, None)
+    total = float(raw.sum())
+    if total <= 0:
+        return {f: round(1.0 / len(features), 6) for f in features}
+    return {f: round(float(v) / total, 6) for f, v in zip(features, raw, strict=True)}
 
 
 def trusted_types(model: Any) -> list[str]:

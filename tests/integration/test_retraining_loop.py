@@ -71,7 +71,13 @@ def test_window_without_drift_skips_and_records_why(scenario, module_harness: Ha
     assert row["champion_version_before"] == 1 == row["champion_version_after"]
     drift = row["trigger_metrics"]["drift"]
     assert len(drift["features"]) == 11 and drift["detected"] is False
-    assert all(f["method"] == "psi" and f["statistic"] < 0.1 for f in drift["features"])
+    # default methods on a 3000-row window: Wasserstein (numeric) and Jensen-Shannon (categorical), all quiet
+    assert {f["method"] for f in drift["features"]} == {"wasserstein", "jensenshannon"}
+    assert all(f["statistic"] < f["threshold"] and not f["drifted"] for f in drift["features"])
+    assert abs(sum(f["importance"] for f in drift["features"]) - 1) < 1e-3 and drift["importance_weighted"] is True
+    estimated = row["trigger_metrics"]["estimated"]  # the label-free estimate is on record too
+    assert estimated["metric"] == "f1" and abs(estimated["drop"]) < 0.05
+    assert row["drift_report_uri"] is None  # reports only for checks that found drift
     assert row["trigger_metrics"]["performance"]["current"]["roc_auc"] > 0.6
     assert row["labelled_rows"] >= 500
     states = module_harness.task_states(dagrun.run_id)
@@ -85,7 +91,14 @@ def test_drifted_window_retrains_registers_and_deploys(scenario, module_harness:
     assert dagrun.state == "success"
     assert row["decision"] == "retrain" and row["trigger_type"] == "data_drift"
     assert row["severity"] in ("medium", "high", "critical")
-    assert "loan_purpose" in row["trigger_reason"]  # the reason names the drifted features
+    drift = row["trigger_metrics"]["drift"]
+    assert "loan_purpose" in drift["drifted_features"] and drift["drifted_share"] >= 0.25
+    assert drift["drifted_features"][0] in row["trigger_reason"]  # the reason names the features and numbers
+    assert "sd (>= 0.1, importance" in row["trigger_reason"]
+    # the HTML report is on its own MLflow run, linked from the row
+    assert row["drift_report_uri"].endswith("/drift_report.html")
+    report_files = {f.path for f in module_harness.mlflow().list_artifacts(row["drift_report_run_id"])}
+    assert {"drift_report.html", "drift_verdict.json"} <= report_files
     assert row["status"] == "deployed" and row["deployed"] is True and row["execution_successful"] is True, row["gate_details"]["reasons"]
     assert row["champion_version_before"] == 1 and row["champion_version_after"] == 2
     assert row["gate_passed"] is True

@@ -10,12 +10,14 @@ from unit_helpers import build_config
 
 from include.retraining.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
 
-CFG = build_config(gate={"primary_metric": "roc_auc"})  # psi 0.2, share 0.25, max_drop 0.05, error +15%
+CFG = build_config(gate={"primary_metric": "roc_auc"})  # share 0.25, max_drop 0.05, error +15%
 
 
-def feature(name: str, statistic: float, drifted: bool) -> dict[str, Any]:
-    return {"feature": name, "kind": "numeric", "method": "psi", "statistic": statistic, "threshold": 0.2,
-            "drifted": drifted}
+def feature(name: str, statistic: float, drifted: bool, importance: float = 0.25) -> dict[str, Any]:
+    """A feature result as drift.check gives it: a PSI of ``statistic`` against a 0.2 threshold."""
+    return {"feature": name, "kind": "numeric", "method": "psi", "kind_of_statistic": "distance",
+            "statistic": statistic, "threshold": 0.2, "p_adjusted": None, "drifted": drifted,
+            "strength": round(statistic / 0.2, 4), "importance": importance, "psi": statistic}
 
 
 def assessment(
@@ -40,8 +42,9 @@ def assessment(
             "drifted_features": sorted(drifted, key=lambda n: -drifted[n]),
             "drifted_share": round(share, 4),
             "share_threshold": 0.25,
+            "unweighted_share": round(share, 4),
+            "importance_weighted": True,
             "max_psi": max([f["statistic"] for f in features], default=0.0),
-            "method": "psi",
             "features": features,
         },
         "performance": {
@@ -112,19 +115,24 @@ def test_no_signal_skips() -> None:
         "would_retrain": False,
         "decision": "skip",
         "retrain": False,
-        "reason": "no drift: 1/8 features over the PSI threshold (max PSI 0.250); performance within bounds",
+        "reason": "no drift: 1/8 features drifted, carrying 12% of the importance (< 25%) "
+                  "(a PSI 0.250 (>= 0.2, importance 25%)); performance within bounds",
     }
 
 
 def test_data_drift_retrains() -> None:
-    a = assessment(drifted={"a": 0.25, "b": 0.3})  # 2 of 5 features; max PSI 0.3 = 1.5x the threshold
+    a = assessment(drifted={"a": 0.25, "b": 0.3})  # 2 of 5 features at 1.25x and 1.5x the PSI threshold
     result = decide(CFG, a)
     assert result["decision"] == "retrain" and result["retrain"] is True
     assert result["trigger_type"] == "data_drift"
     assert result["signals"] == ["data_drift"]
     assert result["severity"] == "medium"
-    assert result["confidence"] == pytest.approx(0.45 + 0.15 + 0.1 * 0.5)
-    assert result["reason"] == "data drift in 2/5 features (b PSI 0.300, a PSI 0.250; threshold 0.2), 40% >= 25%"
+    strength = (0.4 / 0.25 * (1.25 + 1.5) / 2) ** 0.5  # share over threshold x mean strength, geometric mean
+    assert result["confidence"] == pytest.approx(0.45 + 0.15 + 0.1 * (strength - 1), abs=1e-3)
+    assert result["reason"] == (
+        "data drift in 2/5 features carrying 40% of the champion's feature importance (>= 25%): "
+        "b PSI 0.300 (>= 0.2, importance 25%); a PSI 0.250 (>= 0.2, importance 25%)"
+    )
 
 
 def test_performance_degradation_and_concept_drift() -> None:
@@ -151,7 +159,8 @@ def test_signals_come_in_a_fixed_order_and_the_first_is_the_trigger() -> None:
     assert result["trigger_type"] == "data_drift"
     assert result["severity"] == "critical"
     assert result["reason"] == (
-        "data drift in 1/4 features (a PSI 0.300; threshold 0.2), 25% >= 25%; "
+        "data drift in 1/4 features carrying 25% of the champion's feature importance (>= 25%): "
+        "a PSI 0.300 (>= 0.2, importance 25%); "
         "roc_auc fell from 0.8000 at deployment to 0.7400 (drop 0.0600 > 0.05); "
         "the champion's error rate rose 20% against deployment (threshold 15%)"
     )
@@ -229,7 +238,8 @@ def test_confidence_known_answers() -> None:
 def test_signal_strength_is_a_multiple_of_its_threshold() -> None:
     signals = _signals(CFG, assessment(drifted={"a": 0.5}, drop=0.1, error_increase=0.45))
     assert [(name, pytest.approx(strength)) for name, strength, _ in signals] == [
-        ("data_drift", pytest.approx(2.5)),
+        # share 1/4 over 0.25 = 1, strength 2.5: geometric mean sqrt(2.5)
+        ("data_drift", pytest.approx(2.5 ** 0.5, abs=1e-4)),
         ("performance_degradation", pytest.approx(2.0)),
         ("concept_drift", pytest.approx(3.0)),
     ]

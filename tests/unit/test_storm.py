@@ -13,8 +13,11 @@ END = datetime(2026, 3, 8, 18, tzinfo=timezone.utc)
 DRIFT = {
     "status": "ok",
     "champion": {"version": 1, "run_id": "r"},
-    "drift": {"detected": True, "features": [{"feature": "x1", "statistic": 0.5, "drifted": True}],
-              "drifted_features": ["x1"], "drifted_share": 1.0, "share_threshold": 0.25, "max_psi": 0.5},
+    "drift": {"detected": True, "features": [{"feature": "x1", "method": "psi", "kind_of_statistic": "distance",
+                                              "statistic": 0.5, "threshold": 0.2, "p_adjusted": None,
+                                              "drifted": True, "strength": 2.5, "importance": 1.0}],
+              "drifted_features": ["x1"], "drifted_share": 1.0, "share_threshold": 0.25, "max_psi": 0.5,
+              "importance_weighted": True},
     "performance": None,
 }
 
