@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import drift, quality
 from .config import RetrainingConfig
-from .metrics import HIGHER_IS_BETTER, clean, error_rate, score
+from .metrics import HIGHER_IS_BETTER, bootstrap_se, clean, error_rate, metrics_of, outputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +33,20 @@ SIGNAL_ORDER = ("data_drift", "performance_degradation", "concept_drift")
 # Concept drift needs the effect (error rate up by more than the configured share) AND evidence that it
 # is not sampling noise: a one-sided two-proportion z-test against the baseline's error rate.
 CONCEPT_DRIFT_ALPHA = 0.01
+
+
+# A metric drop counts when it is larger than performance.max_drop AND unlikely to be noise: the
+# baseline was measured on a few hundred held-out rows, the window on a few thousand.
+PERFORMANCE_ALPHA = 0.01
+
+
+def drop_p(drop: float, se: float) -> float:
+    """One-sided p-value that a metric drop this large arises by chance, given its standard error."""
+    from scipy.stats import norm
+
+    if se <= 0:
+        return 0.0 if drop > 0 else 1.0
+    return float(norm.sf(drop / se))
 
 
 def error_rate_p_value(base_rate: float, base_rows: int, current_rate: float, current_rows: int) -> float:
@@ -184,12 +198,19 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         return result
     labelled = frame[frame[cfg.columns.label].notna()]
     baseline = meta["baseline_metrics"]
-    current = clean(score(model, labelled[meta["features"]], targets(cfg, labelled, meta["classes"]), cfg.model.task))
+    y = targets(cfg, labelled, meta["classes"])
+    out = outputs(model, labelled[meta["features"]], cfg.model.task)
+    current = clean(metrics_of(y, out, cfg.model.task))
     metric = cfg.performance_metric
-    drop = None
+    drop = drop_p_value = None
     if current.get(metric) is not None and baseline.get(metric) is not None:
         diff = baseline[metric] - current[metric]
-        drop = diff if HIGHER_IS_BETTER[metric] else -diff / abs(baseline[metric] or 1.0)
+        scale = 1.0 if HIGHER_IS_BETTER[metric] else -1.0 / abs(baseline[metric] or 1.0)
+        drop = diff * scale
+        base_se = (meta.get("baseline_se") or {}).get(metric)
+        current_se = bootstrap_se(y, out, cfg.model.task, metric, seed=cfg.training.seed)
+        if base_se is not None and current_se is not None:
+            drop_p_value = drop_p(drop, math.hypot(base_se, current_se) * abs(scale))
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
     error_increase = (err_now - err_base) / err_base if err_base else None
     error_p_value = None
@@ -205,6 +226,7 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "baseline": baseline,
         "rows": int(len(labelled)),
         "drop": None if drop is None else round(drop, 6),
+        "drop_p_value": None if drop_p_value is None else round(drop_p_value, 6),
         "max_drop": cfg.performance.max_drop,
         "error_increase": None if error_increase is None else round(error_increase, 6),
         "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
@@ -253,14 +275,20 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
             )
         )
     perf = assessment.get("performance") or {}
-    if perf.get("drop") is not None and perf["drop"] > cfg.performance.max_drop:
+    drop_p_value = perf.get("drop_p_value")
+    if (
+        perf.get("drop") is not None
+        and perf["drop"] > cfg.performance.max_drop
+        and (drop_p_value is None or drop_p_value < PERFORMANCE_ALPHA)
+    ):
         metric = perf["metric"]
         signals.append(
             (
                 "performance_degradation",
                 perf["drop"] / max(cfg.performance.max_drop, 1e-9),
                 f"{metric} fell from {perf['baseline'][metric]:.4f} at deployment to {perf['current'][metric]:.4f} "
-                f"(drop {perf['drop']:.4f} > {cfg.performance.max_drop})",
+                f"(drop {perf['drop']:.4f} > {cfg.performance.max_drop}"
+                + (f", p = {drop_p_value:.2g}" if drop_p_value is not None else "") + ")",
             )
         )
     p_value = perf.get("error_increase_p_value")

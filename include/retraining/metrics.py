@@ -98,3 +98,40 @@ def error_rate(metrics: dict[str, float], task: TaskKind) -> float:
 def clean(metrics: dict[str, float]) -> dict[str, float | None]:
     """Metrics ready for JSON: NaN becomes None, values rounded to 6 places."""
     return {k: (None if v is None or math.isnan(v) else round(float(v), 6)) for k, v in metrics.items()}
+
+
+def outputs(model: Any, features: Any, task: TaskKind) -> np.ndarray:
+    """What the metrics are computed from: probabilities for classifiers, predictions for regression."""
+    return np.asarray(model.predict(features) if task == "regression" else model.predict_proba(features))
+
+
+def metrics_of(y: np.ndarray, out: np.ndarray, task: TaskKind) -> dict[str, float]:
+    """All metrics from :func:`outputs` (``score`` without calling the model again)."""
+    return regression_metrics(y, out) if task == "regression" else classification_metrics(y, out)
+
+
+def bootstrap_se(y: np.ndarray, out: np.ndarray, task: TaskKind, metric: str, resamples: int = 100,
+                 seed: int = 0, max_rows: int = 20_000) -> float | None:
+    """Bootstrap standard error of ``metric`` over the rows (None with fewer than 30 rows).
+
+    Above ``max_rows`` rows the error is measured on a random subset and scaled by
+    ``sqrt(subset / rows)``, as the standard error of a mean shrinks.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if n < 30:
+        return None
+    rng = np.random.default_rng(seed)
+    scale = 1.0
+    if n > max_rows:
+        keep = rng.choice(n, size=max_rows, replace=False)
+        y, out, scale = y[keep], out[keep], math.sqrt(max_rows / n)
+    values = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        value = metrics_of(y[idx], out[idx], task).get(metric)
+        if value is not None and not math.isnan(value):
+            values.append(value)
+    if len(values) < resamples // 2:
+        return None
+    return float(np.std(values, ddof=1) * scale)

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__, storage
 from .config import RetrainingConfig
-from .metrics import HIGHER_IS_BETTER, clean, encode_labels, score
+from .metrics import HIGHER_IS_BETTER, bootstrap_se, clean, encode_labels, metric_names, metrics_of, outputs, score
 from .registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
 
 if TYPE_CHECKING:
@@ -324,21 +324,8 @@ def train_candidate(
             metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes),
                                                  cfg.model.task))
         log.info("trained in %.1f s (search %.1f s); test metrics %s", fit_seconds, search_seconds, metrics["test"])
-        importance = feature_importance(cfg, model, splits["validation"], classes)
-        log.info("permutation importance on validation rows: %s",
-                 ", ".join(f"{k} {v:.2f}" for k, v in sorted(importance.items(), key=lambda kv: -kv[1])))
-        calibration, estimated_baseline = None, None
-        if cfg.model.task != "regression":
-            from . import performance_estimate
-
-            try:
-                calibration = performance_estimate.fit_calibration(
-                    targets(cfg, splits["validation"], classes), model.predict_proba(splits["validation"][features]))
-            except ValueError as exc:  # e.g. too few validation rows: no label-free estimates for this model
-                log.warning("no calibration for label-free performance estimates: %s", exc)
-            if calibration is not None:
-                scored = recent if len(recent) >= cfg.gate.min_recent_rows else test
-                estimated_baseline = performance_estimate.estimate(calibration, model.predict_proba(scored[features]))
+        baseline_frame = recent if "test_recent" in metrics else test
+        monitoring = monitoring_meta(cfg, model, splits["validation"], baseline_frame, classes)
         params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
         mlflow.log_params(
@@ -367,14 +354,7 @@ def train_candidate(
             "classes": classes,
             # what drift checks compare the model's live performance with: its score on the
             # held-out rows of the window it was trained for (the whole test split if too few)
-            "baseline_metrics": metrics.get("test_recent", metrics["test"]),
-            "baseline_rows": int(len(recent) if "test_recent" in metrics else len(test)),
-            # drift checks weigh drifted features by this (shares summing to 1)
-            "feature_importance": importance,
-            # label-free estimates: isotonic calibration on the validation split, and the estimate on
-            # the baseline rows, which an estimate on a window is compared with
-            "calibration": calibration,
-            "estimated_baseline": estimated_baseline,
+            **monitoring,
             "snapshot": snapshot,
             "hyperparameters": params,
             "search": searched,
@@ -403,6 +383,46 @@ def train_candidate(
         "best_params": tuned,
         "provenance": provenance,
     }
+
+
+def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame, baseline: pd.DataFrame,
+                    classes: list[Any]) -> dict[str, Any]:
+    """What the drift checks of a deployed model compare with, computed once when it is trained.
+
+    - ``baseline_metrics`` / ``baseline_rows`` / ``baseline_se``: the model's metrics on held-out
+      ``baseline`` rows (the recent window's test rows), and their bootstrap standard errors, so a
+      later drop can be told from the noise of a few hundred rows;
+    - ``feature_importance``: permutation importance shares, which weigh drifted features;
+    - ``calibration`` / ``estimated_baseline`` (classifiers): isotonic calibration of the
+      probabilities on the validation rows, and the label-free estimate on the baseline rows, which
+      an estimate on an unlabelled window is compared with.
+    """
+    from . import performance_estimate
+
+    features, task = cfg.columns.features, cfg.model.task
+    out = outputs(model, baseline[features], task)
+    y = targets(cfg, baseline, classes)
+    importance = feature_importance(cfg, model, validation, classes)
+    log.info("permutation importance on validation rows: %s",
+             ", ".join(f"{k} {v:.2f}" for k, v in sorted(importance.items(), key=lambda kv: -kv[1])))
+    meta: dict[str, Any] = {
+        "baseline_metrics": clean(metrics_of(y, out, task)),
+        "baseline_rows": int(len(baseline)),
+        "baseline_se": {m: None if (se := bootstrap_se(y, out, task, m, seed=cfg.training.seed)) is None
+                        else round(se, 6) for m in metric_names(task)},
+        "feature_importance": importance,
+        "calibration": None,
+        "estimated_baseline": None,
+    }
+    if task != "regression":
+        try:
+            meta["calibration"] = performance_estimate.fit_calibration(
+                targets(cfg, validation, classes), model.predict_proba(validation[features]))
+        except ValueError as exc:  # e.g. too few validation rows: no label-free estimates for this model
+            log.warning("no calibration for label-free performance estimates: %s", exc)
+        else:
+            meta["estimated_baseline"] = performance_estimate.estimate(meta["calibration"], out)
+    return meta
 
 
 def feature_importance(cfg: RetrainingConfig, model: Any, frame: pd.DataFrame, classes: list[Any],
