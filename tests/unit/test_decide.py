@@ -288,3 +288,15 @@ def test_a_noisy_error_increase_is_not_concept_drift() -> None:
     real = decide(cfg, {**base, "performance": {**perf, "error_increase_p_value": 0.001}})
     assert real["decision"] == "retrain" and real["trigger_type"] == "concept_drift"
     assert "p = 0.001" in real["reason"]
+
+
+def test_a_performance_drop_within_the_noise_does_not_retrain() -> None:
+    """The drop must exceed max_drop AND be unlikely under the baseline's and the window's noise."""
+    noisy = assessment(drop=0.06)
+    noisy["performance"]["drop_p_value"] = 0.08  # e.g. a baseline measured on a few hundred rows
+    assert decide(CFG, noisy)["decision"] == "skip"
+    clear = assessment(drop=0.06)
+    clear["performance"]["drop_p_value"] = 0.001
+    result = decide(CFG, clear)
+    assert result["decision"] == "retrain" and result["trigger_type"] == "performance_degradation"
+    assert "p = 0.001" in result["reason"]

@@ -129,3 +129,19 @@ def test_score_uses_predict_proba_for_classifiers_and_predict_for_regression() -
     assert m["accuracy"] == pytest.approx(2 / 3) and m["roc_auc"] == pytest.approx(1.0)
     r = score(FixedModel(pred=np.array([1.0, 2.0, 4.0])), None, np.array([1.0, 2.0, 3.0]), "regression")
     assert r["mae"] == pytest.approx(1 / 3)
+
+
+def test_bootstrap_se_of_accuracy_is_the_binomial_standard_error() -> None:
+    from include.retraining.metrics import bootstrap_se
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    right = rng.random(n) < 0.8  # an 80 %-accurate classifier
+    pred = np.where(right, y, 1 - y)
+    proba = np.column_stack([1 - pred, pred]).astype(float)
+    se = bootstrap_se(y, proba, "binary", "accuracy", resamples=400, seed=1)
+    assert se == pytest.approx(math.sqrt(0.8 * 0.2 / n), rel=0.15)
+    # above max_rows: measured on a subset and scaled, about the same
+    assert bootstrap_se(y, proba, "binary", "accuracy", resamples=400, seed=1, max_rows=500) == pytest.approx(se, rel=0.25)
+    assert bootstrap_se(y[:10], proba[:10], "binary", "accuracy") is None
