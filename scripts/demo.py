@@ -174,12 +174,14 @@ def main() -> int:
 
         with connect(dsn) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT decision, status, trigger_type, trigger_reason FROM model_retraining_events "
+                "SELECT decision, status, trigger_type, trigger_reason, drift_report_uri FROM model_retraining_events "
                 "WHERE dag_id = %s AND run_id = %s",
                 (dag.dag_id, run.run_id),
             )
-            decision, status, trigger, reason = cur.fetchone() or (None, None, None, None)
+            decision, status, trigger, reason, report = cur.fetchone() or (None, None, None, None, None)
         print(f"    run {run.state} in {time.monotonic() - t0:.0f} s: {decision} / {status} ({trigger}): {reason}")
+        if report:
+            print(f"    drift report (open in a browser, or from the drift-check run in MLflow): {report}")
 
     step("model_retraining_events")
     print_events(dsn)
