@@ -7,7 +7,7 @@ in 6-hour windows (``--rows`` rows each, 4 windows a day). A LightGBM champion i
 the package's own code (``training.fit`` with the default LightGBM hyperparameters, no
 Optuna search) on a three-day history split by ``snapshots.assign_splits``; as
 ``training.train_candidate`` does, it gets baseline metrics on the held-out test rows of the
-last 6 hours (all test rows if fewer than ``gate.min_recent_rows``), permutation importances
+last 6 hours (all test rows if fewer than ``performance.min_baseline_rows``), permutation importances
 (``training.feature_importance``), the isotonic calibration on the validation rows and the
 label-free ``estimated_baseline``. The reference profile (``drift.build_profile``) is the last
 day of the history (``--reference-hours``, 24 by default, so that it covers a whole daily cycle;
@@ -278,7 +278,7 @@ def train_champion(cfg: Any, history: pd.DataFrame) -> Champion:
     model = fit(cfg, "lightgbm", splits["train"], splits["validation"], classes)
     test = splits["test"]
     recent = test[test["_recent"]]
-    baseline_rows = recent if len(recent) >= cfg.gate.min_recent_rows else test
+    baseline_rows = recent if len(recent) >= cfg.performance.min_baseline_rows else test
     reference = history[history[TIMESTAMP] >= cutoff - pd.Timedelta(hours=cfg.drift.reference_hours)]
     reference = reference.tail(cfg.drift.reference_max_rows)
     profile = drift.build_profile(reference, NUMERIC, CATEGORICAL, cfg.drift.bins, fine_bins=cfg.drift.fine_bins,

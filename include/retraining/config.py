@@ -180,6 +180,9 @@ class PerformanceSection(_Strict):
     max_estimated_drop: float = Field(default=0.05, ge=0)
     act_before_labels: bool = True  # retrain before labels arrive when data drift and the estimate agree
     max_rows: int = Field(default=200_000, ge=1000)  # rows scored per check (the newest), however large the window
+    # the baseline at deployment: the model's held-out rows of its last window when there are this many,
+    # else all its held-out (test) rows; a few hundred rows make a baseline too noisy to compare with
+    min_baseline_rows: int = Field(default=2000, ge=1)
 
 
 class SearchSection(_Strict):

@@ -324,7 +324,7 @@ def train_candidate(
             metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes),
                                                  cfg.model.task))
         log.info("trained in %.1f s (search %.1f s); test metrics %s", fit_seconds, search_seconds, metrics["test"])
-        baseline_frame = recent if "test_recent" in metrics else test
+        baseline_frame = recent if len(recent) >= cfg.performance.min_baseline_rows else test
         monitoring = monitoring_meta(cfg, model, splits["validation"], baseline_frame, classes)
         params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
@@ -353,7 +353,8 @@ def train_candidate(
             "label": cfg.columns.label,
             "classes": classes,
             # what drift checks compare the model's live performance with: its score on the
-            # held-out rows of the window it was trained for (the whole test split if too few)
+            # held-out rows of the window it was trained for, or on the whole test split when that
+            # window has fewer than performance.min_baseline_rows of them (too noisy a baseline)
             **monitoring,
             "snapshot": snapshot,
             "hyperparameters": params,
