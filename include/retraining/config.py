@@ -181,8 +181,10 @@ class PerformanceSection(_Strict):
     act_before_labels: bool = True  # retrain before labels arrive when data drift and the estimate agree
     max_rows: int = Field(default=200_000, ge=1000)  # rows scored per check (the newest), however large the window
     # the baseline at deployment: the model's held-out rows of its last window when there are this many,
-    # else all its held-out (test) rows; a few hundred rows make a baseline too noisy to compare with
-    min_baseline_rows: int = Field(default=2000, ge=1)
+    # else all its held-out (test) rows. Few recent rows make a noisy baseline (the noise test then
+    # misses small drops); all test rows are precise but, right after a population shift, describe the
+    # old population (the new one's higher error rate then reads as a drop). See the README's Drift section.
+    min_baseline_rows: int = Field(default=200, ge=1)
 
 
 class SearchSection(_Strict):
