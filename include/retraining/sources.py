@@ -47,11 +47,6 @@ def source_relation(cfg: RetrainingConfig) -> sql.Composable:
     return sql.SQL("({}) AS src").format(sql.SQL(src.query or ""))
 
 
-def files(cfg: RetrainingConfig) -> list[str]:
-    """The source's data files (Parquet or CSV), as the source reads them."""
-    return _files(cfg)
-
-
 def _describe(cfg: RetrainingConfig) -> str:
     src = cfg.source
     if src.kind == "sql":
@@ -100,7 +95,8 @@ def window_clause(timestamp: str, start: datetime | None, end: datetime | None,
     return sql.SQL(" AND ").join(parts), params
 
 
-def _files(cfg: RetrainingConfig) -> list[str]:
+def files(cfg: RetrainingConfig) -> list[str]:
+    """The source's data files (Parquet or CSV): a folder's files, a glob's matches, or the path itself."""
     path = cfg.source.path or ""
     if Path(path).is_dir():
         suffix = ".parquet" if cfg.source.kind == "parquet" else ".csv"
@@ -112,9 +108,8 @@ def _files(cfg: RetrainingConfig) -> list[str]:
 def _read_files(cfg: RetrainingConfig, columns: list[str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
-    files = _files(cfg)
     frames = []
-    for file in files:
+    for file in files(cfg):
         if not Path(file).exists():
             raise DataValidationError(f"data file not found: {file} (source.path in the model configuration)")
         if cfg.source.kind == "parquet":
