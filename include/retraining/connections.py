@@ -107,3 +107,15 @@ def connect(dsn: str) -> Iterator[psycopg2.extensions.connection]:
         raise
     finally:
         conn.close()
+
+
+@contextmanager
+def advisory_lock(dsn: str, name: str) -> Iterator[None]:
+    """A session-level PostgreSQL advisory lock on ``name``, held for the block (released on error too)."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        log.info("waiting for the lock %s", name)
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            yield
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))

@@ -64,9 +64,8 @@ def test_forced_runs_and_first_models_are_not_limited():
 
 def test_storm_history_reads_earlier_windows_of_the_same_model(pg_dsn):
     def row(run_id, hours_before, decision, trigger, model="m"):
-        events.upsert_event(pg_dsn, "model_retraining", run_id, {
-            "model_name": model, "window_end": END - timedelta(hours=hours_before),
-            "decision": decision, "trigger_type": trigger})
+        events.upsert_event(pg_dsn, events.RunKey(model, "model_retraining", run_id), {
+            "window_end": END - timedelta(hours=hours_before), "decision": decision, "trigger_type": trigger})
 
     row("r1", 30, "retrain", "data_drift")
     row("r2", 24, "skip", "none")
@@ -75,7 +74,7 @@ def test_storm_history_reads_earlier_windows_of_the_same_model(pg_dsn):
     row("r5", 200, "retrain", "data_drift")  # more than a week before
     row("other", 3, "retrain", "data_drift", model="another_model")
     row("later", -6, "retrain", "data_drift")  # after this window: a replay must not see the future
-    history = events.storm_history(pg_dsn, "model_retraining", "m", "current", END, lookback=3)
+    history = events.storm_history(pg_dsn, events.RunKey("m", "model_retraining", "current"), END, lookback=3)
     assert history["hours_since_last_retrain"] == 12.0
     assert history["retrains_last_week"] == 2
     assert history["previous_signal_windows"] == 2  # r4 and r3; r2 (a skip) ends the streak
