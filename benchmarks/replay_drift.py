@@ -5,9 +5,9 @@ logistic model that depends mostly on five features: credit_score, debt_to_incom
 late_payments_12m, annual_income, revolving_utilization) arrives at 500 rows/h and is checked
 in 6-hour windows (``--rows`` rows each, 4 windows a day). A LightGBM champion is trained with
 the package's own code (``training.fit`` with the default LightGBM hyperparameters, no
-Optuna search) on a three-day history split by ``snapshots.assign_splits``; as
-``training.train_candidate`` does, it gets baseline metrics on the held-out test rows of the
-last 6 hours (all test rows if fewer than ``performance.min_baseline_rows``), permutation importances
+Optuna search) on a three-day history split as ``prepare`` does (the out-of-time holdout of the
+newest ``gate.holdout_hours``, the earlier rows by ``snapshots.assign_splits``); as
+``training.train_candidate`` does, it gets baseline metrics on that holdout, permutation importances
 (``training.feature_importance``), the isotonic calibration on the validation rows and the
 label-free ``estimated_baseline``. The reference profile (``drift.build_profile``) is the last
 day of the history (``--reference-hours``, 24 by default, so that it covers a whole daily cycle;
@@ -267,18 +267,18 @@ class Champion:
 def train_champion(cfg: Any, history: pd.DataFrame) -> Champion:
     """Split, fit, baseline, importance, calibration and reference profile, as prepare/train_candidate do."""
     from include.retraining import drift
+    from include.retraining.prepare import out_of_time_holdout
     from include.retraining.snapshots import assign_splits
     from include.retraining.training import fit, monitoring_meta
 
     classes = [0, 1]
     frame = assign_splits(cfg, history.reset_index(drop=True))
     cutoff = history[TIMESTAMP].max().ceil("h")
-    frame["_recent"] = frame[TIMESTAMP] >= cutoff - pd.Timedelta(hours=cfg.window.lookback_hours)
-    splits = {name: frame[frame["_split"] == name] for name in ("train", "validation", "test")}
+    holdout = out_of_time_holdout(cfg, frame[TIMESTAMP], cutoff.to_pydatetime())
+    earlier = frame[~holdout]
+    splits = {name: earlier[earlier["_split"] == name] for name in ("train", "validation")}
     model = fit(cfg, "lightgbm", splits["train"], splits["validation"], classes)
-    test = splits["test"]
-    recent = test[test["_recent"]]
-    baseline_rows = recent if len(recent) >= cfg.performance.min_baseline_rows else test
+    baseline_rows = frame[holdout]  # the out-of-time holdout, as prepare/train_candidate do
     reference = history[history[TIMESTAMP] >= cutoff - pd.Timedelta(hours=cfg.drift.reference_hours)]
     reference = reference.tail(cfg.drift.reference_max_rows)
     profile = drift.build_profile(reference, NUMERIC, CATEGORICAL, cfg.drift.bins, fine_bins=cfg.drift.fine_bins,
@@ -318,11 +318,13 @@ def serving(champion: Champion, window: pd.DataFrame) -> Iterator[None]:
 def rule_ours(cfg: Any, champion: Champion, window: pd.DataFrame, index: int) -> dict[str, Any]:
     """The package's own assessment and decision for this window (before the labels, then with them)."""
     from include.retraining import assessment
+    from include.retraining.point_in_time import Judge
 
     base = {"window_start": f"w{index}", "window_end": f"w{index + 1}", "rows": len(window),
             "labelled_rows": len(window), "min_labelled_rows": cfg.window.min_labelled_rows}
     with serving(champion, window):
-        early = assessment._before_labels(cfg, base, None, None, len(window))
+        early = assessment._before_labels(cfg, base, None, None, len(window),
+                                          lambda: Judge(champion.info, "registry"))
         final = assessment._measure(cfg, base, champion.info, None, None, len(window))
     early_decision = assessment.decide(cfg, early) if early is not None else None
     decision = assessment.decide(cfg, final)

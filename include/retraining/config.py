@@ -180,11 +180,9 @@ class PerformanceSection(_Strict):
     max_estimated_drop: float = Field(default=0.05, ge=0)
     act_before_labels: bool = True  # retrain before labels arrive when data drift and the estimate agree
     max_rows: int = Field(default=200_000, ge=1000)  # rows scored per check (the newest), however large the window
-    # the baseline at deployment: the model's held-out rows of its last window when there are this many,
-    # else all its held-out (test) rows. Few recent rows make a noisy baseline (the noise test then
-    # misses small drops); all test rows are precise but, right after a population shift, describe the
-    # old population (the new one's higher error rate then reads as a drop). See the README's Drift section.
-    min_baseline_rows: int = Field(default=200, ge=1)
+    # Accepted for configurations written for 0.2, and ignored: the baseline at deployment is now always
+    # the model's metrics on its out-of-time holdout (rows after its training data; see gate.holdout_hours).
+    min_baseline_rows: int | None = Field(default=None, ge=1)
 
 
 class SearchSection(_Strict):
@@ -193,7 +191,7 @@ class SearchSection(_Strict):
     trials: int = Field(default=5, ge=0, le=1000)
     timeout_seconds: float | None = Field(default=1800, gt=0)
     folds: int = Field(default=5, ge=2, le=20)
-    validation: Literal["stratified_kfold", "time_series"] = "stratified_kfold"
+    validation: Literal["stratified_kfold", "time_series"] = "time_series"  # time-ordered folds: no peeking ahead
 
 
 class QualitySection(_Strict):
@@ -248,13 +246,28 @@ class SmokeSection(_Strict):
 
 
 class GateSection(_Strict):
+    """The evaluation gate. Candidate and champion are compared on the out-of-time holdout: the labelled
+    rows of the last ``holdout_hours`` before the run's cutoff (default: half of ``window.lookback_hours``),
+    extended back to the newest ``min_holdout_rows`` rows when that period holds fewer. The candidate
+    trains only on rows before the holdout."""
+
     primary_metric: str | None = None
     min_improvement: float = Field(default=0.01, ge=0)
     max_regression: dict[str, float] = Field(default_factory=lambda: {"f1": 0.01, "roc_auc": 0.005})
     min_absolute: dict[str, float] = Field(default_factory=lambda: {"precision": 0.85, "recall": 0.80})
-    min_recent_rows: int = Field(default=200, ge=1)
+    holdout_hours: float | None = Field(default=None, gt=0)
+    min_holdout_rows: int = Field(default=200, ge=1)
     significance: SignificanceSection = SignificanceSection()
     smoke: SmokeSection = SmokeSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_recent_rows(cls, data: Any) -> Any:
+        """``min_recent_rows`` (before out-of-time evaluation: the current window's test rows) still works."""
+        if isinstance(data, dict) and "min_recent_rows" in data:
+            data = dict(data)
+            data.setdefault("min_holdout_rows", data.pop("min_recent_rows"))
+        return data
 
     @model_validator(mode="after")
     def _known_metrics(self) -> GateSection:
@@ -332,6 +345,11 @@ class RetrainingConfig(_Strict):
     def primary_metric(self) -> str:
         default = "r2" if self.model.task == "regression" else "f1"
         return self.gate.primary_metric or default
+
+    @property
+    def holdout_hours(self) -> float:
+        """Length of the out-of-time holdout the gate judges on (default: half the check's window)."""
+        return self.gate.holdout_hours or self.window.lookback_hours / 2
 
     @property
     def performance_metric(self) -> str:

@@ -1,17 +1,20 @@
-"""The evaluation gate: candidate against champion on the same held-out rows.
+"""The evaluation gate: candidate against champion, out of time, on the same held-out rows.
 
-Both models score the same test split. Three kinds of criteria, all configurable:
+Both models are scored on the **out-of-time holdout**: the most recent labelled period before the
+run's cutoff (``gate.holdout_hours``, at least ``gate.min_holdout_rows`` rows), which the candidate
+never trained on and which lies after the champion's training data too (rows the champion could have
+seen are left out). A model is so judged on data newer than what it learned from, as it will be in
+production. Three kinds of criteria, all configurable, all on those rows:
 
-- absolute (``gate.min_absolute``): e.g. recall >= 0.80, on the whole test split;
-- no regression (``gate.max_regression``): e.g. F1 >= champion F1 - 0.01, whole test split;
-- improvement (``gate.min_improvement``): the primary metric must beat the champion's by
-  at least this much on the test rows from the current window (the data the model will
-  meet next), or on the whole test split when fewer than ``gate.min_recent_rows`` of them
-  exist. For bounded metrics (accuracy, F1, AUC, R2, ...) the margin is absolute; for
-  RMSE and MAE it is relative (0.01 = 1% lower).
+- absolute (``gate.min_absolute``): e.g. recall >= 0.80;
+- no regression (``gate.max_regression``): e.g. F1 >= champion F1 - 0.01;
+- improvement (``gate.min_improvement``): the primary metric must beat the champion's by at least
+  this much, and significantly (a paired test, ``gate.significance``). For bounded metrics
+  (accuracy, F1, AUC, R2, ...) the margin is absolute; for RMSE and MAE it is relative (0.01 = 1% lower).
 
-With no champion only the absolute criteria apply. The result lists every criterion
-with both values, the threshold and whether it passed, and the reasons in words.
+The in-time metrics (random held-out rows from the training period) are reported beside them, as
+information only: they flatter every model. With no champion only the absolute criteria apply. The
+result lists every criterion with both values, the threshold and whether it passed, and the reasons.
 """
 
 from __future__ import annotations
@@ -47,10 +50,9 @@ def judge(
     cfg: RetrainingConfig,
     candidate: dict[str, float | None],
     champion: dict[str, float | None] | None,
-    candidate_recent: dict[str, float | None] | None,
-    champion_recent: dict[str, float | None] | None,
     significance: dict[str, Any] | None = None,
     smoke: dict[str, Any] | None = None,
+    slice_: str = "out_of_time",
 ) -> dict[str, Any]:
     """Apply the criteria to metrics already computed on the same rows. Pure: no I/O."""
     criteria: list[dict[str, Any]] = []
@@ -62,7 +64,7 @@ def judge(
         if metric not in candidate:
             continue
         ok = value is not None and (value >= minimum if HIGHER_IS_BETTER[metric] else value <= minimum)
-        criteria.append(_criterion("absolute", metric, "test", value, None, minimum, ok))
+        criteria.append(_criterion("absolute", metric, slice_, value, None, minimum, ok))
     if champion is not None:
         for metric, tolerance in cfg.gate.max_regression.items():
             if metric not in candidate or candidate.get(metric) is None or champion.get(metric) is None:
@@ -70,24 +72,21 @@ def judge(
             new, old = candidate[metric], champion[metric]
             bound = old - tolerance if HIGHER_IS_BETTER[metric] else old + tolerance
             ok = new >= bound if HIGHER_IS_BETTER[metric] else new <= bound
-            criteria.append(_criterion("no_regression", metric, "test", new, old, bound, ok))
+            criteria.append(_criterion("no_regression", metric, slice_, new, old, bound, ok))
         metric = cfg.primary_metric
-        use_recent = candidate_recent is not None and champion_recent is not None
-        cand_m = (candidate_recent if use_recent else candidate) or {}
-        champ_m = (champion_recent if use_recent else champion) or {}
-        new, old = cand_m.get(metric), champ_m.get(metric)
+        new, old = candidate.get(metric), champion.get(metric)
         margin = cfg.gate.min_improvement
         if new is None or old is None:
-            criteria.append(_criterion("improvement", metric, "recent" if use_recent else "test", new, old, None, False))
+            criteria.append(_criterion("improvement", metric, slice_, new, old, None, False))
         else:
             if metric in RELATIVE_METRICS:
                 bound = old * (1 - margin)
             else:
                 bound = old + margin if HIGHER_IS_BETTER[metric] else old - margin
             ok = new >= bound if HIGHER_IS_BETTER[metric] else new <= bound
-            criteria.append(_criterion("improvement", metric, "recent" if use_recent else "test", new, old, bound, ok))
+            criteria.append(_criterion("improvement", metric, slice_, new, old, bound, ok))
         if significance is not None:
-            criteria.append(_significance_criterion(metric, "recent" if use_recent else "test", significance))
+            criteria.append(_significance_criterion(metric, slice_, significance))
     failed = [c for c in criteria if not c["passed"]]
     reasons = [_describe(c) for c in failed] or [
         "no champion yet: absolute criteria passed" if champion is None else "all criteria passed"
@@ -133,7 +132,7 @@ def _describe(c: dict[str, Any]) -> str:
     if c["criterion"] == "no_regression":
         return (f"{c['metric']} {fmt(c['candidate'])} regresses against the champion's {fmt(c['champion'])} "
                 f"(allowed bound {fmt(c['threshold'])})")
-    return (f"{c['metric']} on the {c['slice']} rows {fmt(c['candidate'])} does not beat the champion's "
+    return (f"{c['metric']} on the {c['slice'].replace('_', '-')} rows {fmt(c['candidate'])} does not beat the champion's "
             f"{fmt(c['champion'])} by the required margin (needs {fmt(c['threshold'])})")
 
 
@@ -196,40 +195,67 @@ def evaluate(
     champion_model: Any | None,
     test: Any,
     y_test: Any,
+    *,
+    champion_trained_until: Any | None = None,
+    in_time: Any | None = None,
+    y_in_time: Any | None = None,
 ) -> dict[str, Any]:
-    """Score both models on the same test rows (and their recent subset), test the improvement
-    for significance, smoke-test the candidate's artifact, then :func:`judge`."""
+    """Score both models on the out-of-time holdout ``test`` (restricted to rows after
+    ``champion_trained_until``, the newest row the champion could have learned from), test the
+    improvement for significance, smoke-test the candidate's artifact, then :func:`judge`. The
+    in-time rows, when given, are scored too, for information."""
+    import pandas as pd
+
     features = cfg.columns.features
     task = cfg.model.task
-    recent_mask = test["_recent"].to_numpy(dtype=bool) if "_recent" in test else np.zeros(len(test), dtype=bool)
-    n_recent = int(recent_mask.sum())
-    use_recent = n_recent >= cfg.gate.min_recent_rows
-    cand_scores = _scores(candidate_model, test[features], task)
-    cand = clean(score(candidate_model, test[features], y_test, task))
-    cand_recent = clean(score(candidate_model, test[features][recent_mask], y_test[recent_mask], task)) if use_recent else None
-    champ = champ_recent = champ_scores = sig = None
+    fair = np.ones(len(test), dtype=bool)
+    if champion_model is not None and champion_trained_until is not None:
+        cutoff = pd.Timestamp(champion_trained_until)
+        cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff
+        fair = (pd.to_datetime(test[cfg.columns.timestamp], utc=True) > cutoff).to_numpy()
+        if not fair.all():
+            log.warning("%d of %d holdout rows are not newer than the champion's training data (%s): left out",
+                        int((~fair).sum()), len(test), cutoff)
+    rows, y = test[fair], y_test[fair]
+    if len(rows) == 0:
+        raise ValueError(
+            f"none of the {len(test)} out-of-time holdout rows is newer than the champion's training data "
+            f"(up to {champion_trained_until}): the two models cannot be compared fairly; wait for newer labelled "
+            "data or widen gate.holdout_hours"
+        )
+    cand_scores = _scores(candidate_model, rows[features], task)
+    cand = clean(score(candidate_model, rows[features], y, task))
+    champ = sig = None
     if champion_model is not None:
-        champ_scores = _scores(champion_model, test[features], task)
-        champ = clean(score(champion_model, test[features], y_test, task))
-        if use_recent:
-            champ_recent = clean(score(champion_model, test[features][recent_mask], y_test[recent_mask], task))
-        rows = recent_mask if use_recent else np.ones(len(test), dtype=bool)
-        sig = significance_test(cfg, y_test[rows], cand_scores[rows], champ_scores[rows])
-    smoke_rows = test[recent_mask] if n_recent else test
-    smoke = smoke_test(cfg, candidate_model, smoke_rows)
-    verdict = judge(cfg, cand, champ, cand_recent, champ_recent, significance=sig, smoke=smoke)
+        champ_scores = _scores(champion_model, rows[features], task)
+        champ = clean(score(champion_model, rows[features], y, task))
+        sig = significance_test(cfg, y, cand_scores, champ_scores)
+    in_time_metrics = None
+    if in_time is not None and len(in_time):
+        in_time_metrics = {
+            "rows": int(len(in_time)),
+            "candidate": clean(score(candidate_model, in_time[features], y_in_time, task)),
+            "champion": clean(score(champion_model, in_time[features], y_in_time, task)) if champion_model else None,
+        }
+    smoke = smoke_test(cfg, candidate_model, rows.tail(cfg.gate.smoke.rows))
+    verdict = judge(cfg, cand, champ, significance=sig, smoke=smoke)
+    ts = pd.to_datetime(rows[cfg.columns.timestamp], utc=True)
     verdict.update(
         {
-            "test_rows": int(len(test)),
-            "recent_test_rows": n_recent,
+            "evaluation": "out_of_time",
+            "test_rows": int(len(rows)),
+            "holdout_rows": int(len(test)),
+            "holdout_start": ts.min().isoformat(),
+            "holdout_end": ts.max().isoformat(),
+            "champion_trained_until": None if champion_trained_until is None else str(champion_trained_until),
             "primary_metric": cfg.primary_metric,
             "candidate_metrics": cand,
             "champion_metrics": champ,
-            "candidate_recent_metrics": cand_recent,
-            "champion_recent_metrics": champ_recent,
+            "in_time": in_time_metrics,
             "significance": sig,
             "smoke": smoke,
         }
     )
-    log.info("gate %s: %s", "PASSED" if verdict["passed"] else "FAILED", "; ".join(verdict["reasons"]))
+    log.info("gate %s on %d out-of-time rows [%s, %s]: %s", "PASSED" if verdict["passed"] else "FAILED",
+             len(rows), verdict["holdout_start"][:16], verdict["holdout_end"][:16], "; ".join(verdict["reasons"]))
     return verdict

@@ -1,13 +1,16 @@
-"""Preparing a snapshot for training: clean, check, split, and profile the reference data.
+"""Preparing a snapshot for training: clean, check, split in time, and profile the reference data.
 
 - duplicates removed (by id, or identical rows), rows without a label dropped;
 - the schema checked against the configuration (changes against the champion's
   features are caught earlier, by the sensor): a missing column or a non-numeric value in a numeric feature is an
   error naming it; missing feature values are left for the model's imputers;
 - the label checked: a classifier needs at least two classes with two rows each;
-- the split, 70/15/15 by default, stratified and seeded, made once per row when the row
-  enters a snapshot (see :func:`~include.retraining.snapshots.assign_splits`), so a row
-  the champion trained on is never in the test rows that judge its successor;
+- the **out-of-time holdout**: the labelled rows of the most recent ``gate.holdout_hours`` before the
+  cutoff (at least ``gate.min_holdout_rows``), the ``test`` split that the gate and the performance
+  baseline use. Nothing the candidate trains on is as new as these rows;
+- the rows before the holdout keep the split each row was given once, when it entered a snapshot
+  (stratified and seeded, 70/15/15 by default, see :func:`~include.retraining.snapshots.assign_splits`):
+  ``train``, ``validation`` (early stopping, calibration) and ``test_in_time`` (reported, not judged on);
 - the reference profile for drift checks, from the most recent rows before the cutoff.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from . import storage
 from .config import RetrainingConfig
@@ -69,11 +74,28 @@ def reference_slice(cfg: RetrainingConfig, frame: pd.DataFrame, cutoff: datetime
     return recent.tail(cfg.drift.reference_max_rows)
 
 
+def out_of_time_holdout(cfg: RetrainingConfig, timestamps: pd.Series, cutoff: datetime) -> np.ndarray:
+    """Rows of the most recent labelled period before ``cutoff``: ``gate.holdout_hours`` back from the
+    newest row, or the newest ``gate.min_holdout_rows`` rows when that period holds fewer."""
+    import pandas as pd
+
+    ts = pd.to_datetime(timestamps, utc=True)
+    before = (ts < pd.Timestamp(cutoff)).to_numpy()
+    if not before.any():
+        return before
+    newest = ts[before].max()
+    mask = before & (ts > newest - pd.Timedelta(hours=cfg.holdout_hours)).to_numpy()
+    if mask.sum() < cfg.gate.min_holdout_rows:
+        k = min(cfg.gate.min_holdout_rows, int(before.sum()))
+        threshold = np.sort(ts[before].to_numpy())[-k]
+        mask = before & (ts >= threshold).to_numpy()
+    return mask
+
+
 def prepare(
     cfg: RetrainingConfig,
     snapshot_uri: str,
     cutoff: datetime,
-    window_start: datetime,
     out_dir: str,
 ) -> dict[str, Any]:
     """Clean and split a snapshot; write the splits and the reference profile under ``out_dir``."""
@@ -84,12 +106,14 @@ def prepare(
     if missing:
         raise DataValidationError(f"snapshot {snapshot_uri} lacks column(s) {missing} the configuration expects")
     frame = coerce_types(cfg, raw)
-    frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
+    ts_col = cfg.columns.timestamp
+    frame[ts_col] = pd.to_datetime(frame[ts_col], utc=True)
+    frame = frame[frame[ts_col] < pd.Timestamp(cutoff)]
     before = len(frame)
     frame = dedupe(cfg, frame)
     duplicates = before - len(frame)
     unlabelled = int(frame[cfg.columns.label].isna().sum())
-    frame = frame[frame[cfg.columns.label].notna()].reset_index(drop=True)
+    frame = frame[frame[cfg.columns.label].notna()].sort_values(ts_col, kind="stable").reset_index(drop=True)
     if len(frame) < cfg.training.min_rows:
         raise InsufficientDataError(
             f"only {len(frame)} labelled rows to train on, training.min_rows is {cfg.training.min_rows}"
@@ -99,19 +123,29 @@ def prepare(
             frame[cfg.columns.label]
         ) else frame[cfg.columns.label]
     classes = check_label(cfg, frame[cfg.columns.label])
-    frame["_recent"] = frame[cfg.columns.timestamp] >= window_start
     if SPLIT_COLUMN not in frame or frame[SPLIT_COLUMN].isna().any():
         frame = assign_splits(cfg, frame)  # a snapshot made elsewhere: split it now
-    parts = {name: frame[frame[SPLIT_COLUMN] == name] for name in SPLITS}
-    empty = [name for name, part in parts.items() if part.empty]
+    holdout = out_of_time_holdout(cfg, frame[ts_col], cutoff)
+    earlier = frame[~holdout]
+    parts = {
+        "train": earlier[earlier[SPLIT_COLUMN] == "train"],
+        "validation": earlier[earlier[SPLIT_COLUMN] == "validation"],
+        "test": frame[holdout],
+        "test_in_time": earlier[earlier[SPLIT_COLUMN] == "test"],
+    }
+    empty = [name for name in SPLITS if parts[name].empty]
     if empty:
-        raise InsufficientDataError(f"the {empty} split(s) would be empty with {len(frame)} rows")
+        raise InsufficientDataError(
+            f"the {empty} split(s) would be empty: {len(frame)} labelled rows, of which {int(holdout.sum())} form the "
+            f"out-of-time holdout (gate.holdout_hours {cfg.holdout_hours:g}, gate.min_holdout_rows "
+            f"{cfg.gate.min_holdout_rows}); widen training.history_days or shorten the holdout"
+        )
     if cfg.model.task != "regression" and parts["train"][cfg.columns.label].nunique() < 2:
         raise DataValidationError(f"the training split has a single class of '{cfg.columns.label}'")
     uris = {}
-    for name in SPLITS:
+    for name, part in parts.items():
         uris[name] = storage.join(out_dir, f"{name}.parquet")
-        storage.write_parquet(parts[name], uris[name])
+        storage.write_parquet(part, uris[name])
     profile = build_profile(
         reference_slice(cfg, frame, cutoff), cfg.columns.numeric, cfg.columns.categorical, cfg.drift.bins,
         fine_bins=cfg.drift.fine_bins, sample_rows=cfg.drift.sample_rows, seed=cfg.training.seed,
@@ -119,22 +153,24 @@ def prepare(
     profile_uri = storage.join(out_dir, "reference_profile.json")
     storage.write_json(profile, profile_uri)
     missing_rates = {c: round(float(frame[c].isna().mean()), 6) for c in cfg.columns.features}
+    learned = pd.concat([parts["train"][ts_col], parts["validation"][ts_col]])
     summary = {
         "splits": uris,
         "profile_uri": profile_uri,
-        "rows": {name: int(len(parts[name])) for name in SPLITS},
-        "recent_test_rows": int(parts["test"]["_recent"].sum()),
+        "rows": {name: int(len(part)) for name, part in parts.items()},
+        "holdout": {"start": parts["test"][ts_col].min().isoformat(), "end": parts["test"][ts_col].max().isoformat(),
+                    "rows": int(len(parts["test"])), "hours": cfg.holdout_hours},
+        "trained_until": learned.max().isoformat(),
         "duplicates_removed": int(duplicates),
         "unlabelled_dropped": unlabelled,
         "classes": classes,
         "missing_rates": {k: v for k, v in missing_rates.items() if v > 0},
     }
     log.info(
-        "prepared %d rows: train %d / validation %d / test %d (%d test rows from the current window); "
+        "prepared %d rows: train %d / validation %d (up to %s), out-of-time holdout %d [%s, %s], in-time test %d; "
         "%d duplicates removed",
-        len(frame),
-        *summary["rows"].values(),
-        summary["recent_test_rows"],
-        duplicates,
+        len(frame), summary["rows"]["train"], summary["rows"]["validation"], summary["trained_until"][:16],
+        summary["rows"]["test"], summary["holdout"]["start"][:16], summary["holdout"]["end"][:16],
+        summary["rows"]["test_in_time"], duplicates,
     )
     return summary

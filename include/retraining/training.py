@@ -5,7 +5,7 @@ regression; categorical: one value for missing, then integer codes that XGBoost 
 LightGBM treat as categories natively, or one-hot encoding for the other families; unseen
 categories are ignored) followed by the estimator. Classes are balanced with class weights
 (``scale_pos_weight`` for binary XGBoost). An Optuna search (``training.search``: 5 trials
-and 5 stratified folds by default, or time-ordered folds) picks the hyperparameters; each
+and 5 time-ordered folds by default, or stratified shuffled folds) picks the hyperparameters; each
 trial is a nested MLflow run. The final model is fitted on the training split with early
 stopping on the validation split and logged as one MLflow model, with the reference
 profile, the metadata and the provenance (snapshot hash, code version, config hash,
@@ -314,18 +314,16 @@ def train_candidate(
         log.info("training %s on %d rows (%d features)", model_type, len(splits["train"]), len(features))
         model = fit(cfg, model_type, splits["train"], splits["validation"], classes, tuned)
         fit_seconds = time.monotonic() - started - search_seconds
+        # test: the out-of-time holdout (what the gate and the baseline use); test_in_time: random
+        # held-out rows of the training period, reported for comparison (they flatter every model)
         metrics = {
             name: clean(score(model, splits[name][features], targets(cfg, splits[name], classes), cfg.model.task))
-            for name in ("validation", "test")
+            for name in ("validation", "test", "test_in_time") if name in splits and len(splits[name])
         }
         test = splits["test"]
-        recent = test[test["_recent"]] if "_recent" in test else test.iloc[:0]
-        if len(recent) >= cfg.gate.min_recent_rows:
-            metrics["test_recent"] = clean(score(model, recent[features], targets(cfg, recent, classes),
-                                                 cfg.model.task))
-        log.info("trained in %.1f s (search %.1f s); test metrics %s", fit_seconds, search_seconds, metrics["test"])
-        baseline_frame = recent if len(recent) >= cfg.performance.min_baseline_rows else test
-        monitoring = monitoring_meta(cfg, model, splits["validation"], baseline_frame, classes)
+        log.info("trained in %.1f s (search %.1f s); out-of-time holdout metrics %s; in-time %s", fit_seconds,
+                 search_seconds, metrics["test"], metrics.get("test_in_time"))
+        monitoring = monitoring_meta(cfg, model, splits["validation"], test, classes)
         params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
         mlflow.log_params(
@@ -334,6 +332,8 @@ def train_candidate(
                 "train_rows": len(splits["train"]),
                 "validation_rows": len(splits["validation"]),
                 "test_rows": len(test),
+                "holdout_start": (prepared.get("holdout") or {}).get("start"),
+                "trained_until": prepared.get("trained_until"),
                 "snapshot_uri": snapshot["uri"],
                 "seed": cfg.training.seed,
                 "search_trials": cfg.training.search.trials,
@@ -353,9 +353,10 @@ def train_candidate(
             "label": cfg.columns.label,
             "classes": classes,
             # what drift checks compare the model's live performance with: its score on the
-            # held-out rows of the window it was trained for, or on the whole test split when that
-            # window has fewer than performance.min_baseline_rows of them (too noisy a baseline)
+            # out-of-time holdout, rows newer than everything it learned from
             **monitoring,
+            "trained_until": prepared.get("trained_until"),
+            "holdout": prepared.get("holdout"),
             "snapshot": snapshot,
             "hyperparameters": params,
             "search": searched,
@@ -391,8 +392,8 @@ def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame,
     """What the drift checks of a deployed model compare with, computed once when it is trained.
 
     - ``baseline_metrics`` / ``baseline_rows`` / ``baseline_se``: the model's metrics on held-out
-      ``baseline`` rows (the recent window's test rows), and their bootstrap standard errors, so a
-      later drop can be told from the noise of a few hundred rows;
+      ``baseline`` rows (its out-of-time holdout: rows after its training data), and their bootstrap
+      standard errors, so a later drop can be told from the noise of a few hundred rows;
     - ``feature_importance``: permutation importance shares, which weigh drifted features;
     - ``calibration`` / ``estimated_baseline`` (classifiers): isotonic calibration of the
       probabilities on the validation rows, and the label-free estimate on the baseline rows, which

@@ -44,7 +44,7 @@ def test_no_champion_applies_only_absolute_criteria() -> None:
     assert verdict["failed"] == []
     precision = by_name(verdict)["absolute:precision"]
     assert precision == {
-        "criterion": "absolute", "metric": "precision", "slice": "test", "candidate": 0.5, "champion": None,
+        "criterion": "absolute", "metric": "precision", "slice": "out_of_time", "candidate": 0.5, "champion": None,
         "threshold": 0.5, "passed": True,
     }
 
@@ -88,7 +88,7 @@ def test_all_criteria_pass() -> None:
     assert verdict["reasons"] == ["all criteria passed"]
     improvement = by_name(verdict)["improvement:roc_auc"]
     assert improvement["threshold"] == 0.875  # 0.75 + 0.125, absolute for AUC
-    assert (improvement["candidate"], improvement["champion"], improvement["slice"]) == (0.875, 0.75, "test")
+    assert (improvement["candidate"], improvement["champion"], improvement["slice"]) == (0.875, 0.75, "out_of_time")
 
 
 def test_regression_tolerance() -> None:
@@ -120,7 +120,7 @@ def test_regression_criterion_skipped_when_either_value_is_missing() -> None:
     assert names["improvement:roc_auc"]["passed"] is False
     assert names["improvement:roc_auc"]["threshold"] is None
     assert verdict["reasons"] == [
-        "roc_auc on the test rows 0.8750 does not beat the champion's n/a by the required margin (needs n/a)"
+        "roc_auc on the out-of-time rows 0.8750 does not beat the champion's n/a by the required margin (needs n/a)"
     ]
 
 
@@ -128,7 +128,7 @@ def test_improvement_margin_is_absolute_for_bounded_metrics() -> None:
     just_short = judge(CFG, {**GOOD, "roc_auc": 0.8125}, CHAMP, None, None)  # needs 0.75 + 0.125
     assert just_short["failed"] == ["improvement:roc_auc"]
     assert just_short["reasons"] == [
-        "roc_auc on the test rows 0.8125 does not beat the champion's 0.7500 by the required margin (needs 0.8750)"
+        "roc_auc on the out-of-time rows 0.8125 does not beat the champion's 0.7500 by the required margin (needs 0.8750)"
     ]
     equal = judge(CFG, {**GOOD, "roc_auc": 0.75}, CHAMP, None, None)
     assert equal["passed"] is False  # an equal model is not an improvement
@@ -163,18 +163,11 @@ def test_improvement_on_r2_is_absolute() -> None:
     assert judge(reg, {**champ, "r2": 0.5625}, champ, None, None)["passed"] is False
 
 
-def test_improvement_is_judged_on_the_recent_rows_when_both_are_given() -> None:
-    # better on the whole test split, worse on the recent rows: the recent rows decide
-    verdict = judge(CFG, GOOD, CHAMP, {**GOOD, "roc_auc": 0.75}, {**CHAMP, "roc_auc": 0.75})
-    improvement = by_name(verdict)["improvement:roc_auc"]
-    assert improvement["slice"] == "recent" and improvement["passed"] is False
-    assert "on the recent rows" in verdict["reasons"][0]
-    # no-regression criteria stay on the whole test split
-    assert by_name(verdict)["no_regression:roc_auc"]["slice"] == "test"
-    # without the champion's recent metrics the whole test split is used
-    fallback = judge(CFG, GOOD, CHAMP, {**GOOD, "roc_auc": 0.75}, None)
-    assert by_name(fallback)["improvement:roc_auc"]["slice"] == "test"
-    assert fallback["passed"] is True
+def test_every_criterion_is_judged_on_the_out_of_time_rows() -> None:
+    verdict = judge(CFG, GOOD, CHAMP)
+    assert {c["slice"] for c in verdict["criteria"]} == {"out_of_time"}
+    worse = judge(CFG, {**GOOD, "roc_auc": 0.75}, CHAMP)
+    assert "on the out-of-time rows" in worse["reasons"][0]
 
 
 def test_every_failing_criterion_is_named() -> None:
@@ -207,46 +200,64 @@ class ColumnModel:
         return np.column_stack([1 - p, p])
 
 
+HOUR = pd.Timedelta(hours=1)
+T0 = pd.Timestamp("2026-03-08 00:00", tz="UTC")
+
+
 def test_evaluate_scores_both_models_on_the_same_rows() -> None:
-    cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={},
-                      min_recent_rows=2)
+    cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={})
     test = pd.DataFrame(
         {
+            "ts": [T0 + i * HOUR for i in range(6)],
             "x1": [0.9, 0.8, 0.1, 0.2, 0.7, 0.3],  # the candidate: all six right
             "x2": [0.9, 0.2, 0.1, 0.8, 0.7, 0.3],  # the champion: rows 1 and 3 wrong
             "c": ["a"] * 6,
-            "_recent": [False, False, False, False, True, True],
         }
     )
     y = np.array([1, 1, 0, 0, 1, 0])
     verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y)
+    assert verdict["evaluation"] == "out_of_time"
     assert verdict["candidate_metrics"]["accuracy"] == 1.0
     assert verdict["champion_metrics"]["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
-    assert verdict["test_rows"] == 6 and verdict["recent_test_rows"] == 2
-    # the two recent rows are right for both models: no improvement there
-    assert verdict["candidate_recent_metrics"]["accuracy"] == 1.0
-    assert verdict["champion_recent_metrics"]["accuracy"] == 1.0
-    assert verdict["passed"] is False
-    # no better on the recent rows: neither the margin nor the significance test is met
-    assert verdict["failed"] == ["improvement:accuracy", "significance:accuracy"]
+    assert verdict["test_rows"] == verdict["holdout_rows"] == 6
+    assert verdict["holdout_start"] == T0.isoformat() and verdict["holdout_end"] == (T0 + 5 * HOUR).isoformat()
+    assert verdict["passed"] is False  # 6 rows cannot show significance
+    assert verdict["failed"] == ["significance:accuracy"]
     assert verdict["primary_metric"] == "accuracy"
 
 
-def test_evaluate_uses_the_whole_test_split_when_too_few_recent_rows() -> None:
+def test_rows_the_champion_may_have_trained_on_are_left_out_for_both_models() -> None:
     cfg = gate_config(primary_metric="accuracy", min_improvement=0.125, max_regression={}, min_absolute={},
-                      min_recent_rows=3, significance={"method": "none"})
-    test = pd.DataFrame({"x1": [0.9, 0.8, 0.1, 0.2], "x2": [0.9, 0.2, 0.1, 0.8], "c": ["a"] * 4,
-                         "_recent": [False, False, True, True]})
-    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, np.array([1, 1, 0, 0]))
-    assert verdict["recent_test_rows"] == 2
-    assert verdict["candidate_recent_metrics"] is None and verdict["champion_recent_metrics"] is None
-    assert verdict["passed"] is True  # 1.0 against 0.5 on the whole split
-    assert by_name(verdict)["improvement:accuracy"]["slice"] == "test"
+                      significance={"method": "none"})
+    test = pd.DataFrame({"ts": [T0 + i * HOUR for i in range(6)],
+                         "x1": [0.9, 0.8, 0.1, 0.2, 0.7, 0.3], "x2": [0.9, 0.2, 0.1, 0.8, 0.7, 0.3], "c": "a"})
+    y = np.array([1, 1, 0, 0, 1, 0])
+    # the champion learned from rows up to 03:00: only the rows of 04:00 and 05:00 are fair to both
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y,
+                       champion_trained_until=(T0 + 3 * HOUR).isoformat())
+    assert verdict["test_rows"] == 2 and verdict["holdout_rows"] == 6
+    assert verdict["champion_metrics"]["accuracy"] == verdict["candidate_metrics"]["accuracy"] == 1.0
+    assert verdict["failed"] == ["improvement:accuracy"]
+    with pytest.raises(ValueError, match="none of the 6 out-of-time holdout rows is newer"):
+        evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y, champion_trained_until=T0 + 5 * HOUR)
+
+
+def test_in_time_metrics_are_reported_but_not_judged() -> None:
+    cfg = gate_config(primary_metric="accuracy", min_improvement=0.0, max_regression={}, min_absolute={},
+                      significance={"method": "none"})
+    test = pd.DataFrame({"ts": [T0 + i * HOUR for i in range(4)], "x1": [0.9, 0.8, 0.1, 0.2],
+                         "x2": [0.9, 0.2, 0.1, 0.8], "c": "a"})
+    in_time = pd.DataFrame({"ts": [T0 - 48 * HOUR] * 2, "x1": [0.1, 0.9], "x2": [0.9, 0.1], "c": "a"})
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, np.array([1, 1, 0, 0]),
+                       in_time=in_time, y_in_time=np.array([1, 0]))
+    assert verdict["in_time"]["rows"] == 2
+    assert verdict["in_time"]["candidate"]["accuracy"] == 0.0 and verdict["in_time"]["champion"]["accuracy"] == 1.0
+    assert verdict["passed"] is True  # judged on the out-of-time rows only
 
 
 def test_evaluate_without_a_champion() -> None:
     cfg = gate_config(min_absolute={"recall": 0.75})
-    test = pd.DataFrame({"x1": [0.9, 0.4, 0.1, 0.2], "x2": 0.0, "c": "a"})
+    test = pd.DataFrame({"ts": [T0 + i * HOUR for i in range(4)], "x1": [0.9, 0.4, 0.1, 0.2], "x2": 0.0, "c": "a"})
     verdict = evaluate(cfg, ColumnModel("x1"), None, test, np.array([1, 1, 0, 0]))
     assert verdict["champion_metrics"] is None
     assert verdict["candidate_metrics"]["recall"] == 0.5
@@ -262,13 +273,14 @@ def noisy_pair(rows: int, gain: float, seed: int = 0) -> tuple[pd.DataFrame, np.
     y = rng.integers(0, 2, rows)
     champ = np.clip(0.5 + (y - 0.5) * 0.3 + rng.normal(0, 0.3, rows), 0.001, 0.999)
     cand = np.clip(champ + (y - 0.5) * gain + rng.normal(0, 0.05, rows), 0.001, 0.999)
-    test = pd.DataFrame({"x1": cand, "x2": champ, "c": "a", "_recent": True})
+    test = pd.DataFrame({"ts": pd.date_range("2026-03-08", periods=rows, freq="min", tz="UTC"), "x1": cand,
+                         "x2": champ, "c": "a"})
     return test, y
 
 
 def sig_config(**extra: object):
     settings: dict[str, object] = {"primary_metric": "roc_auc", "min_improvement": 0.0, "max_regression": {},
-                                   "min_absolute": {}, "min_recent_rows": 10,
+                                   "min_absolute": {}, "min_holdout_rows": 10,
                                    "smoke": {"rows": 20, "max_p99_latency_ms": 1000}}
     return gate_config(**{**settings, **extra})
 

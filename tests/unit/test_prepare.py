@@ -12,7 +12,7 @@ from unit_helpers import build_config
 
 from include.retraining import storage
 from include.retraining.errors import DataValidationError, InsufficientDataError
-from include.retraining.prepare import check_label, prepare, reference_slice
+from include.retraining.prepare import check_label, out_of_time_holdout, prepare, reference_slice
 from include.retraining.snapshots import SPLIT_COLUMN, assign_splits
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -115,33 +115,40 @@ def prepare_config(min_rows: int = 50, **extra: object):
 
 
 def test_prepare_writes_splits_and_profile(tmp_path: Path) -> None:
-    cfg = prepare_config()
+    cfg = prepare_config(gate={"holdout_hours": 1, "min_holdout_rows": 50})
     frame = snapshot_frame()
     frame.loc[[5, 6, 7], "y"] = np.nan  # not labelled yet
     frame = pd.concat([frame, frame.iloc[[10, 11]]], ignore_index=True)  # two repeated rows
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(frame, uri)
     out_dir = str(tmp_path / "prepared")
-    summary = prepare(cfg, uri, cutoff=minute(400), window_start=minute(300), out_dir=out_dir)
+    summary = prepare(cfg, uri, cutoff=minute(400), out_dir=out_dir)
 
     assert summary["duplicates_removed"] == 2
     assert summary["unlabelled_dropped"] == 3
     assert summary["classes"] == [0, 1]
     assert sum(summary["rows"].values()) == 397
-    assert summary["rows"]["train"] == pytest.approx(0.70 * 397, abs=2)
-    assert summary["rows"]["test"] == pytest.approx(0.15 * 397, abs=2)
+    # the out-of-time holdout: the last hour before the newest row (minutes 340..399)
+    assert summary["rows"]["test"] == 60
+    assert summary["holdout"] == {"start": minute(340).isoformat(), "end": minute(399).isoformat(), "rows": 60,
+                                  "hours": 1}
+    # the earlier rows keep their random split: 70/15/15
+    assert summary["rows"]["train"] == pytest.approx(0.70 * 337, abs=3)
+    assert summary["rows"]["test_in_time"] == pytest.approx(0.15 * 337, abs=3)
     assert summary["missing_rates"] == {"x1": round(10 / 397, 6)}  # only features with missing values
 
     parts = {name: storage.read_parquet(u) for name, u in summary["splits"].items()}
-    assert set(parts) == {"train", "validation", "test"}
+    assert set(parts) == {"train", "validation", "test", "test_in_time"}
     ids = pd.concat([p["id"] for p in parts.values()])
     assert ids.is_unique and len(ids) == 397
-    assert all((p[SPLIT_COLUMN] == name).all() for name, p in parts.items())
+    for name in ("train", "validation"):
+        assert (parts[name][SPLIT_COLUMN] == name).all()
+    assert (parts["test_in_time"][SPLIT_COLUMN] == "test").all()
+    # nothing learned from is as new as the holdout
+    learned = pd.concat([parts["train"]["ts"], parts["validation"]["ts"]])
+    assert learned.max() < parts["test"]["ts"].min()
+    assert summary["trained_until"] == learned.max().isoformat()
     assert parts["train"]["y"].dtype == np.int64  # a float 0/1 label becomes int classes
-    recent = parts["test"]["_recent"]
-    assert summary["recent_test_rows"] == int(recent.sum()) > 0
-    assert (parts["test"].loc[recent, "ts"] >= pd.Timestamp(minute(300))).all()
-    assert (parts["test"].loc[~recent, "ts"] < pd.Timestamp(minute(300))).all()
 
     profile = storage.read_json(summary["profile_uri"])
     assert summary["profile_uri"] == f"{out_dir}/reference_profile.json"
@@ -150,14 +157,25 @@ def test_prepare_writes_splits_and_profile(tmp_path: Path) -> None:
     assert set(profile["numeric"]) == {"x1", "x2"} and set(profile["categorical"]) == {"c"}
 
 
+def test_the_holdout_reaches_back_to_min_holdout_rows() -> None:
+    cfg = prepare_config(gate={"holdout_hours": 1, "min_holdout_rows": 100})
+    ts = snapshot_frame()["ts"]
+    mask = out_of_time_holdout(cfg, ts, minute(400))
+    assert mask.sum() == 100 and ts[mask].min() == pd.Timestamp(minute(300))
+    # rows at or after the cutoff are never in it
+    assert out_of_time_holdout(cfg, ts, minute(200)).sum() == 100
+    assert ts[out_of_time_holdout(cfg, ts, minute(200))].max() == pd.Timestamp(minute(199))
+
+
 def test_prepare_keeps_the_snapshot_splits(tmp_path: Path) -> None:
-    cfg = prepare_config()
+    cfg = prepare_config(gate={"holdout_hours": 1, "min_holdout_rows": 50})
     frame = assign_splits(cfg, snapshot_frame())
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(frame, uri)
-    summary = prepare(cfg, uri, minute(400), minute(300), str(tmp_path / "out"))
-    test_ids = storage.read_parquet(summary["splits"]["test"])["id"]
-    assert sorted(test_ids) == sorted(frame.loc[frame[SPLIT_COLUMN] == "test", "id"])
+    summary = prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+    in_time_ids = storage.read_parquet(summary["splits"]["test_in_time"])["id"]
+    earlier = frame[frame["ts"] < pd.Timestamp(minute(340))]
+    assert sorted(in_time_ids) == sorted(earlier.loc[earlier[SPLIT_COLUMN] == "test", "id"])
 
 
 def test_prepare_with_a_single_class_names_the_label(tmp_path: Path) -> None:
@@ -165,7 +183,7 @@ def test_prepare_with_a_single_class_names_the_label(tmp_path: Path) -> None:
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(snapshot_frame().assign(y=0.0), uri)
     with pytest.raises(DataValidationError, match=r"label column 'y' has a single class .*binary classifier"):
-        prepare(cfg, uri, minute(400), minute(300), str(tmp_path / "out"))
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
 
 
 def test_prepare_with_too_few_rows(tmp_path: Path) -> None:
@@ -173,7 +191,7 @@ def test_prepare_with_too_few_rows(tmp_path: Path) -> None:
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(snapshot_frame(), uri)
     with pytest.raises(InsufficientDataError, match="only 400 labelled rows to train on, training.min_rows is 500"):
-        prepare(cfg, uri, minute(400), minute(300), str(tmp_path / "out"))
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
 
 
 def test_prepare_names_a_missing_column(tmp_path: Path) -> None:
@@ -181,7 +199,7 @@ def test_prepare_names_a_missing_column(tmp_path: Path) -> None:
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(snapshot_frame().drop(columns=["x2"]), uri)
     with pytest.raises(DataValidationError, match=r"lacks column\(s\) \['x2'\]"):
-        prepare(cfg, uri, minute(400), minute(300), str(tmp_path / "out"))
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
 
 
 def test_prepare_names_a_non_numeric_feature(tmp_path: Path) -> None:
@@ -191,4 +209,4 @@ def test_prepare_names_a_non_numeric_feature(tmp_path: Path) -> None:
     uri = str(tmp_path / "snap.parquet")
     storage.write_parquet(frame, uri)
     with pytest.raises(DataValidationError, match=r"numeric feature 'x2' .*\['seven'\]"):
-        prepare(cfg, uri, minute(400), minute(300), str(tmp_path / "out"))
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
