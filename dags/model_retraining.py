@@ -5,33 +5,38 @@ Keeps a production model fresh. Every six hours (00, 06, 12, 18 UTC) the run loo
 data of its interval (plus the configured lookback):
 
 1. **check_drift_and_performance** (sensor, reschedule mode) waits until the window holds
-   enough labelled rows, then measures data drift per feature against the champion's
-   reference profile and the champion's performance on the labelled rows.
+   enough labelled rows, then measures data drift per feature against the reference profile
+   of the champion in service at the window's time, and that champion's performance on the
+   labelled rows.
 2. **decide** (branch) retrains on drift, degraded performance, a forced trigger or when
    there is no champion yet; otherwise skips. Check-only and backfill runs only record.
 3. **collect → prepare → train → evaluate_gate → register → deploy**: a content-hashed
-   training snapshot, a stratified split, a candidate tracked in MLflow, a gate against the
-   champion on the same held-out rows, registration and promotion by the `champion` alias
+   training snapshot, an out-of-time holdout (the newest labelled rows, which the candidate
+   never sees), a candidate tracked in MLflow, a gate against the champion on that holdout,
+   registration and promotion by the `champion` alias
    (the former champion keeps `previous_champion` for rollback).
 4. **record_outcome** completes the run's row in `model_retraining_events`, whatever happened.
 
-Configuration: the YAML file in `$RETRAINING_CONFIG` (default `include/config/credit_risk.yaml`).
-Trigger form: leave a field empty to use the configured value.
+Backfills and replays of past windows are judged by the champion of their time and never train
+or deploy. Configuration: the YAML file in `$RETRAINING_CONFIG` (default
+`include/config/credit_risk.yaml`). Trigger form: leave a field empty to use the configured value;
+without a logical date a manual run checks the latest window that holds labelled data.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from include.retraining import runtime as rt
 from include.retraining.config import MODEL_TYPES
+from include.retraining.point_in_time import start_date
 
 # Retries of failing tasks; the demo and the tests set RETRAINING_TASK_RETRIES=0 so failures show at once.
 RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
-SCHEDULE = CronTriggerTimetable("0 */6 * * *", timezone="UTC", interval=timedelta(hours=6))
+SCHEDULE = CronTriggerTimetable("0 */6 * * *", timezone="UTC", interval=timedelta(hours=rt.SCHEDULE_HOURS))
 
 PARAMS = {
     "model_type": Param(
@@ -69,27 +74,35 @@ PARAMS = {
         minimum=1,
         maximum=2160,
         title="Lookback (hours)",
-        description="Length of the evaluation window ending at the run's data interval end. Empty: the config's "
+        description="Length of the evaluation window ending at the run's data interval end (a manual run without a "
+        "logical date: at the end of the latest window holding labelled data). Empty: the config's "
         "window.lookback_hours.",
         section="Data",
     ),
     "reason": Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         maxLength=500,
         title="Reason",
-        description="Why you trigger this run; recorded in the events table.",
+        description="Why you trigger this run (optional); recorded in the events table's trigger_reason.",
         section="Decision",
     ),
 }
+
+# No start_date by default, so that no window is out of reach of a backfill or a replay (Airflow would
+# silently create no task for a date before it). RETRAINING_START_DATE sets one (ISO 8601, UTC).
+START_DATE = start_date()
 
 
 @dag(
     dag_id="model_retraining",
     schedule=SCHEDULE,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
-    max_active_runs=1,
+    # Runs may overlap (a scheduled run waiting for labels never holds back a person's run): storm control
+    # decides under a lock, one training at a time, and a promotion judged against a champion that has
+    # changed meanwhile is refused.
+    max_active_runs=4,
     default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)},
     params=PARAMS,
     tags={"mlops", "retraining", "drift"},
@@ -108,7 +121,7 @@ def model_retraining():
     def skip_retraining():
         return rt.skip()
 
-    @task(task_id=rt.COLLECT)
+    @task(task_id=rt.COLLECT, max_active_tis_per_dag=1)
     def collect():
         return rt.collect()
 
@@ -116,7 +129,7 @@ def model_retraining():
     def prepare(snapshot):
         return rt.prepare(snapshot)
 
-    @task(task_id=rt.TRAIN, execution_timeout=timedelta(hours=2))
+    @task(task_id=rt.TRAIN, execution_timeout=timedelta(hours=2), max_active_tis_per_dag=1)
     def train(snapshot, prepared):
         return rt.train(snapshot, prepared)
 

@@ -18,7 +18,7 @@ model). Every run writes a row to `model_retraining_events` (trigger_type `manua
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
@@ -28,7 +28,6 @@ from include.retraining import runtime as rt
 @dag(
     dag_id="model_rollback",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "ml-platform", "retries": 0, "retry_delay": timedelta(minutes=1)},
@@ -48,7 +47,8 @@ from include.retraining import runtime as rt
             description="Registry version to make champion. Empty: previous_champion (rollback) or challenger "
             "(promote).",
         ),
-        "reason": Param("", type="string", maxLength=500, title="Reason", description="Recorded in the events table."),
+        "reason": Param(None, type=["null", "string"], maxLength=500, title="Reason",
+                        description="Recorded in the events table (optional)."),
     },
     tags={"mlops", "retraining", "rollback"},
     doc_md=__doc__,

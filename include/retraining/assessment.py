@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import drift, quality
 from .config import RetrainingConfig
 from .metrics import HIGHER_IS_BETTER, bootstrap_se, clean, error_rate, metrics_of, outputs
+from .point_in_time import Judge, JudgeLookup
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,16 +63,32 @@ def error_rate_p_value(base_rate: float, base_rows: int, current_rate: float, cu
     return float(norm.sf((current_rate - base_rate) / se))
 
 
-def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime) -> dict[str, Any]:
+def live_judge(cfg: RetrainingConfig) -> JudgeLookup:
+    """The registry's current champion, as a judge (what a run of the current window uses)."""
+    def lookup() -> Judge:
+        from . import registry
+
+        champ = registry.champion(cfg, registry.setup(cfg))
+        return Judge(champ, "registry" if champ else "none")
+
+    return lookup
+
+
+def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, now: datetime,
+           judge: JudgeLookup | None = None) -> dict[str, Any]:
     """The assessment of the window; ``status`` is ``waiting`` while labelled data is still expected.
 
     While waiting, a window that already holds ``window.min_labelled_rows`` rows is checked without
     labels: when its data drifted and the champion's label-free performance estimate fell by more
     than ``performance.max_estimated_drop``, the assessment is final at once
     (``performance.act_before_labels``), since harmful drift need not wait for labels.
+
+    ``judge`` finds the champion that judges the window (default: the registry's current one; see
+    :mod:`.point_in_time` for the champion in service at the window's time).
     """
-    from . import registry
     from .sources import count_window
+
+    judge = judge or live_judge(cfg)
 
     counts = count_window(cfg, window_start, window_end)
     base: dict[str, Any] = {
@@ -84,7 +101,7 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     if counts.labelled < cfg.window.min_labelled_rows:
         deadline = window_end + timedelta(hours=cfg.window.label_wait_hours)
         if now < deadline:
-            early = _before_labels(cfg, base, window_start, window_end, counts.rows)
+            early = _before_labels(cfg, base, window_start, window_end, counts.rows, judge)
             if early is not None:
                 return early
             log.info(
@@ -100,25 +117,27 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
         log.warning("insufficient data: %s", reason)
         return {**base, "status": "insufficient_data", "reason": reason, "champion": None}
 
-    client = registry.setup(cfg)
-    champ = registry.champion(cfg, client)
-    if champ is None:
-        log.info("no champion registered for %s yet", cfg.model.registry_name)
+    found = judge()
+    base["judge"] = found.as_dict()
+    if found.champion is None:
+        log.info("no champion of %s judges this window: %s", cfg.model.registry_name,
+                 found.note or "none registered yet")
         return {**base, "status": "ok", "champion": None}
-    return _measure(cfg, base, champ, window_start, window_end, counts.rows)
+    if found.note:
+        log.info("%s", found.note)
+    return _measure(cfg, base, found.champion, window_start, window_end, counts.rows)
 
 
 def _before_labels(cfg: RetrainingConfig, base: dict[str, Any], window_start: datetime, window_end: datetime,
-                   rows: int) -> dict[str, Any] | None:
+                   rows: int, judge: JudgeLookup) -> dict[str, Any] | None:
     """The final assessment of a window whose labels are missing, if data drift and the estimate agree."""
-    from . import registry
-
     if not cfg.performance.act_before_labels or cfg.model.task == "regression" or rows < cfg.window.min_labelled_rows:
         return None
-    champ = registry.champion(cfg, registry.setup(cfg))
-    if champ is None:
+    found = judge()
+    if found.champion is None:
         return None
-    result = _measure(cfg, base, champ, window_start, window_end, rows, labels=False)
+    result = _measure(cfg, {**base, "judge": found.as_dict()}, found.champion, window_start, window_end, rows,
+                      labels=False)
     estimated = result.get("estimated") or {}
     drift = result.get("drift") or {}
     if drift.get("detected") and estimated.get("drop") is not None \
@@ -418,11 +437,14 @@ def decide(
     run_type: str = "scheduled",
     manual_reason: str | None = None,
     history: dict[str, Any] | None = None,
+    replay: str | None = None,
 ) -> dict[str, Any]:
     """Skip or retrain, with trigger type, severity, confidence and reasons in words.
 
     ``history`` (see :func:`storm_history`) lets retrain-storm control suppress a retraining that
-    drift alone asks for; a suppressed retraining is a decision of its own, with its reason."""
+    drift alone asks for; a suppressed retraining is a decision of its own, with its reason.
+    ``replay`` (why this run replays a window that a later champion overtook) makes the run record what
+    it would decide, like a backfill. ``manual_reason``, the reason a person typed, is always recorded."""
     requested = "manual" if run_type == "manual" else "scheduled"
     if assessment.get("status") == "insufficient_data":
         return {
@@ -452,7 +474,11 @@ def decide(
     if assessment.get("champion") is None:
         would_retrain = True
         trigger_type = requested
-        reasons.insert(0, f"no champion registered for '{cfg.model.registry_name}' yet: train a first model")
+        judge = assessment.get("judge") or {}
+        if judge.get("source") == "history":
+            reasons.insert(0, f"{judge.get('note') or 'no champion was in service then'}: train a first model")
+        else:
+            reasons.insert(0, f"no champion registered for '{cfg.model.registry_name}' yet: train a first model")
     else:
         would_retrain = bool(signals) or force
         trigger_type = signals[0][0] if signals else ("manual" if force else "none")
@@ -460,6 +486,8 @@ def decide(
         reasons.append(f"retraining forced by the trigger{': ' + manual_reason if manual_reason else ''}")
     if not reasons:
         reasons.append(no_drift_reason(assessment))
+    if manual_reason and not force:
+        reasons.append(f"reason given by the trigger: {manual_reason}")
     result = {
         "trigger_type": trigger_type,
         "severity": _severity(signals),
@@ -467,12 +495,21 @@ def decide(
         "signals": [s[0] for s in signals],
         "would_retrain": would_retrain,
     }
+    records_only = check_only or run_type == "backfill" or bool(replay)
     suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
-    if suppressed and not (check_only or run_type == "backfill"):
+    if suppressed and not records_only:
         return {**result, "decision": "suppressed", "retrain": False,
                 "reason": "; ".join(reasons) + f" (retraining suppressed: {suppressed})"}
-    if check_only or run_type == "backfill":
-        why = "check-only run" if check_only else "backfill runs replay the check and never retrain or deploy"
+    if records_only:
+        if check_only:
+            why = "check-only run"
+        elif run_type == "backfill":
+            why = "backfill runs replay the check and never retrain or deploy"
+        else:
+            why = replay
+        judged = (assessment.get("judge") or {}).get("note")
+        if judged and assessment.get("champion") is not None:
+            why = f"{why}; {judged}"
         return {**result, "decision": "check_only", "retrain": False,
                 "reason": "; ".join(reasons) + f" ({why}; would {'retrain' if would_retrain else 'skip'})"}
     return {**result, "decision": "retrain" if would_retrain else "skip", "retrain": would_retrain,

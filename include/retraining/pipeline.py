@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,13 +39,23 @@ class RunInfo:
     data_interval_end: datetime | None = None
     run_after: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     params: Mapping[str, Any] = field(default_factory=dict)
+    clear_number: int = 0  # how often the run was cleared (a new attempt each time)
+    ti_id: str | None = None  # the running task instance: a new one per try (retry, clear, new run)
+    requested_by: str | None = None  # the user who triggered a manual run
+    attempt: int | None = None  # set once the first task has begun the attempt
+    bounds: tuple[datetime, datetime] | None = None  # the window the first task chose (later tasks reuse it)
+    grid: timedelta = timedelta(hours=6)  # the schedule's interval: manual runs without a date align to it
 
     @property
     def window_end(self) -> datetime:
-        """The end of the evaluation window: the data interval's end (manual runs: ``run_after``)."""
+        """The end of the evaluation window: the chosen window's, else the data interval's (else ``run_after``)."""
+        if self.bounds:
+            return self.bounds[1]
         return self.data_interval_end or self.run_after
 
     def window(self, cfg: RetrainingConfig) -> tuple[datetime, datetime]:
+        if self.bounds:
+            return self.bounds
         end = self.window_end
         return end - timedelta(hours=cfg.window.lookback_hours), end
 
@@ -53,9 +63,24 @@ class RunInfo:
         cfg = load_config()
         return cfg.with_overrides({path: self.params.get(name) for name, path in PARAM_OVERRIDES.items()})
 
+    def key(self, cfg: RetrainingConfig | None) -> events.RunKey:
+        """The run's identity in the events tables: model, DAG and run (models may share the database)."""
+        return events.RunKey(cfg.model.name if cfg else "", self.dag_id, self.run_id)
+
+    @property
+    def attempt_key(self) -> str:
+        return f"clear {self.clear_number}, first task {self.ti_id}"
+
     @property
     def safe_run_id(self) -> str:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+
+    @property
+    def reason(self) -> str | None:
+        """The reason typed in the trigger form, cleaned (no NUL or control characters), or None."""
+        text = str(self.params.get("reason") or "")
+        text = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t").strip()
+        return text[:500] or None
 
     def run_fields(self, cfg: RetrainingConfig | None) -> dict[str, Any]:
         return {
@@ -64,7 +89,7 @@ class RunInfo:
             "data_interval_start": self.data_interval_start,
             "data_interval_end": self.data_interval_end,
             "triggered_at": self.run_after,
-            "model_name": cfg.model.name if cfg else None,
+            "requested_by": self.requested_by if self.run_type == "manual" else None,
         }
 
     def tags(self) -> dict[str, str]:
@@ -75,8 +100,16 @@ def events_dsn(cfg: RetrainingConfig | None) -> str:
     return resolve_dsn(cfg.events.conn_id if cfg else EVENTS_CONN_ID)
 
 
+def attempt_of(info: RunInfo, cfg: RetrainingConfig | None) -> int:
+    """The attempt a task writes to: the one its first task began, else the run's latest (else a new one)."""
+    if info.attempt is not None:
+        return info.attempt
+    dsn = events_dsn(cfg)
+    return events.latest_attempt(dsn, info.key(cfg)) or events.begin_attempt(dsn, info.key(cfg), info.attempt_key)
+
+
 def record(info: RunInfo, cfg: RetrainingConfig | None, fields: Mapping[str, Any]) -> None:
-    events.upsert_event(events_dsn(cfg), info.dag_id, info.run_id, fields)
+    events.upsert_event(events_dsn(cfg), info.key(cfg), fields, attempt=attempt_of(info, cfg))
 
 
 class AwaitingApproval(Exception):
@@ -108,41 +141,71 @@ def _config_or_record(info: RunInfo, task_id: str) -> RetrainingConfig:
 # --- check_drift_and_performance -------------------------------------------------------------
 
 def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str, Any] | None:
-    """One poke of the sensor: ``None`` while waiting for labels, else the assessment."""
+    """One poke of the sensor: ``None`` while waiting for labels, else the assessment.
+
+    The first poke of a run's first task begins an *attempt* (see :mod:`.events`) and fixes the
+    window: from the data interval, or for a manual run without a logical date the latest window
+    that holds labelled data. The window is judged by the champion in service at its end.
+    """
+    from . import point_in_time, registry
     from .assessment import assess
 
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
+    dsn = events_dsn(cfg)
+    info = replace(info, attempt=events.begin_attempt(dsn, info.key(cfg), info.attempt_key))
     with recorded(info, task_id, cfg):
-        start, end = info.window(cfg)
-        result = assess(cfg, start, end, now)
+        window = choose_window(info, cfg, dsn)
+        point_in_time.check_start_date(window.end)
+        start, end = window.start, window.end
+        judge = point_in_time.judging_champion
+        result = assess(cfg, start, end, now,
+                        judge=lambda: judge(cfg, registry.setup(cfg), dsn, end, info.run_type))
+        result.update({"attempt": info.attempt, "window": window.as_dict()})
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
-                                  "model_type": cfg.model.type}
+                                  "model_type": cfg.model.type, "attempt_key": info.attempt_key}
         if result["status"] == "waiting":
             record(info, cfg, {**fields, "status": "waiting_for_data", "rows_in_window": result["rows"],
-                               "labelled_rows": result["labelled_rows"]})
+                               "labelled_rows": result["labelled_rows"],
+                               "trigger_metrics": {"window": window.as_dict()}})
             return None
-        reset = {name: None for name in events.OUTCOME_COLUMNS}
+        judged = result.get("judge") or {}
         record(
             info,
             cfg,
             {
-                **reset,
                 **fields,
                 "status": "running",
-                "execution_attempted": False,
-                "deployed": False,
                 "rows_in_window": result["rows"],
                 "labelled_rows": result["labelled_rows"],
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
                                                                 "schema_changes", "rows", "labelled_rows",
-                                                                "before_labels")},
+                                                                "before_labels", "window", "judge")},
                 "data_quality": _quality_summary(result.get("quality")),
+                "judged_by_version": judged.get("version"),
+                "champion_source": judged.get("source"),
                 "champion_version_before": (result.get("champion") or {}).get("version"),
                 "champion_version_after": (result.get("champion") or {}).get("version"),
             },
         )
         return result
+
+
+def choose_window(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> Any:
+    """The attempt's window: kept from an earlier poke of the same attempt, else from the data interval,
+    else (a manual run without a logical date) the latest window holding labelled data."""
+    from .point_in_time import Window, latest_window_with_data
+
+    row = events.get_attempt(dsn, info.key(cfg), info.attempt or 0) or {}
+    if row.get("window_end") and row.get("window_start"):
+        rule = ((row.get("trigger_metrics") or {}).get("window") or {})
+        return Window(row["window_start"], row["window_end"], rule.get("rule", "data_interval"), rule.get("note"))
+    if info.data_interval_end is not None:
+        start, end = info.window(cfg)
+        return Window(start, end, "data_interval")
+    window = latest_window_with_data(cfg, info.run_after, info.grid)
+    log.info("%s: window [%s, %s)", window.note, window.start, window.end)
+    return window
 
 
 def _quality_summary(data_quality: dict[str, Any] | None) -> str | None:
@@ -155,36 +218,39 @@ def _quality_summary(data_quality: dict[str, Any] | None) -> str | None:
 # --- decide ---------------------------------------------------------------------------------
 
 def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str, Any]:
+    from . import point_in_time
     from .assessment import decide as decide_
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
-        history = events.storm_history(events_dsn(cfg), info.dag_id, cfg.model.name, info.run_id,
-                                       info.window_end, cfg.storm.consecutive_windows - 1)
-        decision = decide_(
-            cfg,
-            assessment,
-            force=bool(info.params.get("force_retrain")),
-            check_only=bool(info.params.get("check_only")),
-            run_type=info.run_type,
-            manual_reason=info.params.get("reason") or None,
-            history=history,
-        )
-        decision["storm_history"] = history
+        dsn = events_dsn(cfg)
+        judge = assessment.get("judge") or {}
+        replay = point_in_time.replay_reason(point_in_time.Judge(None, judge["source"], True, None,
+                                                                 judge["later_changes"])) \
+            if judge.get("replay") and info.run_type != "backfill" else None
+        # Under a per-model lock, so that two runs deciding at once see each other's retraining.
+        with events.model_lock(dsn, cfg.model.name, "decide"):
+            history = events.storm_history(dsn, info.key(cfg), info.window_end, cfg.storm.consecutive_windows - 1)
+            decision = decide_(
+                cfg,
+                assessment,
+                force=bool(info.params.get("force_retrain")),
+                check_only=bool(info.params.get("check_only")),
+                run_type=info.run_type,
+                manual_reason=info.reason,
+                history=history,
+                replay=replay,
+            )
+            decision["storm_history"] = history
+            record(info, cfg, {"trigger_type": decision["trigger_type"], "severity": decision["severity"],
+                               "confidence": decision["confidence"], "trigger_reason": decision["reason"],
+                               "decision": decision["decision"], "execution_attempted": decision["retrain"]})
         report = drift_report(info, cfg, assessment, decision)
-        record(
-            info,
-            cfg,
-            {
-                **({"drift_report_uri": report["uri"], "drift_report_run_id": report["run_id"]} if report else {}),
-                "trigger_type": decision["trigger_type"],
-                "severity": decision["severity"],
-                "confidence": decision["confidence"],
-                "trigger_reason": decision["reason"],
-                "decision": decision["decision"],
-                "execution_attempted": decision["retrain"],
-            },
-        )
+        if report:
+            record(info, cfg, {"drift_report_uri": report["uri"], "drift_report_run_id": report["run_id"]})
+        decision.update({"attempt": info.attempt, "window_start": assessment["window_start"],
+                         "window_end": assessment["window_end"],
+                         "champion_version": (assessment.get("champion") or {}).get("version")})
         log.info("decision: %s (%s, severity %s): %s", decision["decision"], decision["trigger_type"],
                  decision["severity"], decision["reason"])
         return decision
@@ -227,9 +293,9 @@ def prepare(info: RunInfo, task_id: str, snapshot: dict[str, Any]) -> dict[str, 
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
-        start, end = info.window(cfg)
+        _, end = info.window(cfg)
         out_dir = storage.join(storage.resolve(cfg.storage.uri), cfg.model.name, "runs", info.safe_run_id)
-        summary = prepare_(cfg, snapshot["uri"], end, start, out_dir)
+        summary = prepare_(cfg, snapshot["uri"], end, out_dir)
         record(info, cfg, {"training_rows": summary["rows"]["train"]})
         return summary
 
@@ -246,7 +312,9 @@ def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[
 
 # --- evaluate_gate / register / deploy --------------------------------------------------------
 
-def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained: dict[str, Any],
+                  judged_version: int | None = None) -> dict[str, Any]:
+    """Candidate against the champion that judged the window (``judged_version``), out of time."""
     from . import gate, registry
     from .training import targets
 
@@ -255,10 +323,18 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
         client = registry.setup(cfg)
         test = storage.read_parquet(prepared["splits"]["test"])
         y_test = targets(cfg, test, prepared["classes"])
+        in_time = storage.read_parquet(prepared["splits"]["test_in_time"]) if "test_in_time" in prepared["splits"] \
+            else None
         candidate = registry.load_model(trained["model_uri"])
-        champ = registry.champion(cfg, client)
+        champ = registry.version_info(client, cfg.model.registry_name, judged_version) if judged_version else None
         champion_model = registry.load_model(champ.uri) if champ else None
-        verdict = events.finite(gate.evaluate(cfg, candidate, champion_model, test, y_test))
+        trained_until = None
+        if champ:
+            meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)
+            trained_until = meta.get("trained_until") or (meta.get("snapshot") or {}).get("cutoff")
+        verdict = events.finite(gate.evaluate(
+            cfg, candidate, champion_model, test, y_test, champion_trained_until=trained_until,
+            in_time=in_time, y_in_time=None if in_time is None else targets(cfg, in_time, prepared["classes"])))
         verdict["champion_version"] = champ.version if champ else None
         verdict["candidate_run_id"] = trained["run_id"]
         verdict["plots"] = log_gate_review(cfg, client, trained["run_id"], verdict, candidate, champion_model,
@@ -308,7 +384,7 @@ def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict
         if not verdict.get("passed"):
             raise RuntimeError("refusing to register a candidate that did not pass the gate")
         client = registry.setup(cfg)
-        row = events.get_event(events_dsn(cfg), info.dag_id, info.run_id) or {}
+        row = events.get_attempt(events_dsn(cfg), info.key(cfg), attempt_of(info, cfg)) or {}
         primary = next((c for c in verdict.get("criteria", []) if c["criterion"] == "improvement"), None)
         tags = {
             **info.tags(),
@@ -317,7 +393,8 @@ def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict
             "gate_reasons": "; ".join(verdict.get("reasons", []))[:500],
             "training_run_id": trained["run_id"],
             "primary_metric": cfg.primary_metric,
-            "event_row_id": str(row.get("id")),
+            "event_row_id": str(row.get("id")),  # the attempt's row in model_retraining_event_attempts
+            "event_attempt": str(row.get("attempt")),
         }
         if primary is not None:
             tags["primary_metric_candidate"] = str(primary["candidate"])
@@ -327,8 +404,12 @@ def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict
         return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
 
-def deploy(info: RunInfo, task_id: str, registered: dict[str, Any]) -> dict[str, Any]:
-    """Promote the registered candidate (alias, export, reload), or leave it awaiting approval."""
+def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_version: int | None = None
+           ) -> dict[str, Any]:
+    """Promote the registered candidate (alias, export, reload), or leave it awaiting approval.
+
+    The candidate was judged against ``judged_version``; if the champion changed since, it is not promoted.
+    The new champion serves from the end of the run's window (the champion history's ``effective_at``)."""
     from . import registry
     from .promotion import switch_champion
 
@@ -346,7 +427,9 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any]) -> dict[str,
             )
         client = registry.setup(cfg)
         moved = switch_champion(cfg, client, events_dsn(cfg), version,
-                                reason=f"{info.dag_id} {info.run_id}: passed the evaluation gate")
+                                reason=f"{info.dag_id} {info.run_id}: passed the evaluation gate",
+                                effective_at=info.window_end, action="deploy", run=info.key(cfg),
+                                attempt=attempt_of(info, cfg), expected_champion=judged_version)
         record(info, cfg, {"deployed": True, "champion_version_before": moved["champion_before"],
                            "champion_version_after": moved["champion_after"]})
         return moved
@@ -416,12 +499,11 @@ def finalize(
     except Exception:
         cfg = None
     dsn = events_dsn(cfg)
-    row = events.get_event(dsn, info.dag_id, info.run_id) or {}
+    attempt = attempt_of(info, cfg)
+    row = events.get_attempt(dsn, info.key(cfg), attempt) or {}
     result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id, deploy_task_id)
     fields = {**info.run_fields(cfg), **result["fields"]}
-    if cfg is None:
-        fields.pop("model_name")
-    events.upsert_event(dsn, info.dag_id, info.run_id, fields)
+    events.upsert_event(dsn, info.key(cfg), fields, attempt=attempt)
     log.info("run %s finished: %s", info.run_id, fields.get("status"))
     return result
 
@@ -437,7 +519,7 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
 
     cfg = _config_or_record(info, task_id)
     action = str(info.params.get("action") or "rollback")
-    reason = str(info.params.get("reason") or "").strip() or f"manual {action}"
+    reason = info.reason or f"manual {action}"
     with recorded(info, task_id, cfg):
         client = registry.setup(cfg)
         name = cfg.model.registry_name
@@ -459,7 +541,9 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
             client.get_model_version(name, str(int(target)))
         except Exception as exc:
             raise DataValidationError(f"{name} has no version {target} in the registry") from exc
-        moved = switch_champion(cfg, client, events_dsn(cfg), int(target), reason=f"{action}: {reason}")
+        moved = switch_champion(cfg, client, events_dsn(cfg), int(target), reason=f"{action}: {reason}",
+                                effective_at=info.run_after, action=action, run=info.key(cfg),
+                                attempt=attempt_of(info, cfg))
         record(info, cfg, {"deployed": True, "candidate_version": int(target),
                            "champion_version_after": moved["champion_after"],
                            "status": "rolled_back" if action == "rollback" else "promoted",

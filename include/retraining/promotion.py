@@ -13,18 +13,21 @@ waiting challenger: :func:`switch_champion`. Under a PostgreSQL advisory lock pe
 
 If step 2 or 3 fails, the aliases and the ``current`` link are put back as they were and
 :class:`PromotionError` says why: a model that the serving app did not accept is never
-left as champion.
+left as champion. A promotion that was judged against a champion which has changed since
+(another run or a person promoted something else meanwhile) is refused. Every change of
+champion is appended to ``model_champion_history`` (see :mod:`.champion_history`) before
+the lock is released.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 from .config import RetrainingConfig
-from .connections import connect
+from .events import RunKey, model_lock
 from .registry import CHAMPION, PREVIOUS, version_by_alias
 
 log = logging.getLogger(__name__)
@@ -34,16 +37,12 @@ class PromotionError(RuntimeError):
     """The new champion could not be put in service; the previous state was restored."""
 
 
-@contextmanager
-def deploy_lock(dsn: str, model_name: str) -> Iterator[None]:
+def deploy_lock(dsn: str, model_name: str) -> AbstractContextManager[None]:
     """A session-level advisory lock on ``model_name``: one promotion at a time, across all DAGs and workers."""
-    with connect(dsn) as conn, conn.cursor() as cur:
-        log.info("waiting for the deploy lock of %s", model_name)
-        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"model_retraining.deploy:{model_name}",))
-        try:
-            yield
-        finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"model_retraining.deploy:{model_name}",))
+    return model_lock(dsn, model_name, "deploy")
+
+
+UNCHECKED = object()
 
 
 def _set_alias(client: Any, name: str, alias: str, version: int | None) -> None:
@@ -56,9 +55,16 @@ def _set_alias(client: Any, name: str, alias: str, version: int | None) -> None:
         client.set_registered_model_alias(name, alias, str(version))
 
 
-def switch_champion(cfg: RetrainingConfig, client: Any, dsn: str, version: int, reason: str) -> dict[str, Any]:
-    """Make ``version`` the champion (export and reload as configured); restore everything on failure."""
-    from . import serving
+def switch_champion(cfg: RetrainingConfig, client: Any, dsn: str, version: int, reason: str, *,
+                    effective_at: datetime, action: str = "deploy", run: RunKey | None = None,
+                    attempt: int | None = None, expected_champion: Any = UNCHECKED) -> dict[str, Any]:
+    """Make ``version`` the champion (export and reload as configured); restore everything on failure.
+
+    ``effective_at`` is when the new champion starts to serve (recorded in the champion history);
+    ``expected_champion`` (a version or None), when given, is the champion the candidate was judged
+    against: if the champion is another one by now, nothing is changed and :class:`PromotionError` says so.
+    """
+    from . import champion_history, serving
 
     name = cfg.model.registry_name
     with deploy_lock(dsn, name):
@@ -66,6 +72,13 @@ def switch_champion(cfg: RetrainingConfig, client: Any, dsn: str, version: int, 
         previous_before = version_by_alias(client, name, PREVIOUS)
         old_champion = before.version if before else None
         old_previous = previous_before.version if previous_before else None
+        if expected_champion is not UNCHECKED and old_champion != expected_champion and old_champion != version:
+            raise PromotionError(
+                f"{name} v{version} was judged against champion "
+                f"{'v' + str(expected_champion) if expected_champion else '(none)'}, but the champion is "
+                f"{'v' + str(old_champion) if old_champion else '(none)'} now (changed meanwhile by another run or "
+                "by hand); not promoted: re-run to judge it against the current champion"
+            )
         if old_champion == version:
             log.info("%s version %s is already the champion", name, version)
         else:
@@ -98,6 +111,11 @@ def switch_champion(cfg: RetrainingConfig, client: Any, dsn: str, version: int, 
             ) from exc
         client.set_model_version_tag(name, str(version), "deployed", "true")
         client.set_model_version_tag(name, str(version), "promotion_reason", reason[:500])
+        if old_champion != version:
+            champion_history.record(
+                dsn, model_name=cfg.model.name, registered_name=name, version=version, previous_version=old_champion,
+                effective_at=effective_at, action=action, dag_id=run.dag_id if run else None,
+                run_id=run.run_id if run else None, attempt=attempt, reason=reason)
     return {
         "champion_before": old_champion,
         "champion_after": version,

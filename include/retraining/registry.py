@@ -82,6 +82,17 @@ def version_by_alias(client: Any, name: str, alias: str) -> ModelVersionInfo | N
     return ModelVersionInfo(name=name, version=int(mv.version), run_id=mv.run_id, source=mv.source)
 
 
+def version_info(client: Any, name: str, version: int) -> ModelVersionInfo:
+    """A registered version by number (an error naming the model and version if there is none)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version(name, str(int(version)))
+    except MlflowException as exc:
+        raise LookupError(f"{name} has no version {version} in the registry") from exc
+    return ModelVersionInfo(name=name, version=int(mv.version), run_id=mv.run_id, source=mv.source)
+
+
 def champion(cfg: RetrainingConfig, client: Any | None = None) -> ModelVersionInfo | None:
     client = client or setup(cfg)
     return version_by_alias(client, cfg.model.registry_name, CHAMPION)

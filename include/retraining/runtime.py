@@ -39,13 +39,25 @@ def _context() -> Mapping[str, Any]:
     return get_current_context()
 
 
-def run_info(context: Mapping[str, Any]) -> Any:
-    """A :class:`RunInfo` from an Airflow task context (manual runs may have no logical date)."""
+SCHEDULE_HOURS = 6  # the DAG runs every six hours; manual runs without a date align their window to this grid
+
+
+def run_info(context: Mapping[str, Any], assessment: Mapping[str, Any] | None = None) -> Any:
+    """A :class:`RunInfo` from an Airflow task context (manual runs may have no logical date).
+
+    ``assessment`` (the first task's result) carries the attempt and the window it fixed, which every
+    later task of the run uses as they are."""
+    from datetime import timedelta
+
     from .pipeline import RunInfo
 
     dag_run = context["dag_run"]
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
     run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
+    ti = context.get("ti")
+    bounds = None
+    if assessment and assessment.get("window_start") and assessment.get("window_end"):
+        bounds = (datetime.fromisoformat(assessment["window_start"]), datetime.fromisoformat(assessment["window_end"]))
     return RunInfo(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
@@ -55,7 +67,18 @@ def run_info(context: Mapping[str, Any]) -> Any:
         data_interval_end=context.get("data_interval_end"),
         run_after=run_after,
         params=dict(context.get("params") or {}),
+        clear_number=int(getattr(dag_run, "clear_number", 0) or 0),
+        ti_id=str(getattr(ti, "id", "") or "") or None,
+        requested_by=getattr(dag_run, "triggering_user_name", None),
+        attempt=(assessment or {}).get("attempt"),
+        bounds=bounds,
+        grid=timedelta(hours=SCHEDULE_HOURS),
     )
+
+
+def _info(context: Mapping[str, Any]) -> Any:
+    """The RunInfo of a task after the first: with the attempt and window the first task fixed."""
+    return run_info(context, _pull(context, CHECK) or _pull(context, DECIDE, DECISION_KEY))
 
 
 def _fail_fast(fn: Callable[[], T]) -> T:
@@ -91,7 +114,7 @@ def decide(assessment: dict[str, Any]) -> str:
     from . import pipeline
 
     context = _context()
-    decision = _fail_fast(lambda: pipeline.decide(run_info(context), DECIDE, assessment))
+    decision = _fail_fast(lambda: pipeline.decide(run_info(context, assessment), DECIDE, assessment))
     context["ti"].xcom_push(key=DECISION_KEY, value=decision)
     return COLLECT if decision["retrain"] else SKIP
 
@@ -105,19 +128,19 @@ def skip() -> dict[str, Any]:
 def collect() -> dict[str, Any]:
     from . import pipeline
 
-    return _fail_fast(lambda: pipeline.collect(run_info(_context()), COLLECT))
+    return _fail_fast(lambda: pipeline.collect(_info(_context()), COLLECT))
 
 
 def prepare(snapshot: dict[str, Any]) -> dict[str, Any]:
     from . import pipeline
 
-    return _fail_fast(lambda: pipeline.prepare(run_info(_context()), PREPARE, snapshot))
+    return _fail_fast(lambda: pipeline.prepare(_info(_context()), PREPARE, snapshot))
 
 
 def train(snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
     from . import pipeline
 
-    return _fail_fast(lambda: pipeline.train(run_info(_context()), TRAIN, snapshot, prepared))
+    return _fail_fast(lambda: pipeline.train(_info(_context()), TRAIN, snapshot, prepared))
 
 
 def evaluate_gate(prepared: dict[str, Any], trained: dict[str, Any]) -> list[str]:
@@ -125,7 +148,8 @@ def evaluate_gate(prepared: dict[str, Any], trained: dict[str, Any]) -> list[str
     from . import pipeline
 
     context = _context()
-    verdict = _fail_fast(lambda: pipeline.evaluate_gate(run_info(context), GATE, prepared, trained))
+    judged = (_pull(context, DECIDE, DECISION_KEY) or {}).get("champion_version")
+    verdict = _fail_fast(lambda: pipeline.evaluate_gate(_info(context), GATE, prepared, trained, judged))
     context["ti"].xcom_push(key=GATE_KEY, value=verdict)
     return [REGISTER] if verdict["passed"] else []
 
@@ -135,7 +159,7 @@ def register(trained: dict[str, Any]) -> dict[str, Any]:
 
     context = _context()
     verdict = _pull(context, GATE, GATE_KEY) or {}
-    return _fail_fast(lambda: pipeline.register(run_info(context), REGISTER, trained, verdict))
+    return _fail_fast(lambda: pipeline.register(_info(context), REGISTER, trained, verdict))
 
 
 def deploy(registered: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +168,10 @@ def deploy(registered: dict[str, Any]) -> dict[str, Any]:
 
     from . import pipeline
 
+    context = _context()
+    judged = (_pull(context, GATE, GATE_KEY) or {}).get("champion_version")
     try:
-        return _fail_fast(lambda: pipeline.deploy(run_info(_context()), DEPLOY, registered))
+        return _fail_fast(lambda: pipeline.deploy(_info(context), DEPLOY, registered, judged))
     except pipeline.AwaitingApproval as exc:
         raise AirflowSkipException(str(exc)) from exc
 
@@ -158,7 +184,7 @@ def finalize() -> dict[str, Any]:
 
     context = _context()
     ti = context["ti"]
-    info = run_info(context)
+    info = _info(context)
     states = ti.get_task_states(dag_id=info.dag_id, run_ids=[info.run_id]).get(info.run_id, {})
     states = {k: v for k, v in states.items() if k != FINALIZE}
     result = pipeline.finalize(

@@ -150,6 +150,29 @@ def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | 
     return WindowCounts(len(window), int(window[cfg.columns.label].notna().sum()))
 
 
+def latest_labelled_time(cfg: RetrainingConfig, before: datetime) -> datetime | None:
+    """The timestamp of the newest labelled row before ``before`` (None when there is none)."""
+    import pandas as pd
+
+    if cfg.source.kind == "sql":
+        dsn = resolve_dsn(cfg.source.conn_id or "")
+        _check_present(cfg, _sql_columns(cfg, dsn))
+        where, params = window_clause(cfg.columns.timestamp, None, before)
+        query = sql.SQL("SELECT max({ts}) FROM {rel} WHERE {where} AND {label} IS NOT NULL").format(
+            ts=sql.Identifier(cfg.columns.timestamp), rel=source_relation(cfg), where=where,
+            label=sql.Identifier(cfg.columns.label))
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            found = cur.fetchone()[0]
+    else:
+        frame = _read_files(cfg, [cfg.columns.timestamp, cfg.columns.label])
+        frame = frame[_in_window(frame, cfg.columns.timestamp, None, before) & frame[cfg.columns.label].notna()]
+        found = frame[cfg.columns.timestamp].max() if len(frame) else None
+    if found is None or (not isinstance(found, datetime) and pd.isna(found)):
+        return None
+    return as_utc(pd.Timestamp(found).to_pydatetime())
+
+
 def load_window(
     cfg: RetrainingConfig,
     start: datetime | None,

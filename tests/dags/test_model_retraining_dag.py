@@ -53,8 +53,11 @@ def test_schedule_is_every_six_hours_with_a_six_hour_interval(dag):
 
 def test_dag_settings(dag):
     assert dag.catchup is False
-    assert dag.max_active_runs == 1
-    assert dag.start_date.tzinfo is not None
+    # runs may overlap: a scheduled run waiting for labels must not hold a person's run back for hours
+    assert dag.max_active_runs > 1
+    assert dag.task_dict[rt.TRAIN].max_active_tis_per_dag == 1 and dag.task_dict[rt.COLLECT].max_active_tis_per_dag == 1
+    # no start date: no window is out of reach of a backfill (RETRAINING_START_DATE sets one)
+    assert dag.start_date is None
     assert {"mlops", "retraining"} <= set(dag.tags)
     assert dag.doc_md and "model_retraining" in dag.doc_md
     assert dag.default_args["retry_delay"] == timedelta(minutes=5)
@@ -121,3 +124,20 @@ def test_rollback_dag_is_manual_with_a_validated_form(dagbag):
         dag.params.get_param("action").resolve(value="delete")
     with pytest.raises(ParamValidationError):
         dag.params.get_param("target_version").resolve(value=0)
+
+
+@pytest.mark.parametrize("dag_id", ["model_retraining", "model_rollback"])
+def test_the_trigger_form_can_be_submitted_with_its_defaults(dag_id):
+    """Airflow's form marks a plain string field with an empty default as required (the Trigger button stays
+    disabled until it is filled): optional text fields must accept null and default to it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    params = DagBag(dag_folder=str(DAGS)).dags[dag_id].params  # fresh: other tests resolve values into them
+    for name in params.keys():
+        param = params.get_param(name)
+        param.resolve(value=param.value)  # every default passes its own schema
+        types = param.schema.get("type")
+        if types == "string":
+            assert param.value not in ("", None), f"{dag_id}.{name}: a required text field"
+        if isinstance(types, list) and "string" in types:
+            assert "null" in types and param.value is None, f"{dag_id}.{name}"

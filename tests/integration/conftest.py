@@ -14,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +118,22 @@ class Harness:
         write_table(self.dsn, TABLE, frame)
 
     def run(self, end: datetime, **params: Any) -> tuple[Any, dict[str, Any]]:
-        """One DAG run for the interval ending at ``end``; returns the run and its events row."""
-        # always the whole conf: dag.test() keeps a previous run's conf in the DAG's params
-        conf = {"model_type": None, "force_retrain": False, "check_only": False, "lookback_hours": None,
-                "reason": "", **params}
-        dagrun = self.dag.test(logical_date=end, run_after=end, run_conf=conf)
+        """The run of the six-hour interval ending at ``end``, dated as the scheduler dates it (logical date =
+        the interval's start); returns the run and its current events row."""
+        from include.retraining.local_runs import run_window
+
+        dagrun = run_window(self.dag, end - timedelta(hours=6), end, conf=self.conf(**params))
         return dagrun, self.event(dagrun.run_id)
+
+    @staticmethod
+    def conf(**params: Any) -> dict[str, Any]:
+        # always the whole conf: dag.test() keeps a previous run's conf in the DAG's params
+        return {"model_type": None, "force_retrain": False, "check_only": False, "lookback_hours": None,
+                "reason": None, **params}
+
+    def attempts(self, run_id: str) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM model_retraining_event_attempts WHERE run_id = %s ORDER BY attempt",
+                          (run_id,))
 
     def event(self, run_id: str) -> dict[str, Any]:
         rows = self.query("SELECT * FROM model_retraining_events WHERE run_id = %s", (run_id,))

@@ -40,17 +40,28 @@ def test_forced_retraining_with_a_worse_candidate_is_rejected_and_the_champion_s
     assert states[rt.FINALIZE] == "success"
 
 
-def test_rerunning_the_same_run_leaves_one_row(harness: Harness, stream):
+def test_rerunning_a_run_that_deployed_keeps_its_deployment_on_record(harness: Harness, stream):
     harness.load(stream)
     first, row1 = harness.run(at(8, 0))
-    again, row2 = harness.run(at(8, 0))
+    assert row1["deployed"] is True and row1["champion_version_after"] == 1
+    again, row2 = harness.run(at(8, 0))  # dag.test() of the same date: the run is made and run again
     assert first.run_id == again.run_id
     rows = harness.query("SELECT * FROM model_retraining_events WHERE run_id = %s", (first.run_id,))
     assert len(rows) == 1
-    assert rows[0]["updated_at"] > row1["updated_at"]
-    assert rows[0]["created_at"] == row1["created_at"]
-    # the re-run found the champion the first run deployed, so it decided again from the data
-    assert row2["champion_version_before"] == 1
+    # the current row is still the attempt that deployed
+    assert (row2["id"], row2["attempt"], row2["status"], row2["deployed"]) == (row1["id"], 1, "deployed", True)
+    assert row2["updated_at"] == row1["updated_at"]
+    attempts = harness.attempts(first.run_id)
+    assert [a["attempt"] for a in attempts] == [1, 2]
+    replay = attempts[1]
+    # v1 serves from this window's end on, so the second attempt replays the window: judged by the champion
+    # in service before it (none), it says what it would have done and changes nothing
+    assert replay["decision"] == "check_only" and replay["status"] == "check_only"
+    assert replay["champion_source"] == "history" and replay["judged_by_version"] is None
+    assert "replays it" in replay["trigger_reason"] and replay["trigger_reason"].endswith("would retrain)")
+    assert replay["deployed"] is False and replay["candidate_version"] is None
+    assert harness.alias_version("champion") == 1
+    assert len(harness.mlflow().search_model_versions(f"name = '{harness.model_name}'")) == 1  # nothing trained
 
 
 def test_window_with_too_little_labelled_data_records_insufficient_data(harness: Harness, stream):

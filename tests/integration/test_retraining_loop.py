@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,10 +105,18 @@ def test_drifted_window_retrains_registers_and_deploys(scenario, module_harness:
     assert row["champion_version_before"] == 1 and row["champion_version_after"] == 2
     assert row["gate_passed"] is True
     improvement = next(c for c in row["gate_details"]["criteria"] if c["criterion"] == "improvement")
-    assert improvement["slice"] == "recent" and improvement["candidate"] > improvement["champion"] + 0.01
+    assert improvement["slice"] == "out_of_time" and improvement["candidate"] > improvement["champion"] + 0.01
     significance = row["gate_details"]["significance"]
     assert significance["method"] == "paired_bootstrap" and significance["ci_low"] > 0
-    assert significance["rows"] == row["gate_details"]["recent_test_rows"] >= 200
+    # judged out of time: on the newest labelled rows, after everything either model learned from
+    gate = row["gate_details"]
+    assert significance["rows"] == gate["test_rows"] >= 200
+    assert gate["evaluation"] == "out_of_time" and gate["holdout_start"] >= at(8, 12).isoformat()
+    assert gate["champion_trained_until"] < gate["holdout_start"]
+    candidate_meta = module_harness.mlflow().download_artifacts(row["candidate_run_id"], "model_meta.json")
+    meta = json.loads(Path(candidate_meta).read_text())
+    assert meta["trained_until"] < gate["holdout_start"]  # the candidate never saw the rows it was judged on
+    assert gate["in_time"]["rows"] > 0 and gate["in_time"]["candidate"]["roc_auc"] is not None
     # the reviewer's plots are on the candidate's MLflow run
     artifacts = {f.path for f in module_harness.mlflow().list_artifacts(row["candidate_run_id"], "gate")}
     assert {"gate/confusion_matrices.png", "gate/roc_curves.png", "gate/precision_recall_curves.png",
