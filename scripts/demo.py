@@ -3,15 +3,19 @@
 It starts everything it needs locally (an embedded PostgreSQL for the events table and
 the demo's production data, a SQLite MLflow store, Airflow's SQLite metadata database,
 all under ``.local/``), writes a credit-risk stream whose population drifts at
-2026-03-08 12:00 UTC, and runs the DAG with ``dag.test()`` for six consecutive
-intervals:
+2026-03-08 12:00 UTC, and runs the DAG with ``dag.test()`` for five consecutive six-hour
+intervals, dated as the scheduler dates them (logical date = the interval's start, so a
+later ``airflow backfill create`` over these days finds them), then two more runs:
 
-- 03-08 00:00  no champion yet: train, gate (absolute criteria), register, deploy v1
-- 03-08 06:00  no drift: skip
-- 03-08 12:00  no drift: skip
-- 03-08 18:00  the window after the drift: detect, retrain, gate, register, deploy v2
-- 03-09 00:00  the new champion fits the new population: skip
-- 03-09 06:00  triggered by hand (force, logistic regression): the gate rejects the worse candidate
+- [03-07 18:00, 03-08 00:00)  no champion yet: train, gate (absolute criteria), register, deploy v1
+- [03-08 00:00, 06:00)        no drift: skip
+- [03-08 06:00, 12:00)        no drift: skip
+- [03-08 12:00, 18:00)        the window after the drift: detect, retrain, gate out of time, deploy v2
+- [03-08 18:00, 03-09 00:00)  the new champion fits the new population: skip
+- the drifted window again (a cleared and re-run run): a replay, judged by v1, the champion of its
+  time; it records "would retrain" as its second attempt and the deployment stays on record
+- a manual run without a logical date, as from the UI form (force, logistic regression): it checks
+  the latest window holding labelled data, and the gate rejects the worse candidate
 
 It starts from a clean demo state every time (``--keep`` keeps the previous state), then
 prints the rows of ``model_retraining_events`` and where to find the MLflow runs.
@@ -34,11 +38,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL = Path(os.environ.get("RETRAINING_HOME") or REPO / ".local").resolve()
-INTERVAL_ENDS = [datetime(2026, 3, 8, h, tzinfo=timezone.utc) for h in (0, 6, 12, 18)] + [
-    datetime(2026, 3, 9, 0, tzinfo=timezone.utc)
-]
-# The last run is triggered by hand, as from the UI form: a simpler model family, forced.
-FORCED = (datetime(2026, 3, 9, 6, tzinfo=timezone.utc),
+HOURS = timedelta(hours=6)
+INTERVAL_STARTS = [datetime(2026, 3, 7, 18, tzinfo=timezone.utc) + i * HOURS for i in range(5)]
+REPLAYED = datetime(2026, 3, 8, 12, tzinfo=timezone.utc)  # the drifted window, run again after v2 took over
+# The last run is triggered by hand, as from the UI form with the date left empty: a simpler model, forced.
+MANUAL = (datetime(2026, 3, 9, 6, 30, tzinfo=timezone.utc),
           {"force_retrain": True, "model_type": "logistic_regression", "reason": "demo: try a simpler model"})
 TABLE = "credit_applications"
 
@@ -62,15 +66,19 @@ def step(message: str) -> None:
 
 def reset(dsn: str) -> None:
     """Forget the previous demo: its MLflow store, snapshots and events rows."""
+    from include.retraining.champion_history import TABLE as HISTORY
+    from include.retraining.champion_history import ensure_schema
     from include.retraining.connections import connect
+    from include.retraining.events import ATTEMPTS
     from include.retraining.events import TABLE as EVENTS
-    from include.retraining.events import ensure_schema
 
     for folder in (LOCAL / "mlflow", LOCAL / "storage"):
         shutil.rmtree(folder, ignore_errors=True)
     ensure_schema(dsn)
     with connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(f"DELETE FROM {EVENTS} WHERE dag_id = 'model_retraining'")
+        for table in (EVENTS, ATTEMPTS):
+            cur.execute(f"DELETE FROM {table} WHERE dag_id = 'model_retraining'")
+        cur.execute(f"DELETE FROM {HISTORY} WHERE model_name = 'credit_risk'")
 
 
 @contextlib.contextmanager
@@ -111,11 +119,11 @@ def print_events(dsn: str) -> None:
     from include.retraining.connections import connect
 
     query = """
-        SELECT to_char(data_interval_end, 'MM-DD HH24:MI') AS interval_end, decision, trigger_type, severity,
+        SELECT to_char(window_end, 'MM-DD HH24:MI') AS window_end, attempt, decision, trigger_type, severity,
                status, champion_version_before AS champ_before, champion_version_after AS champ_after,
                round(retraining_auc::numeric, 4) AS cand_auc, round(comparison_previous_auc::numeric, 4) AS prev_auc,
                round(improvement_auc_percent::numeric, 2) AS auc_gain_pct, left(trigger_reason, 90) AS reason
-        FROM model_retraining_events WHERE dag_id = 'model_retraining' ORDER BY data_interval_end"""
+        FROM model_retraining_events WHERE dag_id = 'model_retraining' ORDER BY window_end, triggered_at"""
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(query)
         rows = cur.fetchall()
@@ -124,6 +132,16 @@ def print_events(dsn: str) -> None:
     print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     for r in rows:
         print("  ".join(str("" if v is None else v).ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def print_history(dsn: str) -> None:
+    from include.retraining.connections import connect
+
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_char(effective_at, 'MM-DD HH24:MI'), previous_version, version, action, run_id "
+                    "FROM model_champion_history ORDER BY effective_at, id")
+        for effective, previous, version, action, run_id in cur.fetchall():
+            print(f"    from {effective}: v{version} (was {'v' + str(previous) if previous else 'none'}), {action} by {run_id}")
 
 
 def main() -> int:
@@ -163,28 +181,44 @@ def main() -> int:
         return 1
     dag = bag.get_dag("model_retraining")
 
-    defaults = {"model_type": None, "force_retrain": False, "check_only": False, "lookback_hours": None, "reason": ""}
-    for end, conf in [*((e, {}) for e in INTERVAL_ENDS), FORCED]:
-        window = f"[{(end - timedelta(hours=6)):%m-%d %H:%M}, {end:%m-%d %H:%M})"
-        step(f"model_retraining for the window {window} UTC" + (f", triggered with {conf}" if conf else ""))
+    from include.retraining.local_runs import run_manual, run_window
+
+    defaults = {"model_type": None, "force_retrain": False, "check_only": False, "lookback_hours": None,
+                "reason": None}
+    runs = [(start, f"the window [{start:%m-%d %H:%M}, {start + HOURS:%m-%d %H:%M}) UTC", {}) for start in INTERVAL_STARTS]
+    runs.append((REPLAYED, f"the window [{REPLAYED:%m-%d %H:%M}, {REPLAYED + HOURS:%m-%d %H:%M}) UTC again, "
+                           "as a cleared run re-runs (a replay: v2 has taken over since)", {}))
+    runs.append((None, f"a manual run without a logical date at {MANUAL[0]:%m-%d %H:%M} UTC, triggered with "
+                       f"{MANUAL[1]}", MANUAL[1]))
+    for start, what, conf in runs:
+        step(f"model_retraining for {what}")
         t0 = time.monotonic()
         with airflow_output_to(airflow_log):
-            run = dag.test(logical_date=end, run_after=end, run_conf={**defaults, **conf})
+            if start is None:
+                run = run_manual(dag, MANUAL[0], {**defaults, **conf})
+            else:
+                run = run_window(dag, start, start + HOURS, {**defaults, **conf})
         from include.retraining.connections import connect
 
         with connect(dsn) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT decision, status, trigger_type, trigger_reason, drift_report_uri FROM model_retraining_events "
-                "WHERE dag_id = %s AND run_id = %s",
+                "SELECT decision, status, trigger_type, trigger_reason, drift_report_uri, attempt, window_start, "
+                "window_end FROM model_retraining_event_attempts WHERE dag_id = %s AND run_id = %s "
+                "ORDER BY attempt DESC LIMIT 1",
                 (dag.dag_id, run.run_id),
             )
-            decision, status, trigger, reason, report = cur.fetchone() or (None, None, None, None, None)
-        print(f"    run {run.state} in {time.monotonic() - t0:.0f} s: {decision} / {status} ({trigger}): {reason}")
+            decision, status, trigger, reason, report, attempt, w_start, w_end = cur.fetchone() or (None,) * 8
+        again = f" (attempt {attempt})" if attempt and attempt > 1 else ""
+        print(f"    run {run.state} in {time.monotonic() - t0:.0f} s{again}: {decision} / {status} ({trigger}): {reason}")
+        if start is None and w_end is not None:
+            print(f"    it checked the window [{w_start:%m-%d %H:%M}, {w_end:%m-%d %H:%M}) UTC")
         if report:
             print(f"    drift report (open in a browser, or from the drift-check run in MLflow): {report}")
 
-    step("model_retraining_events")
+    step("model_retraining_events (the current row of each run)")
     print_events(dsn)
+    step("model_champion_history (which champion served from when)")
+    print_history(dsn)
     from include.retraining.config import load_config
     from include.retraining.registry import tracking_uri
 
