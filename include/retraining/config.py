@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .method_kinds import CATEGORICAL, NUMERIC, kinds_of
+
 TaskKind = Literal["binary", "multiclass", "regression"]
 ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
 MODEL_TYPES: tuple[str, ...] = ("xgboost", "lightgbm", "random_forest", "logistic_regression")
@@ -155,19 +157,17 @@ class DriftSection(_Strict):
 
     @model_validator(mode="after")
     def _known_methods(self) -> DriftSection:
-        from .drift_methods import CATEGORICAL, NUMERIC, get_method
-
         for field, kind in (("numeric_method", NUMERIC), ("categorical_method", CATEGORICAL)):
             name = getattr(self, field)
-            if name != "auto" and kind not in get_method(name).kinds:
+            if name != "auto" and kind not in kinds_of(name):
                 raise ValueError(f"{field}: {name!r} does not accept {kind} columns")
         for name, value in self.thresholds.items():
-            get_method(name)
+            kinds_of(name)
             if not value > 0:
                 raise ValueError(f"thresholds.{name} must be positive, got {value}")
         for rule in self.columns.values():
             if rule.method is not None and rule.method != "auto":
-                get_method(rule.method)
+                kinds_of(rule.method)
         return self
 
 
@@ -331,13 +331,11 @@ class RetrainingConfig(_Strict):
 
     @model_validator(mode="after")
     def _drift_columns_are_features(self) -> RetrainingConfig:
-        from .drift_methods import CATEGORICAL, NUMERIC, get_method
-
         kinds = {**dict.fromkeys(self.columns.numeric, NUMERIC), **dict.fromkeys(self.columns.categorical, CATEGORICAL)}
         for col, rule in self.drift.columns.items():
             if col not in kinds:
                 raise ValueError(f"drift.columns.{col}: not a feature (features: {', '.join(kinds)})")
-            if rule.method not in (None, "auto") and kinds[col] not in get_method(rule.method).kinds:
+            if rule.method not in (None, "auto") and kinds[col] not in kinds_of(rule.method):
                 raise ValueError(f"drift.columns.{col}: method {rule.method!r} does not accept {kinds[col]} columns")
         return self
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import drift_methods as methods
+from .stats import EPSILON, psi, quantile_edges  # noqa: F401 (part of this module's interface)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,34 +52,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EPSILON = 1e-4
 PROFILE_VERSION = 2
 WASSERSTEIN_MIN_STD = 0.001
 TAIL_QUANTILES = (0.001, 0.005, 0.995, 0.999)
 SMALL_SAMPLE_ROWS = 1000  # at most this many rows on either side: p-value tests, else distances
 MAX_CATEGORY_BINS = 30  # categories shown per histogram in a result (the rest are summed as "other")
-
-
-def psi(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
-    """Population Stability Index of two histograms over the same bins."""
-    ref = np.asarray(reference_counts, dtype=float)
-    cur = np.asarray(current_counts, dtype=float)
-    if ref.shape != cur.shape:
-        raise ValueError(f"histograms differ in length: {ref.shape} vs {cur.shape}")
-    if ref.sum() <= 0 or cur.sum() <= 0:
-        raise ValueError("PSI needs at least one value on each side")
-    r = np.maximum(ref / ref.sum(), EPSILON)
-    c = np.maximum(cur / cur.sum(), EPSILON)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
-    """Inner bin edges at the reference quantiles (duplicates removed, so ties give fewer bins)."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return []
-    qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
-    return [float(x) for x in np.unique(qs)]
 
 
 def numeric_histogram(values: np.ndarray, edges: Sequence[float]) -> tuple[list[int], int]:

@@ -32,7 +32,7 @@ The statistics, with Evidently 0.7.23 (``evidently/legacy/calculations/stattests
   the reference and current share of any one category (as NannyML's ``l_infinity``). Evidently has no
   counterpart.
 - ``psi`` (both, distance): Population Stability Index ``sum_i (c_i - r_i) * ln(c_i / r_i)`` over
-  bins, shares floored at ``EPSILON = drift.EPSILON`` so that an empty bin gives a large but finite term.
+  bins, shares floored at ``EPSILON = stats.EPSILON`` so that an empty bin gives a large but finite term.
   Categorical: one bin per category of the union, exactly Evidently's ``psi_stat_test`` (to 1e-6)
   whenever every non-zero share exceeds 1e-4, which holds below 10 000 rows per sample; Evidently
   fills zeros with ``min share / 1e6`` instead when some share is <= 1e-4. Numeric: the bins of
@@ -66,14 +66,12 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-from . import drift
+from . import stats as shared
+from .method_kinds import CATEGORICAL, KINDS, NUMERIC
 
 logger = logging.getLogger(__name__)
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-KINDS = frozenset({NUMERIC, CATEGORICAL})
-EPSILON = 1e-4
+EPSILON = shared.EPSILON
 PSI_BINS = 10
 WASSERSTEIN_MIN_STD = 0.001
 DISTINCT_VALUES_AS_CATEGORIES = 20  # Evidently's get_binned_data: <= 20 distinct reference values -> one bin each
@@ -126,8 +124,8 @@ def shared_histogram(reference: np.ndarray, current: np.ndarray) -> tuple[np.nda
 
 
 def quantile_edges(reference: np.ndarray, bins: int = PSI_BINS) -> np.ndarray:
-    """Inner bin edges at the reference quantiles, duplicates removed: :func:`.drift.quantile_edges`."""
-    return np.asarray(drift.quantile_edges(_numeric_sample(reference, "reference"), bins), dtype=float)
+    """Inner bin edges at the reference quantiles, duplicates removed: :func:`.stats.quantile_edges`."""
+    return np.asarray(shared.quantile_edges(_numeric_sample(reference, "reference"), bins), dtype=float)
 
 
 def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -142,8 +140,8 @@ def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def population_stability_index(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
     """PSI of two histograms over the same bins, shares floored at ``EPSILON``: the engine's own
-    :func:`.drift.psi`, so the registry and the reference-profile check can never disagree."""
-    return drift.psi(reference_counts, current_counts)
+    :func:`.stats.psi`, so the registry and the reference-profile check can never disagree."""
+    return shared.psi(reference_counts, current_counts)
 
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:

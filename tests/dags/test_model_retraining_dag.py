@@ -141,3 +141,28 @@ def test_the_trigger_form_can_be_submitted_with_its_defaults(dag_id):
             assert param.value not in ("", None), f"{dag_id}.{name}: a required text field"
         if isinstance(types, list) and "string" in types:
             assert "null" in types and param.value is None, f"{dag_id}.{name}"
+
+
+def test_parsing_the_dags_folder_imports_nothing_heavy():
+    """The DAG processor re-parses dags/ every ~30 s: pandas, SciPy, scikit-learn, MLflow and friends must only
+    be imported inside tasks. Checked in a fresh interpreter, after Airflow itself (already loaded there)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json, logging; logging.disable(logging.CRITICAL)\n"
+        "import airflow.sdk\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "before = set(sys.modules)\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "print(json.dumps({'errors': list(bag.import_errors), 'new': sorted(set(sys.modules) - before)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=DAGS.parent)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == []
+    heavy = ("pandas", "numpy", "scipy", "sklearn", "mlflow", "evidently", "xgboost", "lightgbm", "optuna",
+             "matplotlib", "pyarrow", "psycopg2")
+    loaded = sorted({m.split(".")[0] for m in result["new"]} & set(heavy))
+    assert loaded == [], f"parsing dags/ imports {loaded}"

@@ -308,3 +308,11 @@ def test_weighted_drift_share_missing_zero_and_negative_importance(caplog: pytes
         assert "sum to 0" in caplog.text
     with pytest.raises(ValueError, match="non-negative"):
         weighted_drift_share(drifted, {"a": -1.0})
+
+
+def test_the_config_s_table_of_method_kinds_is_the_registry_s():
+    """The configuration validates names against method_kinds (no heavy imports); it must match the registry."""
+    from include.retraining.drift_methods import REGISTRY
+    from include.retraining.method_kinds import METHOD_KINDS
+
+    assert {name: method.kinds for name, method in REGISTRY.items()} == METHOD_KINDS
