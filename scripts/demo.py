@@ -170,7 +170,7 @@ def main() -> int:
 
     step("preparing Airflow's metadata database (SQLite)")
     migrate_airflow()
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     airflow_log = LOCAL / "demo-airflow.log"
     airflow_log.write_text("")
