@@ -26,9 +26,7 @@ psql: install  ## a psql shell on the events database (the embedded one unless r
 	$(BIN)/python scripts/psql.py
 
 airflow: install  ## a real local Airflow (scheduler, api-server on :8080) on the demo's state
-	AIRFLOW_HOME=$(CURDIR)/.local/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 PYTHONPATH=$(CURDIR) \
-	RETRAINING_HOME=$(CURDIR)/.local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow standalone
+	scripts/airflow standalone
 
 mlflow-ui: install  ## the MLflow UI on the demo's store, http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.local/mlflow/mlflow.db --port 5000
