@@ -158,3 +158,66 @@ def test_snapshots_are_versioned_and_the_source_untouched(scenario, module_harne
     assert str(module_harness.folder) in rows[0]["training_snapshot_uri"]
     count = module_harness.query(f"SELECT count(*) AS n FROM {TABLE}")[0]["n"]
     assert count > 20_000
+
+
+# --- point in time: after the scenario, v1 served from 03-08 00:00 and v2 from 03-08 18:00 ---------------------
+
+
+def backfill_info(end):
+    from include.retraining.pipeline import RunInfo
+
+    start = end.replace(hour=(end.hour - 6) % 24) if end.hour else at(end.day - 1, 18)
+    return RunInfo(dag_id="model_retraining", run_id=f"backfill__{start.isoformat()}", run_type="backfill",
+                   logical_date=start, data_interval_start=start, data_interval_end=end, ti_id=f"ti-{end.isoformat()}")
+
+
+def test_past_windows_are_judged_by_the_champion_of_their_time(scenario, module_harness: Harness):
+    from dataclasses import replace
+
+    from include.retraining import pipeline
+
+    verdicts = {}
+    for end in (at(8, 6), at(8, 12), at(8, 18), at(9, 0)):
+        info = backfill_info(end)
+        assessment = pipeline.check(info, rt.CHECK)
+        decision = pipeline.decide(replace(info, attempt=assessment["attempt"]), rt.DECIDE, assessment)
+        row = module_harness.event(info.run_id)
+        verdicts[end.strftime("%d %H")] = (row["judged_by_version"], row["champion_source"], decision["would_retrain"])
+        assert row["decision"] == "check_only" and row["deployed"] is False
+        assert f"judged by v{row['judged_by_version']}, the champion in service" in row["trigger_reason"]
+    # before the drift v1 is quiet; the drifted window (judged by v1, not by today's v2) would retrain;
+    # the window after it is judged by v2, which learned the new population
+    assert verdicts == {"08 06": (1, "history", False), "08 12": (1, "history", False),
+                        "08 18": (1, "history", True), "09 00": (2, "history", False)}
+    assert module_harness.alias_version("champion") == 2
+
+
+def test_a_manual_run_without_a_date_checks_the_latest_window_with_data(scenario, module_harness: Harness):
+    from datetime import timedelta
+
+    from include.retraining.local_runs import run_manual
+
+    dagrun = run_manual(module_harness.dag, at(9, 6) + timedelta(minutes=30),
+                        module_harness.conf(check_only=True, reason="the risk team asked"))
+    assert dagrun.state == "success"
+    row = module_harness.event(dagrun.run_id)
+    # the stream ends at 03-09 06:00 with labels three hours behind: the latest window with data is [00:00, 06:00)
+    assert (row["window_start"], row["window_end"]) == (at(9, 0), at(9, 6))
+    assert row["trigger_metrics"]["window"]["rule"] == "latest_with_data"
+    assert "reason given by the trigger: the risk team asked" in row["trigger_reason"]
+    assert row["decision"] == "check_only" and row["judged_by_version"] == 2 and row["champion_source"] == "registry"
+    assert row["requested_by"] == "dag_test" and row["run_type"] == "manual"
+
+
+def test_a_promotion_judged_against_a_champion_that_has_changed_is_refused(scenario, module_harness: Harness):
+    from include.retraining import registry
+    from include.retraining.config import load_config
+    from include.retraining.promotion import PromotionError, switch_champion
+
+    cfg = load_config()
+    with pytest.raises(PromotionError, match="was judged against champion v1, but the champion is v2 now"):
+        switch_champion(cfg, registry.setup(cfg), module_harness.dsn, 1, "stale", effective_at=at(9, 6),
+                        expected_champion=1)
+    assert module_harness.alias_version("champion") == 2
+    history = module_harness.query("SELECT version, effective_at FROM model_champion_history ORDER BY effective_at")
+    assert [(r["version"], r["effective_at"]) for r in history] == [(1, at(8, 0)), (2, at(8, 18))]
