@@ -52,7 +52,12 @@ def ensure_schema(dsn: str) -> None:
     if dsn in _ready:
         return
     events.ensure_schema(dsn)
+    ready = f"SELECT to_regclass('{TABLE}_lookup_idx') IS NOT NULL"
     with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(ready)  # no DDL (and no table lock) once it exists: see events._up_to_date
+        if cur.fetchone()[0]:
+            _ready.add(dsn)
+            return
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (0x6D63686973,))  # "mchis"
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
         existed = cur.fetchone()[0]

@@ -185,12 +185,37 @@ def _upgrade(cur: Any, table: str, unique: tuple[str, ...]) -> None:
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} " + definition).format(sql.Identifier(name), t))
 
 
+def _up_to_date(cur: Any) -> bool:
+    """Both tables exist with every column, the current key and every index: no DDL needed.
+
+    Checked from the catalogs without taking any table lock: DDL (even ``ADD COLUMN IF NOT EXISTS``)
+    takes an exclusive lock, and task processes that start at once while others write would deadlock."""
+    cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name IN (%s, %s)", (TABLE, ATTEMPTS))
+    found: dict[str, set[str]] = {}
+    for table, column in cur.fetchall():
+        found.setdefault(table, set()).add(column)
+    if any(not set(COLUMNS) <= found.get(table, set()) for table in (TABLE, ATTEMPTS)):
+        return False
+    cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN (%s, %s)",
+                (TABLE, ATTEMPTS))
+    indexes = {r[0] for r in cur.fetchall()}
+    wanted = {_unique_name(t) for t in (TABLE, ATTEMPTS)} | {n for t in INDEXES for n in INDEXES[t]}
+    return wanted <= indexes and f"{TABLE}_run_key" not in indexes
+
+
 def ensure_schema(dsn: str) -> None:
     """Create the events and attempts tables, or upgrade them from an older version of the package."""
     if dsn in _ready:
         return
     with connect(dsn) as conn, conn.cursor() as cur:
+        if _up_to_date(cur):
+            _ready.add(dsn)
+            return
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        if _up_to_date(cur):  # another worker upgraded it meanwhile
+            _ready.add(dsn)
+            return
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ATTEMPTS,))
         had_attempts = cur.fetchone()[0]
         for table, unique in ((TABLE, KEY), (ATTEMPTS, (*KEY, "attempt"))):

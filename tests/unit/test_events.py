@@ -304,3 +304,25 @@ def test_storm_history_counts_retrainings_of_every_attempt(pg_dsn: str) -> None:
     assert history == {"hours_since_last_retrain": 6.0, "retrains_last_week": 1, "previous_signal_windows": 1}
     other_model = events.storm_history(pg_dsn, key("r2", model="other"), base + timedelta(hours=6), lookback=1)
     assert other_model["retrains_last_week"] == 0 and other_model["hours_since_last_retrain"] is None
+
+
+def _write_from_a_fresh_process(dsn: str, n: int) -> int:
+    """What a task process does first: ensure the schema (nothing cached), begin an attempt, write its row."""
+    run = key(f"backfill__{n}")
+    attempt = begin_attempt(dsn, run, f"clear 0, first task {n}")
+    for step in range(3):
+        upsert_event(dsn, run, {"decision": "check_only", "labelled_rows": step}, attempt=attempt)
+    return attempt
+
+
+def test_task_processes_starting_at_once_do_not_deadlock(pg_dsn: str) -> None:
+    """Eight backfill runs' tasks start together while others write: no DDL (and so no table lock) once the
+    schema is up to date, or PostgreSQL would detect deadlocks between writers and ALTER TABLE."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ensure_schema(pg_dsn)
+    with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
+        attempts = list(pool.map(_write_from_a_fresh_process, [pg_dsn] * 40, range(40)))
+    assert attempts == [1] * 40
+    assert row_count(pg_dsn) == 40
