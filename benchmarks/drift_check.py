@@ -192,14 +192,14 @@ def settings() -> Any:
 
 
 def build_profile(frame: Any, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
-    from include.retraining import drift
+    from include.retraining.monitoring import drift
 
     s = settings()
     return drift.build_profile(frame, numeric, categorical, s.bins, fine_bins=s.fine_bins, sample_rows=s.sample_rows)
 
 
 def our_check(frame: Any, profile: dict[str, Any]) -> dict[str, Any]:
-    from include.retraining import drift
+    from include.retraining.monitoring import drift
 
     return drift.check(profile, drift.summarize(frame, profile), settings())
 
@@ -246,7 +246,7 @@ def child_check_memory(rows: int, n_numeric: int, n_categorical: int, profile: d
     """Build the current frame, then measure one check's RSS increment and tracemalloc peak."""
     _child_logging()
     import include.retraining.config  # noqa: F401
-    import include.retraining.drift  # noqa: F401  (imports before the baseline)
+    import include.retraining.monitoring.drift  # noqa: F401  (imports before the baseline)
 
     cur = make_frame(rows, n_numeric, n_categorical, CURRENT_SEED, shift=True, distinct_strings=True)
     deep, shallow = frame_mb(cur)
@@ -293,8 +293,8 @@ def child_postgres(dsn: str, schema: str, rows: int, categorical: list[str], pro
     _child_logging()
     from psycopg2 import sql
 
-    from include.retraining import drift
-    from include.retraining.window_histograms import sql_histograms
+    from include.retraining.monitoring import drift
+    from include.retraining.monitoring.window_histograms import sql_histograms
 
     before = _status_kb("VmHWM") / 1024
     relation = sql.Identifier(schema, "events")
@@ -328,7 +328,7 @@ def verdict(ok: bool) -> str:
 def run_main(args: argparse.Namespace) -> None:
     import pandas as pd  # noqa: F401
 
-    import include.retraining.drift  # noqa: F401
+    import include.retraining.monitoring.drift  # noqa: F401
 
     numeric, categorical = feature_names(args.numeric, args.categorical)
     shifted = shifted_features(numeric, categorical)

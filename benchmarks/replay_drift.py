@@ -266,10 +266,10 @@ class Champion:
 
 def train_champion(cfg: Any, history: pd.DataFrame) -> Champion:
     """Split, fit, baseline, importance, calibration and reference profile, as prepare/train_candidate do."""
-    from include.retraining import drift
-    from include.retraining.prepare import out_of_time_holdout
-    from include.retraining.snapshots import assign_splits
-    from include.retraining.training import fit, monitoring_meta
+    from include.retraining.monitoring import drift
+    from include.retraining.training.models import fit, monitoring_meta
+    from include.retraining.training.prepare import out_of_time_holdout
+    from include.retraining.training.snapshots import assign_splits
 
     classes = [0, 1]
     frame = assign_splits(cfg, history.reset_index(drop=True))
@@ -300,7 +300,8 @@ def serving(champion: Champion, window: pd.DataFrame) -> Iterator[None]:
     """The registry and the window read, answered from memory, so the production assessment code runs as is."""
     from unittest.mock import patch
 
-    from include.retraining import assessment, drift, registry
+    from include.retraining.monitoring import assessment, drift
+    from include.retraining.release import registry
 
     artifacts = {registry.PROFILE_ARTIFACT: champion.profile, registry.META_ARTIFACT: champion.meta}
 
@@ -317,7 +318,7 @@ def serving(champion: Champion, window: pd.DataFrame) -> Iterator[None]:
 
 def rule_ours(cfg: Any, champion: Champion, window: pd.DataFrame, index: int) -> dict[str, Any]:
     """The package's own assessment and decision for this window (before the labels, then with them)."""
-    from include.retraining import assessment
+    from include.retraining.monitoring import assessment
     from include.retraining.point_in_time import Judge
 
     base = {"window_start": f"w{index}", "window_end": f"w{index + 1}", "rows": len(window),

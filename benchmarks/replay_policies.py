@@ -275,7 +275,7 @@ def default_floors(cfg: Any) -> Any:
 def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
     """``metrics.classification_metrics`` for binary probabilities, in numpy (other inputs: the original)."""
     from include.retraining import metrics
-    from include.retraining.significance import auc_fast
+    from include.retraining.release.significance import auc_fast
 
     proba = np.asarray(proba, dtype=float)
     y = np.asarray(y_true)
@@ -375,7 +375,7 @@ class Zoo:
     """Trains, caches and scores the candidates of one seed: one per (kind, check)."""
 
     def __init__(self, cfg: Any, stream: pd.DataFrame, burn_in: int, step: int, history: int) -> None:
-        from include.retraining.snapshots import assign_splits
+        from include.retraining.training.snapshots import assign_splits
 
         self.cfg, self.burn_in, self.step, self.history = cfg, burn_in, step, history
         # each row gets its split once, when it arrives: the burn-in in one batch, then one batch per window
@@ -397,9 +397,9 @@ class Zoo:
         return self.models[key]
 
     def _train(self, kind: str, check: int) -> Model:
-        from include.retraining.prepare import out_of_time_holdout
-        from include.retraining.snapshots import SPLIT_COLUMN
-        from include.retraining.training import fit
+        from include.retraining.training.models import fit
+        from include.retraining.training.prepare import out_of_time_holdout
+        from include.retraining.training.snapshots import SPLIT_COLUMN
 
         started = time.monotonic()
         cut = self.cutoff(check)
@@ -426,9 +426,9 @@ class Zoo:
 
     def serving(self, m: Model) -> Champion:
         """Profile and monitoring metadata, as ``prepare`` and ``training.train_candidate`` give a deployed model."""
-        from include.retraining import drift
-        from include.retraining.prepare import reference_slice
-        from include.retraining.training import monitoring_meta
+        from include.retraining.monitoring import drift
+        from include.retraining.training.models import monitoring_meta
+        from include.retraining.training.prepare import reference_slice
 
         if m.champion is None:
             started = time.monotonic()
@@ -492,7 +492,7 @@ def storm_history(state: PolicyState, window_end: pd.Timestamp, lookback: int) -
 
 def assess(cfg: Any, zoo: Zoo, champion: Model, window: pd.DataFrame, end: pd.Timestamp) -> dict[str, Any]:
     """The package's assessment of the window against the serving champion (registry and read stubbed)."""
-    from include.retraining import assessment
+    from include.retraining.monitoring import assessment
 
     served = zoo.serving(champion)
     base = {"window_start": window[DATE].iloc[0].isoformat(), "window_end": end.isoformat(),
@@ -505,8 +505,8 @@ def assess(cfg: Any, zoo: Zoo, champion: Model, window: pd.DataFrame, end: pd.Ti
 
 def run_gate(cfg: Any, floors_cfg: Any, candidate: Model, champion: Model) -> dict[str, Any]:
     """``gate.evaluate`` of the candidate against the champion on the candidate's gate rows, condensed."""
-    from include.retraining import gate
-    from include.retraining.training import targets
+    from include.retraining.release import gate
+    from include.retraining.training.models import targets
 
     rows = candidate.gate_rows
     kwargs: dict[str, Any] = {}
@@ -541,7 +541,7 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 def step_policy(cfg: Any, floors_cfg: Any, zoo: Zoo, state: PolicyState, check: int, window: pd.DataFrame) -> None:
     """Check ``check`` (window ``window``, ending at the cutoff) under the policy; may change its champion."""
-    from include.retraining import assessment
+    from include.retraining.monitoring import assessment
 
     end = START + pd.Timedelta(days=zoo.cutoff(check))
     record: dict[str, Any] = {"check": check, "window_start": str(window[DATE].iloc[0].date()),

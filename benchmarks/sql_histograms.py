@@ -3,11 +3,11 @@
 SQL mode (default): builds a table of N rows x 20 numeric + 5 categorical columns inside
 PostgreSQL with ``generate_series`` (in a schema of its own, dropped afterwards; no row
 passes through Python), takes reference edges at the deciles of a 1% sample, then times
-:func:`include.retraining.window_histograms.sql_histograms` over the whole table.
+:func:`include.retraining.monitoring.window_histograms.sql_histograms` over the whole table.
 
 Parquet mode (``--parquet``): a child process writes N rows to Parquet files in chunks
 (so the writing does not count towards this process's memory), then this process times
-:func:`include.retraining.window_histograms.parquet_histograms` over them.
+:func:`include.retraining.monitoring.window_histograms.parquet_histograms` over them.
 
 Each run prints the wall time, rows per second and the Python process's peak resident
 memory (``ru_maxrss``: the high-water mark, imports included), and the peak before the
@@ -118,7 +118,7 @@ def reference_edges(dsn: str, schema: str) -> dict[str, list[float]]:
 def run_sql(args: argparse.Namespace) -> None:
     from psycopg2 import sql
 
-    from include.retraining.window_histograms import sql_histograms
+    from include.retraining.monitoring.window_histograms import sql_histograms
 
     schema = f"bench_histograms_{os.getpid()}"
     started = time.perf_counter()
@@ -177,7 +177,7 @@ def write_parquet(directory: str, rows: int, chunk_rows: int) -> None:
 def run_parquet(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from include.retraining.window_histograms import parquet_histograms
+    from include.retraining.monitoring.window_histograms import parquet_histograms
 
     directory = tempfile.mkdtemp(prefix="bench-histograms-")
     try:
@@ -246,7 +246,7 @@ def main() -> int:
     import pyarrow.dataset  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import include.retraining.window_histograms  # noqa: F401
+    import include.retraining.monitoring.window_histograms  # noqa: F401
 
     if args.parquet:
         run_parquet(args)

@@ -43,9 +43,9 @@ def main() -> int:
 
     from include.retraining import demo_data, storage
     from include.retraining.config import load_config
-    from include.retraining.prepare import prepare
-    from include.retraining.snapshots import assign_splits, content_hash
-    from include.retraining.training import train_candidate
+    from include.retraining.training.models import train_candidate
+    from include.retraining.training.prepare import prepare
+    from include.retraining.training.snapshots import assign_splits, content_hash
 
     base = load_config(REPO / "include" / "config" / "credit_risk.yaml")
     overrides = {"storage.uri": str(work / "storage"), "mlflow.tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}

@@ -66,11 +66,11 @@ def step(message: str) -> None:
 
 def reset(dsn: str) -> None:
     """Forget the previous demo: its MLflow store, snapshots and events rows."""
-    from include.retraining.champion_history import TABLE as HISTORY
-    from include.retraining.champion_history import ensure_schema
     from include.retraining.connections import connect
-    from include.retraining.events import ATTEMPTS
-    from include.retraining.events import TABLE as EVENTS
+    from include.retraining.record.champion_history import TABLE as HISTORY
+    from include.retraining.record.champion_history import ensure_schema
+    from include.retraining.record.events import ATTEMPTS
+    from include.retraining.record.events import TABLE as EVENTS
 
     for folder in (LOCAL / "mlflow", LOCAL / "storage"):
         shutil.rmtree(folder, ignore_errors=True)
@@ -220,7 +220,7 @@ def main() -> int:
     step("model_champion_history (which champion served from when)")
     print_history(dsn)
     from include.retraining.config import load_config
-    from include.retraining.registry import tracking_uri
+    from include.retraining.release.registry import tracking_uri
 
     uri = tracking_uri(load_config())
     step("where to look next")

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .method_kinds import CATEGORICAL, NUMERIC, kinds_of
+from .monitoring.method_kinds import CATEGORICAL, NUMERIC, kinds_of
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
@@ -114,7 +114,7 @@ class DriftColumnRule(_Strict):
 
 
 class DriftSection(_Strict):
-    """Data drift (see include/retraining/drift.py).
+    """Data drift (see include/retraining/monitoring/drift.py).
 
     Each feature gets a method: ``auto`` picks Kolmogorov-Smirnov / chi-square p-values while either
     side has at most 1000 rows and Wasserstein / Jensen-Shannon distances above; ``drift.columns``
@@ -195,7 +195,7 @@ class SearchSection(_Strict):
 
 
 class QualitySection(_Strict):
-    """Data-quality limits checked before any decision (see include/retraining/quality.py)."""
+    """Data-quality limits checked before any decision (see include/retraining/monitoring/quality.py)."""
 
     max_missing_rate: float = Field(default=0.2, ge=0, le=1)
     max_missing_increase: float = Field(default=0.1, ge=0, le=1)

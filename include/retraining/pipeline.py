@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import events, storage
+from . import storage
 from .config import RetrainingConfig, load_config
 from .connections import EVENTS_CONN_ID, resolve_dsn
+from .record import events
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,13 @@ def _config_or_record(info: RunInfo, task_id: str) -> RetrainingConfig:
 def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str, Any] | None:
     """One poke of the sensor: ``None`` while waiting for labels, else the assessment.
 
-    The first poke of a run's first task begins an *attempt* (see :mod:`.events`) and fixes the
+    The first poke of a run's first task begins an *attempt* (see :mod:`.record.events`) and fixes the
     window: from the data interval, or for a manual run without a logical date the latest window
     that holds labelled data. The window is judged by the champion in service at its end.
     """
-    from . import point_in_time, registry
-    from .assessment import assess
+    from . import point_in_time
+    from .monitoring.assessment import assess
+    from .release import registry
 
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
@@ -219,7 +221,7 @@ def _quality_summary(data_quality: dict[str, Any] | None) -> str | None:
 
 def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str, Any]:
     from . import point_in_time
-    from .assessment import decide as decide_
+    from .monitoring.assessment import decide as decide_
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -259,8 +261,8 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
 def drift_report(info: RunInfo, cfg: RetrainingConfig, assessment: dict[str, Any],
                  decision: dict[str, Any]) -> dict[str, str] | None:
     """For a check that found drift (``drift.report``), the HTML report on MLflow: its run id and URI."""
-    from . import drift_report as report_
-    from . import registry
+    from .monitoring import drift_report as report_
+    from .release import registry
 
     verdict = assessment.get("drift") or {}
     if not (cfg.drift.report and verdict.get("detected")):
@@ -279,7 +281,7 @@ def drift_report(info: RunInfo, cfg: RetrainingConfig, assessment: dict[str, Any
 # --- collect / prepare / train ----------------------------------------------------------------
 
 def collect(info: RunInfo, task_id: str) -> dict[str, Any]:
-    from .snapshots import collect as collect_
+    from .training.snapshots import collect as collect_
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -289,7 +291,7 @@ def collect(info: RunInfo, task_id: str) -> dict[str, Any]:
 
 
 def prepare(info: RunInfo, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
-    from .prepare import prepare as prepare_
+    from .training.prepare import prepare as prepare_
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -301,7 +303,7 @@ def prepare(info: RunInfo, task_id: str, snapshot: dict[str, Any]) -> dict[str, 
 
 
 def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
-    from .training import train_candidate
+    from .training.models import train_candidate
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -315,8 +317,8 @@ def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[
 def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained: dict[str, Any],
                   judged_version: int | None = None) -> dict[str, Any]:
     """Candidate against the champion that judged the window (``judged_version``), out of time."""
-    from . import gate, registry
-    from .training import targets
+    from .release import gate, registry
+    from .training.models import targets
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -360,7 +362,7 @@ def log_gate_review(cfg: RetrainingConfig, client: Any, run_id: str, verdict: di
     import tempfile
     from pathlib import Path
 
-    from . import plots
+    from .release import plots
 
     x = test[cfg.columns.features]
     if cfg.model.task == "regression":
@@ -377,7 +379,7 @@ def log_gate_review(cfg: RetrainingConfig, client: Any, run_id: str, verdict: di
 
 
 def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
-    from . import registry
+    from .release import registry
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -410,8 +412,8 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
 
     The candidate was judged against ``judged_version``; if the champion changed since, it is not promoted.
     The new champion serves from the end of the run's window (the champion history's ``effective_at``)."""
-    from . import registry
-    from .promotion import switch_champion
+    from .release import registry
+    from .release.promotion import switch_champion
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -513,9 +515,9 @@ def finalize(
 def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
     """The ``model_rollback`` DAG: roll back to a version (default: ``previous_champion``) or promote a
     waiting challenger (default: ``challenger``). Writes its own row: trigger_type manual."""
-    from . import registry
     from .errors import DataValidationError
-    from .promotion import switch_champion
+    from .release import registry
+    from .release.promotion import switch_champion
 
     cfg = _config_or_record(info, task_id)
     action = str(info.params.get("action") or "rollback")

@@ -7,7 +7,7 @@ window ending there (Airflow gives it the interval that ends at its logical date
 ``window.min_labelled_rows`` labelled rows; the row says which window and why.
 
 **The judge.** A window is judged with the champion that was in service at its time, from
-``model_champion_history`` (see :mod:`.champion_history`), so the verdict on a window does not depend
+``model_champion_history`` (see :mod:`.record.champion_history`), so the verdict on a window does not depend
 on when it is (re)played. A live run (no champion change at or after its window's end) is judged by the
 registry's current champion, which is the same model. A run whose window a later champion change has
 overtaken (a backfill, a cleared old run, a reprocessed run) is a *replay*: it measures and records
@@ -116,7 +116,8 @@ class Judge:
 
 def judging_champion(cfg: RetrainingConfig, client: Any, dsn: str, window_end: datetime, run_type: str) -> Judge:
     """The champion in service at ``window_end`` (see the module docstring)."""
-    from . import champion_history, registry
+    from .record import champion_history
+    from .release import registry
 
     name = cfg.model.registry_name
     later = champion_history.changes_from(dsn, name, window_end)

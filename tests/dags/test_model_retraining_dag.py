@@ -133,7 +133,7 @@ def test_the_trigger_form_can_be_submitted_with_its_defaults(dag_id):
     from airflow.dag_processing.dagbag import DagBag
 
     params = DagBag(dag_folder=str(DAGS)).dags[dag_id].params  # fresh: other tests resolve values into them
-    for name in params.keys():
+    for name in params:
         param = params.get_param(name)
         param.resolve(value=param.value)  # every default passes its own schema
         types = param.schema.get("type")

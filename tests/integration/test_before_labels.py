@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pandas as pd
 
-from include.retraining.assessment import assess, decide
 from include.retraining.config import load_config
+from include.retraining.monitoring.assessment import assess, decide
 
 from .conftest import Harness, at
 

@@ -118,6 +118,23 @@ def test_empty_window(harness: Harness, stream):
     assert row["deployed"] is False and harness.alias_version("champion") is None
 
 
+def test_a_window_years_before_any_start_date_is_checked_not_skipped(harness: Harness, stream, monkeypatch):
+    """Airflow creates no task at all for a date before the DAG's start_date: the DAG has none, so a 2013
+    window runs and is recorded like any other (here: no data then)."""
+    from datetime import datetime, timezone
+
+    harness.load(stream)
+    old = datetime(2013, 5, 1, 6, tzinfo=timezone.utc)
+    dagrun, row = harness.run(old)
+    assert dagrun.state == "success"
+    assert row["window_end"] == old and row["decision"] == "insufficient_data"
+    assert harness.task_states(dagrun.run_id)[rt.FINALIZE] == "success"
+    # with a start date configured, such a run fails and says why (never a silent no-op)
+    monkeypatch.setenv("RETRAINING_START_DATE", "2026-01-01")
+    dagrun, row = harness.run(datetime(2013, 5, 2, 6, tzinfo=timezone.utc))
+    assert dagrun.state == "failed" and "RETRAINING_START_DATE=2026-01-01" in row["error"]
+
+
 def test_label_with_a_single_class(harness: Harness, stream):
     harness.load(stream.assign(**{demo_data.LABEL: stream[demo_data.LABEL].where(stream[demo_data.LABEL].isna(), 0)}))
     dagrun, row = harness.run(at(8, 0))

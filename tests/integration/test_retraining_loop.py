@@ -210,9 +210,9 @@ def test_a_manual_run_without_a_date_checks_the_latest_window_with_data(scenario
 
 
 def test_a_promotion_judged_against_a_champion_that_has_changed_is_refused(scenario, module_harness: Harness):
-    from include.retraining import registry
     from include.retraining.config import load_config
-    from include.retraining.promotion import PromotionError, switch_champion
+    from include.retraining.release import registry
+    from include.retraining.release.promotion import PromotionError, switch_champion
 
     cfg = load_config()
     with pytest.raises(PromotionError, match="was judged against champion v1, but the champion is v2 now"):

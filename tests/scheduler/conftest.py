@@ -506,7 +506,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TIMINGS:
+    if TIMINGS and not getattr(terminalreporter, "_retraining_timings_shown", False):
+        terminalreporter._retraining_timings_shown = True  # once, however often this conftest is registered
         terminalreporter.section("scheduler harness timings")
         for what, seconds in TIMINGS:
             terminalreporter.write_line(f"{seconds:8.1f} s  {what}")

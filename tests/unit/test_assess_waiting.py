@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from unit_helpers import build_config
 
-from include.retraining.assessment import assess
+from include.retraining.monitoring.assessment import assess
 
 END = datetime(2026, 3, 8, 12, tzinfo=timezone.utc)
 

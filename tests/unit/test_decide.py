@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from unit_helpers import build_config
 
-from include.retraining.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
+from include.retraining.monitoring.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
 
 CFG = build_config(gate={"primary_metric": "roc_auc"})  # share 0.25, max_drop 0.05, error +15%
 
@@ -247,8 +247,8 @@ def test_signal_strength_is_a_multiple_of_its_threshold() -> None:
 
 
 def test_a_schema_change_since_the_champion_retrains_and_says_which_features() -> None:
-    from include.retraining.assessment import decide
     from include.retraining.config import load_config
+    from include.retraining.monitoring.assessment import decide
 
     cfg = load_config()
     assessment = {
@@ -265,7 +265,7 @@ def test_a_schema_change_since_the_champion_retrains_and_says_which_features() -
 
 
 def test_error_rate_p_value_known_answers() -> None:
-    from include.retraining.assessment import error_rate_p_value
+    from include.retraining.monitoring.assessment import error_rate_p_value
 
     # pooled p = 0.25, se = sqrt(.25*.75*(1/1000+1/1000)) = 0.019365; z = 0.1/0.019365 = 5.164
     assert error_rate_p_value(0.2, 1000, 0.3, 1000) == pytest.approx(1.2e-7, rel=0.05)
@@ -274,8 +274,8 @@ def test_error_rate_p_value_known_answers() -> None:
 
 
 def test_a_noisy_error_increase_is_not_concept_drift() -> None:
-    from include.retraining.assessment import decide
     from include.retraining.config import load_config
+    from include.retraining.monitoring.assessment import decide
 
     cfg = load_config()
     perf = {"metric": "roc_auc", "current": {"roc_auc": 0.83, "accuracy": 0.77},

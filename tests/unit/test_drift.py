@@ -1,7 +1,7 @@
 """Drift engine: reference profiles, window summaries and the check, by known answers and against raw samples.
 
 The statistics ``check`` computes from two summaries are compared with the raw-sample registry of
-:mod:`include.retraining.drift_methods` (and so with scipy / Evidently): exactly where the engine
+:mod:`include.retraining.monitoring.drift_methods` (and so with scipy / Evidently): exactly where the engine
 has the same bins, within a measured bound where it bins (Wasserstein, Kolmogorov-Smirnov).
 """
 
@@ -17,9 +17,9 @@ import pytest
 from pydantic import ValidationError
 from scipy import stats
 
-from include.retraining import drift
-from include.retraining import drift_methods as dm
 from include.retraining.config import DriftSection
+from include.retraining.monitoring import drift
+from include.retraining.monitoring import drift_methods as dm
 
 LN = math.log
 DEFAULTS = DriftSection()

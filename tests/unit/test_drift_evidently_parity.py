@@ -4,7 +4,7 @@ Evidently's stattests are called directly (``evidently.legacy.calculations.statt
 through its reports. Importing any ``evidently`` module runs the package's ``__init__`` (about
 3 s), so the import happens once, in a module-scoped fixture. Numeric PSI is the exception: its
 bins differ by design, so the test checks that the formula agrees on Evidently's own bins and
-that the values stay within the bound documented in :mod:`include.retraining.drift_methods`.
+that the values stay within the bound documented in :mod:`include.retraining.monitoring.drift_methods`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.retraining.drift_methods import (
+from include.retraining.monitoring.drift_methods import (
     CATEGORICAL,
     NUMERIC,
     chisquare_p_value,

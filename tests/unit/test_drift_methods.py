@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from include.retraining import drift
-from include.retraining.drift_methods import (
+from include.retraining.monitoring import drift
+from include.retraining.monitoring.drift_methods import (
     CATEGORICAL,
     EPSILON,
     NUMERIC,
@@ -312,7 +312,7 @@ def test_weighted_drift_share_missing_zero_and_negative_importance(caplog: pytes
 
 def test_the_config_s_table_of_method_kinds_is_the_registry_s():
     """The configuration validates names against method_kinds (no heavy imports); it must match the registry."""
-    from include.retraining.drift_methods import REGISTRY
-    from include.retraining.method_kinds import METHOD_KINDS
+    from include.retraining.monitoring.drift_methods import REGISTRY
+    from include.retraining.monitoring.method_kinds import METHOD_KINDS
 
     assert {name: method.kinds for name, method in REGISTRY.items()} == METHOD_KINDS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from include.retraining.drift_report import render_html, write_html
+from include.retraining.monitoring.drift_report import render_html, write_html
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 EVIL = "<script>alert(1)</script>"

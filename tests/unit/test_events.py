@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import psycopg2
 import pytest
 
-from include.retraining import events
 from include.retraining.connections import connect
-from include.retraining.events import (
+from include.retraining.record import events
+from include.retraining.record.events import (
     COLUMNS,
     INDEXES,
     TABLE,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from unit_helpers import build_config
 
-from include.retraining.gate import evaluate, judge
+from include.retraining.release.gate import evaluate, judge
 
 
 def gate_config(task: str = "binary", **gate: object):

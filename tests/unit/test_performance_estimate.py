@@ -12,7 +12,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from include.retraining.metrics import classification_metrics
-from include.retraining.performance_estimate import (
+from include.retraining.monitoring.performance_estimate import (
     ESTIMATED_METRICS,
     calibrate,
     estimate,

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from include.retraining.plots import classification_figures, regression_figures, save_figures
+from include.retraining.release.plots import classification_figures, regression_figures, save_figures
 
 CLASSIFICATION_KEYS = {"confusion_matrices", "roc_curves", "precision_recall_curves"}
 REGRESSION_KEYS = {"residuals", "predicted_vs_actual"}

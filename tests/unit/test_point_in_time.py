@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from unit_helpers import build_config
 
-from include.retraining import champion_history
-from include.retraining.assessment import decide
 from include.retraining.errors import DataValidationError
+from include.retraining.monitoring.assessment import decide
 from include.retraining.point_in_time import (
     check_start_date,
     floor_to_grid,
     latest_window_with_data,
     start_date,
 )
+from include.retraining.record import champion_history
 
 UTC = timezone.utc
 SIX = timedelta(hours=6)
@@ -106,7 +106,7 @@ def test_the_champion_in_service_is_the_last_change_before_the_window_end(pg_dsn
 
 
 def test_the_history_is_seeded_from_deployments_already_on_record(pg_dsn: str, monkeypatch: pytest.MonkeyPatch):
-    from include.retraining import events
+    from include.retraining.record import events
 
     end = datetime(2026, 3, 8, 18, tzinfo=UTC)
     events.upsert_event(pg_dsn, events.RunKey("m", "model_retraining", "old"), {

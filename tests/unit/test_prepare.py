@@ -12,8 +12,8 @@ from unit_helpers import build_config
 
 from include.retraining import storage
 from include.retraining.errors import DataValidationError, InsufficientDataError
-from include.retraining.prepare import check_label, out_of_time_holdout, prepare, reference_slice
-from include.retraining.snapshots import SPLIT_COLUMN, assign_splits
+from include.retraining.training.prepare import check_label, out_of_time_holdout, prepare, reference_slice
+from include.retraining.training.snapshots import SPLIT_COLUMN, assign_splits
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

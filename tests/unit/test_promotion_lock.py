@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from include.retraining.promotion import deploy_lock
+from include.retraining.release.promotion import deploy_lock
 
 
 def test_a_second_promotion_of_the_same_model_waits_for_the_first(pg_dsn: str):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from unit_helpers import build_config
 
-from include.retraining import quality
-from include.retraining.assessment import decide
-from include.retraining.drift import build_profile, summarize
+from include.retraining.monitoring import quality
+from include.retraining.monitoring.assessment import decide
+from include.retraining.monitoring.drift import build_profile, summarize
 
 CFG = build_config()
 rng = np.random.default_rng(0)

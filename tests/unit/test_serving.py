@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from include.retraining import serving
-from include.retraining.serving import (
+from include.retraining.release import serving
+from include.retraining.release.serving import (
     ReloadError,
     connection_url,
     current_version,

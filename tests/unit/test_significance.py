@@ -23,7 +23,7 @@ from sklearn.metrics import (
 )
 
 from include.retraining.metrics import classification_metrics
-from include.retraining.significance import auc_fast, mcnemar, paired_bootstrap
+from include.retraining.release.significance import auc_fast, mcnemar, paired_bootstrap
 
 
 def binary_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

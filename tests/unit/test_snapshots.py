@@ -11,7 +11,7 @@ import pytest
 from unit_helpers import build_config
 
 from include.retraining import storage
-from include.retraining.snapshots import (
+from include.retraining.training.snapshots import (
     SPLIT_COLUMN,
     assign_splits,
     collect,

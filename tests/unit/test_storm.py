@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from unit_helpers import build_config
 
-from include.retraining import events
-from include.retraining.assessment import decide
+from include.retraining.monitoring.assessment import decide
+from include.retraining.record import events
 
 END = datetime(2026, 3, 8, 18, tzinfo=timezone.utc)
 DRIFT = {

@@ -10,7 +10,7 @@ from unit_helpers import build_config
 from include.retraining.config import MODEL_TYPES
 from include.retraining.errors import DataValidationError
 from include.retraining.metrics import score
-from include.retraining.training import (
+from include.retraining.training.models import (
     DEFAULT_HYPERPARAMETERS,
     build_estimator,
     build_preprocessor,

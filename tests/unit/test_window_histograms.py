@@ -17,11 +17,11 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from include.retraining import window_histograms
 from include.retraining.connections import connect
-from include.retraining.drift import numeric_histogram, quantile_edges, tail_means
 from include.retraining.errors import DataValidationError
-from include.retraining.window_histograms import parquet_histograms, sql_histograms
+from include.retraining.monitoring import window_histograms
+from include.retraining.monitoring.drift import numeric_histogram, quantile_edges, tail_means
+from include.retraining.monitoring.window_histograms import parquet_histograms, sql_histograms
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 TABLE = sql.Identifier("events_window")

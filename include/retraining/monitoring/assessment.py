@@ -20,10 +20,10 @@ import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..config import RetrainingConfig
+from ..metrics import HIGHER_IS_BETTER, bootstrap_se, clean, error_rate, metrics_of, outputs
+from ..point_in_time import Judge, JudgeLookup
 from . import drift, quality
-from .config import RetrainingConfig
-from .metrics import HIGHER_IS_BETTER, bootstrap_se, clean, error_rate, metrics_of, outputs
-from .point_in_time import Judge, JudgeLookup
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +66,7 @@ def error_rate_p_value(base_rate: float, base_rows: int, current_rate: float, cu
 def live_judge(cfg: RetrainingConfig) -> JudgeLookup:
     """The registry's current champion, as a judge (what a run of the current window uses)."""
     def lookup() -> Judge:
-        from . import registry
+        from ..release import registry
 
         champ = registry.champion(cfg, registry.setup(cfg))
         return Judge(champ, "registry" if champ else "none")
@@ -84,9 +84,9 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
     (``performance.act_before_labels``), since harmful drift need not wait for labels.
 
     ``judge`` finds the champion that judges the window (default: the registry's current one; see
-    :mod:`.point_in_time` for the champion in service at the window's time).
+    :mod:`..point_in_time` for the champion in service at the window's time).
     """
-    from .sources import count_window
+    from ..sources import count_window
 
     judge = judge or live_judge(cfg)
 
@@ -156,9 +156,9 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
     PostgreSQL, or over Parquet in batches) and only its newest ``performance.max_rows`` rows are
     loaded; a smaller one is loaded once and summarised in pandas.
     """
+    from ..connections import resolve_dsn
+    from ..sources import files, load_window, source_relation
     from . import window_histograms
-    from .connections import resolve_dsn
-    from .sources import files, load_window, source_relation
 
     numeric = {c: e for c, e in drift.window_edges(profile).items() if c in cfg.columns.numeric}
     categorical = [c for c in profile["categorical"] if c in cfg.columns.categorical]
@@ -181,8 +181,8 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
 def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_start: datetime, window_end: datetime,
              rows: int, labels: bool = True) -> dict[str, Any]:
     """Data quality, data drift, the label-free estimate and (with ``labels``) the champion's performance."""
-    from . import registry
-    from .training import targets
+    from ..release import registry
+    from ..training.models import targets
 
     profile = registry.load_run_json(champ.run_id, registry.PROFILE_ARTIFACT)
     meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)

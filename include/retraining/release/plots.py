@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import encode_labels
+from ..metrics import encode_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

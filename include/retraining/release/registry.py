@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import storage
-from .config import RetrainingConfig
-from .connections import local_home
+from .. import storage
+from ..config import RetrainingConfig
+from ..connections import local_home
 
 log = logging.getLogger(__name__)
 

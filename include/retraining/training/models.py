@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, storage
-from .config import RetrainingConfig
-from .metrics import HIGHER_IS_BETTER, bootstrap_se, clean, encode_labels, metric_names, metrics_of, outputs, score
-from .registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
+from .. import __version__, storage
+from ..config import RetrainingConfig
+from ..metrics import HIGHER_IS_BETTER, bootstrap_se, clean, encode_labels, metric_names, metrics_of, outputs, score
+from ..release.registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -252,7 +252,7 @@ def code_version() -> str:
     """The git commit of the deployed code when there is one, else the package version."""
     import subprocess
 
-    from .connections import REPO_ROOT
+    from ..connections import REPO_ROOT
 
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -399,7 +399,7 @@ def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame,
       probabilities on the validation rows, and the label-free estimate on the baseline rows, which
       an estimate on an unlabelled window is compared with.
     """
-    from . import performance_estimate
+    from ..monitoring import performance_estimate
 
     features, task = cfg.columns.features, cfg.model.task
     out = outputs(model, baseline[features], task)

@@ -31,7 +31,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extras import Json, RealDictCursor
 
-from .connections import advisory_lock, connect
+from ..connections import advisory_lock, connect
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def metric_columns(prefix: str, metrics: Mapping[str, float | None]) -> dict[str
 
 def improvement_percent(candidate: Mapping[str, float | None], previous: Mapping[str, float | None]) -> dict[str, float | None]:
     """Relative improvement in percent per metric; positive means the candidate is better."""
-    from .metrics import HIGHER_IS_BETTER
+    from ..metrics import HIGHER_IS_BETTER
 
     out: dict[str, float | None] = {}
     for name, col in METRIC_COLUMNS.items():

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import RetrainingConfig
-from .metrics import HIGHER_IS_BETTER, clean, score
+from ..config import RetrainingConfig
+from ..metrics import HIGHER_IS_BETTER, clean, score
 
 log = logging.getLogger(__name__)
 RELATIVE_METRICS = {"rmse", "mae"}

@@ -21,8 +21,8 @@ from typing import Any
 
 from psycopg2.extras import RealDictCursor
 
+from ..connections import connect
 from . import events
-from .connections import connect
 
 log = logging.getLogger(__name__)
 

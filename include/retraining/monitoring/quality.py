@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import RetrainingConfig
+from ..config import RetrainingConfig
 
 BLOCKING = frozenset({"missing_values"})
 

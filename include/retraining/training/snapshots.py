@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import storage
-from .config import RetrainingConfig
-from .sources import load_window
+from .. import storage
+from ..config import RetrainingConfig
+from ..sources import load_window
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,7 @@
   cutoff (at least ``gate.min_holdout_rows``), the ``test`` split that the gate and the performance
   baseline use. Nothing the candidate trains on is as new as these rows;
 - the rows before the holdout keep the split each row was given once, when it entered a snapshot
-  (stratified and seeded, 70/15/15 by default, see :func:`~include.retraining.snapshots.assign_splits`):
+  (stratified and seeded, 70/15/15 by default, see :func:`~include.retraining.training.snapshots.assign_splits`):
   ``train``, ``validation`` (early stopping, calibration) and ``test_in_time`` (reported, not judged on);
 - the reference profile for drift checks, from the most recent rows before the cutoff.
 """
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import storage
-from .config import RetrainingConfig
-from .drift import build_profile
-from .errors import DataValidationError, InsufficientDataError
+from .. import storage
+from ..config import RetrainingConfig
+from ..errors import DataValidationError, InsufficientDataError
+from ..monitoring.drift import build_profile
+from ..sources import coerce_types, required_columns
 from .snapshots import SPLIT_COLUMN, assign_splits, dedupe
-from .sources import coerce_types, required_columns
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ If step 2 or 3 fails, the aliases and the ``current`` link are put back as they 
 :class:`PromotionError` says why: a model that the serving app did not accept is never
 left as champion. A promotion that was judged against a champion which has changed since
 (another run or a person promoted something else meanwhile) is refused. Every change of
-champion is appended to ``model_champion_history`` (see :mod:`.champion_history`) before
+champion is appended to ``model_champion_history`` (see :mod:`..record.champion_history`) before
 the lock is released.
 """
 
@@ -26,8 +26,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from .config import RetrainingConfig
-from .events import RunKey, model_lock
+from ..config import RetrainingConfig
+from ..record.events import RunKey, model_lock
 from .registry import CHAMPION, PREVIOUS, version_by_alias
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def switch_champion(cfg: RetrainingConfig, client: Any, dsn: str, version: int, 
     ``expected_champion`` (a version or None), when given, is the champion the candidate was judged
     against: if the champion is another one by now, nothing is changed and :class:`PromotionError` says so.
     """
-    from . import champion_history, serving
+    from ..record import champion_history
+    from . import serving
 
     name = cfg.model.registry_name
     with deploy_lock(dsn, name):

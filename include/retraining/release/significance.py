@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import HIGHER_IS_BETTER
+from ..metrics import HIGHER_IS_BETTER
 
 log = logging.getLogger(__name__)
 

@@ -46,10 +46,10 @@ import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
-from .connections import connect
+from ..connections import connect
+from ..errors import DataValidationError
+from ..sources import as_utc, window_clause
 from .drift import numeric_histogram
-from .errors import DataValidationError
-from .sources import as_utc, window_clause
 
 log = logging.getLogger(__name__)
 

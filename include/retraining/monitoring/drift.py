@@ -48,7 +48,7 @@ from .stats import EPSILON, psi, quantile_edges  # noqa: F401 (part of this modu
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import DriftSection
+    from ..config import DriftSection
 
 log = logging.getLogger(__name__)
 
