@@ -164,13 +164,19 @@ class AirflowStack:
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{self.diagnostics()}")
         return result
 
-    def start(self) -> None:
-        _RUNNING.append(self)
+    def _admin_sql(self, statement: str) -> None:
+        """One statement outside a transaction (CREATE/DROP DATABASE) on the server's admin database."""
         conn = psycopg2.connect(self._admin_dsn())
         conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.db}"')
-        conn.close()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        _RUNNING.append(self)
+        self._admin_sql(f'CREATE DATABASE "{self.db}"')
 
         started = time.monotonic()
         self.airflow("db", "migrate")
@@ -416,11 +422,7 @@ class AirflowStack:
         finally:
             if self in _RUNNING:
                 _RUNNING.remove(self)
-            conn = psycopg2.connect(self._admin_dsn())
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
-            conn.close()
+            self._admin_sql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
         if problem:
             raise StackError(problem)
 

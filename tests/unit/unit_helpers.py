@@ -37,3 +37,18 @@ def raw_config(**sections: Any) -> dict[str, Any]:
 def build_config(**sections: Any) -> RetrainingConfig:
     return RetrainingConfig.model_validate(raw_config(**sections))
 
+
+
+def load_benchmark(name: str) -> Any:
+    """A script of benchmarks/ as a module (they are scripts, not a package), registered under ``name``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
