@@ -195,17 +195,24 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
 
 def choose_window(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> Any:
     """The attempt's window: kept from an earlier poke of the same attempt, else from the data interval,
-    else (a manual run without a logical date) the latest window holding labelled data."""
-    from .point_in_time import Window, latest_window_with_data
+    else the latest window holding labelled data: for a manual run without a logical date, or one dated off
+    the schedule's grid (the trigger form's default date is the moment it was opened)."""
+    from .point_in_time import Window, floor_to_grid, latest_window_with_data
 
     row = events.get_attempt(dsn, info.key(cfg), info.attempt or 0) or {}
     if row.get("window_end") and row.get("window_start"):
         rule = ((row.get("trigger_metrics") or {}).get("window") or {})
         return Window(row["window_start"], row["window_end"], rule.get("rule", "data_interval"), rule.get("note"))
-    if info.data_interval_end is not None:
+    end = info.data_interval_end
+    if end is not None and not (info.run_type == "manual" and end != floor_to_grid(end, info.grid)):
         start, end = info.window(cfg)
         return Window(start, end, "data_interval")
-    window = latest_window_with_data(cfg, info.run_after, info.grid)
+    # a manual run without a date, or dated off the schedule's grid (the trigger form fills in the moment it
+    # was opened): the latest window with labelled data as of then
+    window = latest_window_with_data(cfg, end or info.run_after, info.grid)
+    if end is not None:
+        window = replace(window, note=f"manual run dated {end:%Y-%m-%d %H:%M} UTC, not the end of a scheduled window: "
+                                      f"{window.note.split(': ', 1)[-1]}")
     log.info("%s: window [%s, %s)", window.note, window.start, window.end)
     return window
 

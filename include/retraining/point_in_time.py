@@ -1,10 +1,11 @@
 """The time rules of a run: which window it checks, and which champion judges it.
 
 **The window.** A scheduled or backfilled run checks ``[data_interval_end - lookback, data_interval_end)``
-(Airflow's logical date is the start of the interval). A manual run with a logical date checks the
-window ending there (Airflow gives it the interval that ends at its logical date). A manual run
-*without* a logical date checks the latest closed window, on the schedule's grid, that holds
-``window.min_labelled_rows`` labelled rows; the row says which window and why.
+(Airflow's logical date is the start of the interval). A manual run dated at the end of one of the
+schedule's windows checks that window (Airflow gives a manual run the interval that ends at its logical
+date). A manual run *without* a logical date, or dated off the schedule's grid (the trigger form fills in
+the moment it was opened), checks the latest closed window on the grid, at or before that moment, that
+holds ``window.min_labelled_rows`` labelled rows; the row says which window and why.
 
 **The judge.** A window is judged with the champion that was in service at its time, from
 ``model_champion_history`` (see :mod:`.record.champion_history`), so the verdict on a window does not depend
@@ -33,8 +34,10 @@ START_DATE_ENV = "RETRAINING_START_DATE"
 
 
 def floor_to_grid(ts: datetime, grid: timedelta) -> datetime:
-    """The grid point at or before ``ts`` (grid points: multiples of ``grid`` since 1970-01-01 UTC)."""
-    return ts - (ts - EPOCH) % grid
+    """The grid point at or before ``ts`` (grid points: multiples of ``grid`` since 1970-01-01 UTC), as a plain
+    UTC ``datetime`` (Airflow hands tasks pendulum DateTimes, whose differences are not timedeltas)."""
+    seconds = (ts.timestamp() - EPOCH.timestamp()) // grid.total_seconds() * grid.total_seconds()
+    return EPOCH + timedelta(seconds=seconds)
 
 
 def start_date() -> datetime | None:

@@ -27,6 +27,15 @@ def test_floor_to_grid():
     assert floor_to_grid(datetime(2026, 3, 8, 13, 59, tzinfo=UTC), SIX) == datetime(2026, 3, 8, 12, tzinfo=UTC)
     assert floor_to_grid(datetime(2026, 3, 8, 12, tzinfo=UTC), SIX) == datetime(2026, 3, 8, 12, tzinfo=UTC)
     assert floor_to_grid(datetime(1999, 12, 31, 23, tzinfo=UTC), SIX) == datetime(1999, 12, 31, 18, tzinfo=UTC)
+    assert floor_to_grid(datetime(1961, 7, 2, 5, 59, 59, 999999, tzinfo=UTC), SIX) == datetime(1961, 7, 2, tzinfo=UTC)
+
+
+def test_floor_to_grid_takes_the_pendulum_datetimes_airflow_hands_to_tasks():
+    import pendulum
+
+    moment = pendulum.datetime(2026, 11, 30, 16, 43, 8, 568985, tz="UTC")  # the trigger form's default date
+    assert floor_to_grid(moment, SIX) == datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert floor_to_grid(pendulum.datetime(2026, 3, 8, 18, tz="UTC"), SIX) == datetime(2026, 3, 8, 18, tzinfo=UTC)
 
 
 def source(tmp_path: Path, ts: list[datetime], labelled: list[bool]):
