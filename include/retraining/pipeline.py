@@ -160,9 +160,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
         window = choose_window(info, cfg, dsn)
         point_in_time.check_start_date(window.end)
         start, end = window.start, window.end
-        judge = point_in_time.judging_champion
-        result = assess(cfg, start, end, now,
-                        judge=lambda: judge(cfg, registry.setup(cfg), dsn, end, info.run_type))
+        result = assess(cfg, start, end, now, judge=lambda: point_in_time.judging_champion(
+            cfg, registry.setup(cfg), dsn, end, info.run_type))
         result.update({"attempt": info.attempt, "window": window.as_dict()})
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
                                   "model_type": cfg.model.type, "attempt_key": info.attempt_key}
@@ -234,8 +233,7 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
     with recorded(info, task_id, cfg):
         dsn = events_dsn(cfg)
         judge = assessment.get("judge") or {}
-        replay = point_in_time.replay_reason(point_in_time.Judge(None, judge["source"], True, None,
-                                                                 judge["later_changes"])) \
+        replay = point_in_time.replay_reason(judge["later_changes"]) \
             if judge.get("replay") and info.run_type != "backfill" else None
         # Under a per-model lock, so that two runs deciding at once see each other's retraining.
         with events.model_lock(dsn, cfg.model.name, "decide"):

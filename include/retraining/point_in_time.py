@@ -126,8 +126,8 @@ def judging_champion(cfg: RetrainingConfig, client: Any, dsn: str, window_end: d
     later = champion_history.changes_from(dsn, name, window_end)
     later_dicts = [{"version": c.version, "effective_at": c.effective_at.isoformat(), "action": c.action,
                     "run_id": c.run_id} for c in later]
-    current = registry.champion(cfg, client)
     if run_type != "backfill" and not later:
+        current = registry.champion(cfg, client)
         return Judge(current, "registry" if current else "none")
     change = champion_history.in_service(dsn, name, window_end)
     if change is not None:
@@ -135,7 +135,8 @@ def judging_champion(cfg: RetrainingConfig, client: Any, dsn: str, window_end: d
         note = (f"judged by v{change.version}, the champion in service at the window's end "
                 f"(since {change.effective_at:%Y-%m-%d %H:%M} UTC, {change.action})")
         return Judge(champ, "history", bool(later), note, later_dicts)
-    if later or current is None:
+    current = None if later else registry.champion(cfg, client)
+    if current is None:
         note = f"no champion of {name} was in service before {window_end:%Y-%m-%d %H:%M} UTC"
         return Judge(None, "history" if later else "none", bool(later), note, later_dicts)
     note = (f"no change of champion is recorded for {name}: judged by the registry's current champion "
@@ -143,8 +144,9 @@ def judging_champion(cfg: RetrainingConfig, client: Any, dsn: str, window_end: d
     return Judge(current, "registry", False, note, later_dicts)
 
 
-def replay_reason(judge: Judge) -> str:
-    first = judge.later_changes[0]
+def replay_reason(later_changes: list[dict[str, Any]]) -> str:
+    """Why a run whose window a later change of champion overtook only replays it (``Judge.later_changes``)."""
+    first = later_changes[0]
     return (f"a later change of champion (v{first['version']} from {first['effective_at'][:16].replace('T', ' ')} "
             f"UTC, {first['action']}) overtook this window, so this run replays it: it records what would have "
             "been decided and never trains or deploys")

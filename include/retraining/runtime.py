@@ -78,7 +78,8 @@ def run_info(context: Mapping[str, Any], assessment: Mapping[str, Any] | None = 
 
 def _info(context: Mapping[str, Any]) -> Any:
     """The RunInfo of a task after the first: with the attempt and window the first task fixed."""
-    return run_info(context, _pull(context, CHECK) or _pull(context, DECIDE, DECISION_KEY))
+    # the decision carries the attempt and window too, and is far smaller than the assessment
+    return run_info(context, _pull(context, DECIDE, DECISION_KEY) or _pull(context, CHECK))
 
 
 def _fail_fast(fn: Callable[[], T]) -> T:

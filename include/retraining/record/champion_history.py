@@ -134,7 +134,3 @@ def changes_from(dsn: str, registered_name: str, since: datetime) -> list[Champi
     """Changes of champion that took effect at or after ``since`` (oldest first)."""
     return _changes(dsn, registered_name, "AND effective_at >= %s", (since,), "effective_at, id")
 
-
-def history(dsn: str, registered_name: str) -> list[ChampionChange]:
-    """Every change of champion of the model, oldest first."""
-    return _changes(dsn, registered_name, "", (), "effective_at, id")

@@ -332,17 +332,19 @@ def get_event(dsn: str, run: RunKey) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def get_attempts(dsn: str, run: RunKey) -> list[dict[str, Any]]:
-    """Every attempt of the run, first to last."""
+def get_attempts(dsn: str, run: RunKey, attempt: int | None = None) -> list[dict[str, Any]]:
+    """Every attempt of the run, first to last (or only ``attempt``)."""
     ensure_schema(dsn)
+    only = " AND attempt = %s" if attempt is not None else ""
     with connect(dsn) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        cur.execute(sql.SQL("SELECT * FROM {} WHERE " + _KEY_WHERE.as_string(cur) + " ORDER BY attempt")
-                    .format(sql.Identifier(ATTEMPTS)), run.params())
+        cur.execute(sql.SQL("SELECT * FROM {} WHERE " + _KEY_WHERE.as_string(cur) + only + " ORDER BY attempt")
+                    .format(sql.Identifier(ATTEMPTS)), (*run.params(), *([attempt] if attempt is not None else [])))
         return [dict(r) for r in cur.fetchall()]
 
 
 def get_attempt(dsn: str, run: RunKey, attempt: int) -> dict[str, Any] | None:
-    return next((r for r in get_attempts(dsn, run) if r["attempt"] == attempt), None)
+    found = get_attempts(dsn, run, attempt)
+    return found[0] if found else None
 
 
 def model_lock(dsn: str, model_name: str, purpose: str) -> AbstractContextManager[None]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RetrainingConfig
-from ..metrics import HIGHER_IS_BETTER, clean, score
+from ..metrics import HIGHER_IS_BETTER, clean, metrics_of, outputs, score
 
 log = logging.getLogger(__name__)
 RELATIVE_METRICS = {"rmse", "mae"}
@@ -168,10 +168,6 @@ def smoke_test(cfg: RetrainingConfig, model: Any, rows: Any) -> dict[str, Any]:
             "passed": problem is None and p99 <= bound and len(rows) > 0}
 
 
-def _scores(model: Any, frame: Any, task: str) -> np.ndarray:
-    return np.asarray(model.predict(frame) if task == "regression" else model.predict_proba(frame), dtype=float)
-
-
 def significance_test(cfg: RetrainingConfig, y: np.ndarray, cand: np.ndarray, champ: np.ndarray) -> dict[str, Any] | None:
     """The configured paired test of the primary metric on the rows the improvement is judged on."""
     from . import significance
@@ -223,12 +219,12 @@ def evaluate(
             f"(up to {champion_trained_until}): the two models cannot be compared fairly; wait for newer labelled "
             "data or widen gate.holdout_hours"
         )
-    cand_scores = _scores(candidate_model, rows[features], task)
-    cand = clean(score(candidate_model, rows[features], y, task))
+    cand_scores = outputs(candidate_model, rows[features], task).astype(float)  # each model predicts once
+    cand = clean(metrics_of(y, cand_scores, task))
     champ = sig = None
     if champion_model is not None:
-        champ_scores = _scores(champion_model, rows[features], task)
-        champ = clean(score(champion_model, rows[features], y, task))
+        champ_scores = outputs(champion_model, rows[features], task).astype(float)
+        champ = clean(metrics_of(y, champ_scores, task))
         sig = significance_test(cfg, y, cand_scores, champ_scores)
     in_time_metrics = None
     if in_time is not None and len(in_time):
