@@ -4,6 +4,7 @@ Kept below both, so neither imports the other for them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,3 +32,38 @@ def quantile_edges(values: np.ndarray, bins: int) -> list[float]:
         return []
     qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
     return [float(x) for x in np.unique(qs)]
+
+
+def outer_edges(values: np.ndarray) -> list[float]:
+    """The two edges that isolate values outside the reference's range: ``[nextafter(min, -inf), max]``.
+
+    With bins ``(e_i, e_i+1]`` the lowest bin ``(-inf, nextafter(min, -inf)]`` holds exactly the
+    values below ``min`` and the highest ``(max, inf)`` exactly those above ``max``; empty for the
+    reference itself. No finite value: no edges.
+    """
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return []
+    lo, hi = float(finite.min()), float(finite.max())
+    return [float(np.nextafter(lo, -np.inf)), hi]
+
+
+MIN_CALIBRATION_WINDOWS = 6  # fewer calibration windows than this: no calibrated limit
+
+
+def natural_limit(values: Sequence[float | None] | None, k: float,
+                  min_windows: int = MIN_CALIBRATION_WINDOWS) -> float | None:
+    """``mean + k * sd`` of the known values (the edge of their natural variation), or None when fewer
+    than ``min_windows`` are known."""
+    known = [float(v) for v in values or () if v is not None and math.isfinite(v)]
+    if len(known) < min_windows:
+        return None
+    return float(np.mean(known) + k * np.std(known, ddof=1))
+
+
+def p_value_limit(scores: Sequence[float | None] | None, k: float,
+                  min_windows: int = MIN_CALIBRATION_WINDOWS) -> float | None:
+    """The natural limit of ``-log10`` p-value scores, back on the p-value scale (None without enough)."""
+    score = natural_limit(scores, k, min_windows)
+    return None if score is None else 10.0 ** (-score)

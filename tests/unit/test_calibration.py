@@ -1,0 +1,115 @@
+"""Thresholds calibrated on the training period's own windows, and the strength-weighted dataset verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retraining.config import DriftSection
+from include.retraining.monitoring import calibration, drift
+
+CUTOFF = datetime(2026, 3, 1, tzinfo=timezone.utc)
+HOURS = 6
+ROWS = 2000
+
+
+def _windows(rng: np.random.Generator, count: int, means: dict[str, np.ndarray], stable: list[str]) -> pd.DataFrame:
+    """``count`` six-hour windows ending at CUTOFF; a wandering feature's mean in window i is means[f][i]."""
+    parts = []
+    for i in range(count):
+        start = pd.Timestamp(CUTOFF) - pd.Timedelta(hours=HOURS * (count - i))
+        frame = {"ts": start + pd.to_timedelta(np.sort(rng.uniform(0, HOURS, ROWS)), unit="h")}
+        for name, series in means.items():
+            frame[name] = rng.normal(series[i], 1.0, ROWS)
+        for name in stable:
+            frame[name] = rng.normal(0.0, 1.0, ROWS)
+        parts.append(pd.DataFrame(frame))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ar1(rng: np.random.Generator, n: int, phi: float = 0.9, sd: float = 1.0) -> np.ndarray:
+    x = np.empty(n)
+    x[0] = rng.normal(0, sd)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + rng.normal(0, sd * np.sqrt(1 - phi * phi))
+    return x
+
+
+def _profile(history: pd.DataFrame, numeric: list[str], reference_hours: int = HOURS) -> dict:
+    reference = history[history["ts"] >= pd.Timestamp(CUTOFF) - pd.Timedelta(hours=reference_hours)]
+    profile = drift.build_profile(reference, numeric, [])
+    profile["calibration"] = calibration.calibrate(history, profile, "ts", CUTOFF, HOURS, reference_hours)
+    return profile
+
+
+def test_a_feature_that_wanders_like_weather_gets_a_threshold_at_its_natural_variation() -> None:
+    rng = np.random.default_rng(7)
+    count = 40
+    weather = _ar1(rng, count + 10)
+    history = _windows(rng, count, {"temperature": weather[:count]}, ["income"])
+    profile = _profile(history, ["temperature", "income"])
+    cal = profile["calibration"]
+    assert len(cal["windows"]) == count - 1 and cal["excluded_reference"] is True  # the reference window left out
+    # a new window where the weather moved as it always does, and income did not move: no drift
+    future = _windows(rng, 1, {"temperature": np.array([weather[count + 5]])}, ["income"])
+    verdict = drift.check(profile, drift.summarize(future, profile), DriftSection())
+    by_name = {f["feature"]: f for f in verdict["features"]}
+    temperature, income = by_name["temperature"], by_name["income"]
+    assert temperature["threshold_source"] == "calibrated" and temperature["threshold"] > 0.5
+    assert temperature["fixed_threshold"] == 0.1 and temperature["threshold"] == temperature["calibrated_threshold"]
+    assert temperature["drifted"] is False and verdict["detected"] is False
+    # income never wandered: its calibrated limit is below the fixed threshold, which stays
+    assert income["threshold_source"] == "fixed" and income["calibrated_threshold"] < 0.1
+    # the same window with income shifted by half a standard deviation: drift, named
+    future["income"] += 0.5
+    verdict = drift.check(profile, drift.summarize(future, profile), DriftSection())
+    assert verdict["drifted_features"] == ["income"] and verdict["detected"] is True
+    # fixed thresholds (the option): the weather drifts too
+    fixed = drift.check(profile, drift.summarize(future, profile), DriftSection(threshold_mode="fixed"))
+    assert {"income", "temperature"} <= set(fixed["drifted_features"])
+    assert all(f["threshold_source"] == "fixed" for f in fixed["features"])
+
+
+def test_too_few_windows_keep_the_fixed_thresholds() -> None:
+    rng = np.random.default_rng(8)
+    history = _windows(rng, 4, {}, ["x"])
+    profile = _profile(history, ["x"])
+    assert len(profile["calibration"]["windows"]) == 4 and profile["calibration"]["excluded_reference"] is False
+    verdict = drift.check(profile, drift.summarize(_windows(rng, 1, {}, ["x"]), profile), DriftSection())
+    assert verdict["features"][0]["threshold_source"] == "fixed" and verdict["features"][0]["calibrated_threshold"] is None
+
+
+def test_concentrated_drift_in_a_model_that_spreads_its_importance_is_detected() -> None:
+    """The issue's case: 20 equally important features, three shifted by 3 sd, carry 15 % of the importance."""
+    rng = np.random.default_rng(9)
+    names = [f"x{i:02d}" for i in range(20)]
+    history = _windows(rng, 12, {}, names)
+    profile = _profile(history, names)
+    importance = dict.fromkeys(names, 0.05)
+    window = _windows(rng, 1, {}, names)
+    quiet = drift.check(profile, drift.summarize(window, profile), DriftSection(), importance)
+    assert quiet["detected"] is False and quiet["drift_score"] < quiet["score_threshold"]
+    for shift in (3.0, 0.5):
+        moved = window.copy()
+        moved[names[:3]] += shift
+        verdict = drift.check(profile, drift.summarize(moved, profile), DriftSection(), importance)
+        assert verdict["drifted_share"] == pytest.approx(0.15)
+        assert verdict["detected"] is True, (shift, verdict["drift_score"], verdict["score_threshold"])
+        assert sorted(verdict["drifted_features"]) == names[:3]
+    # one feature at 0.5 sd out of 20: noticed, not enough alone
+    single = window.copy()
+    single[names[0]] += 0.5
+    verdict = drift.check(profile, drift.summarize(single, profile), DriftSection(), importance)
+    assert verdict["drifted_features"] == [names[0]] and verdict["detected"] is False
+
+
+def test_the_score_counts_strength_up_to_max_strength() -> None:
+    features = [{"drifted": True, "importance": 0.1, "strength": 10.0},
+                {"drifted": True, "importance": 0.2, "strength": 1.5},
+                {"drifted": False, "importance": 0.7, "strength": 0.9}]
+    assert drift.drift_score(features, 4.0) == pytest.approx(0.1 * 4 + 0.2 * 1.5)
+    # with every drifted feature just past its threshold the score is the share they carry
+    assert drift.drift_score([{**f, "strength": 1.0} for f in features], 4.0) == pytest.approx(0.3)
