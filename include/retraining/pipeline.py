@@ -238,6 +238,8 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
         # Under a per-model lock, so that two runs deciding at once see each other's retraining.
         with events.model_lock(dsn, cfg.model.name, "decide"):
             history = events.storm_history(dsn, info.key(cfg), info.window_end, cfg.storm.consecutive_windows - 1)
+            history["sequential"] = events.sequential_history(
+                dsn, info.key(cfg), assessment["window_start"], (assessment.get("champion") or {}).get("version"))
             decision = decide_(
                 cfg,
                 assessment,
@@ -248,7 +250,7 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
                 history=history,
                 replay=replay,
             )
-            decision["storm_history"] = history
+            decision["storm_history"] = {k: v for k, v in history.items() if k != "sequential"}
             record(info, cfg, {"trigger_type": decision["trigger_type"], "severity": decision["severity"],
                                "confidence": decision["confidence"], "trigger_reason": decision["reason"],
                                "decision": decision["decision"], "execution_attempted": decision["retrain"]})

@@ -78,3 +78,40 @@ def test_storm_history_reads_earlier_windows_of_the_same_model(pg_dsn):
     assert history["hours_since_last_retrain"] == 12.0
     assert history["retrains_last_week"] == 2
     assert history["previous_signal_windows"] == 2  # r4 and r3; r2 (a skip) ends the streak
+
+
+def test_sequential_history_is_the_evidence_of_earlier_windows_judged_by_the_same_champion(pg_dsn):
+    """What the accumulated concept-drift test pools: earlier windows' evidence, oldest first, same model
+    and same judging champion only, never a window after this one."""
+    def row(run_id, hours_before, version, d, model="m", status="succeeded"):
+        evidence = None if d is None else {"error": {"d": d, "se": 0.01, "se0": 0.01, "min_effect": 0.0}}
+        events.upsert_event(pg_dsn, events.RunKey(model, "model_retraining", run_id), {
+            "window_start": END - timedelta(hours=hours_before + 6), "window_end": END - timedelta(hours=hours_before),
+            "status": status, "judged_by_version": version,
+            "trigger_metrics": {"performance": {"evidence": evidence}}})
+
+    row("s1", 24, 2, 0.01)
+    row("s2", 12, 2, 0.03)
+    row("s3", 18, 2, None)  # judged, no labelled evidence
+    row("s0", 30, 1, 0.2)  # judged by the previous champion
+    row("w", 6, 2, 0.5, status="waiting_for_data")
+    row("o", 12, 2, 0.4, model="another_model")
+    row("later", -6, 2, 0.9)  # after this window
+    run = events.RunKey("m", "model_retraining", "current")
+    history = events.sequential_history(pg_dsn, run, END, 2)
+    assert [h and h["error"]["d"] for h in history] == [0.01, None, 0.03]
+    assert events.sequential_history(pg_dsn, run, END, None) == []
+    # decide pools them: three windows 1.7 standard errors worse each alarm together where one would not
+    strong = {"error": {"d": 0.017, "se": 0.01, "se0": 0.001, "min_effect": 0.0}}
+    quiet_perf = {"metric": "f1", "current": {"f1": 0.8}, "baseline": {"f1": 0.8}, "drop": 0.0, "max_drop": 0.05,
+                  "error_increase": 0.0, "max_error_increase": 0.15, "evidence": strong}
+    window = {**DRIFT, "drift": {**DRIFT["drift"], "detected": False, "drifted_features": []},
+              "performance": quiet_perf}
+    no_burn_in = build_config(performance={"sequential_burn_in": 0})
+    alone = decide(no_burn_in, window, history={"sequential": []})
+    pooled = decide(no_burn_in, window, history={"sequential": [strong, strong]})
+    # with the default burn-in the first windows join the level instead: no alarm from them
+    assert decide(cfg(), window, history={"sequential": [strong, strong]})["accumulated"]["burn_in_windows"] == 2
+    assert alone["accumulated"]["alarm"] is False and alone["decision"] == "skip"
+    assert pooled["accumulated"]["error"]["pooled_windows"] == 3 and pooled["decision"] == "retrain"
+    assert pooled["trigger_type"] == "concept_drift" and "over the last 3 windows" in pooled["reason"]

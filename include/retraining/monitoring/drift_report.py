@@ -135,10 +135,21 @@ def _summary(verdict: Mapping[str, Any], features: list[Mapping[str, Any]]) -> s
     detected = bool(verdict.get("detected"))
     weighted = bool(verdict.get("importance_weighted"))
     threshold = _num(verdict.get("share_threshold"))
-    rule = (
-        f"Drift when the {'importance-weighted ' if weighted else ''}share of drifted features "
-        f"&ge; {threshold}"
-    )
+    scored = "drift_score" in verdict
+    if scored:
+        rule = (
+            f"Drift when the drift score (each drifted feature's {'importance' if weighted else 'share'} times its "
+            f"strength, its statistic over its threshold, at most {_num(verdict.get('max_strength'))}) "
+            f"&ge; {_num(verdict.get('score_threshold'))}"
+        )
+        if verdict.get("calibration_windows"):
+            rule += (f"; thresholds calibrated on {_count(verdict.get('calibration_windows'))} windows of the "
+                     "training period (a feature's threshold is raised to its natural variation)")
+    else:
+        rule = (
+            f"Drift when the {'importance-weighted ' if weighted else ''}share of drifted features "
+            f"&ge; {threshold}"
+        )
     if _float(verdict.get("fdr_q")) is not None:
         rule += f"; p-value methods use Benjamini-Hochberg at q = {_num(verdict.get('fdr_q'))}"
     rule += (
@@ -146,7 +157,9 @@ def _summary(verdict: Mapping[str, Any], features: list[Mapping[str, Any]]) -> s
         "with its threshold after the adjustment."
     )
     n_drifted = sum(1 for f in features if f.get("drifted") is True)
-    facts = [
+    facts = [("Drift score", f"{_num(verdict.get('drift_score'))} (threshold {_num(verdict.get('score_threshold'))})")]
+    facts = facts if scored else []
+    facts += [
         ("Importance-weighted drifted share" if weighted else "Drifted share",
          f"{_num(verdict.get('drifted_share'))} (threshold {threshold})"),
         ("Unweighted drifted share",
@@ -495,7 +508,8 @@ def _statistic(f: Mapping[str, Any]) -> str:
 
 
 def _threshold(f: Mapping[str, Any]) -> str:
-    return _p(f.get("threshold")) if f.get("kind_of_statistic") == "p_value" else _num(f.get("threshold"))
+    value = _p(f.get("threshold")) if f.get("kind_of_statistic") == "p_value" else _num(f.get("threshold"))
+    return value + " (calibrated)" if f.get("threshold_source") == "calibrated" else value
 
 
 def _badge(drifted: bool) -> str:

@@ -410,3 +410,25 @@ def storm_history(dsn: str, run: RunKey, window_end: Any, lookback: int) -> dict
         "retrains_last_week": int(week or 0),
         "previous_signal_windows": streak,
     }
+
+
+def sequential_history(dsn: str, run: RunKey, window_start: Any, champion_version: int | None,
+                       limit: int = 1000) -> list[dict[str, Any] | None]:
+    """The accumulated-evidence test's input: the recorded performance evidence of the windows before
+    this one (ending at or before ``window_start``) judged by the same champion, oldest first (the newest
+    ``limit``); None for a judged window without labelled evidence."""
+    if champion_version is None:
+        return []
+    ensure_schema(dsn)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT evidence FROM (SELECT window_end, trigger_metrics->'performance'->'evidence' AS evidence "
+                "FROM {} WHERE model_name = %s AND dag_id = %s AND run_id <> %s AND judged_by_version = %s "
+                "AND window_end <= %s AND status <> 'waiting_for_data' "
+                "ORDER BY window_end DESC LIMIT %s) newest ORDER BY window_end"
+            ).format(sql.Identifier(TABLE)),
+            (*run.params(), champion_version, window_start, limit),
+        )
+        return [row[0] for row in cur.fetchall()]
+

@@ -138,6 +138,7 @@ def log_drift_report(cfg: RetrainingConfig, html: str, verdict: dict[str, Any], 
         mlflow.set_tags({**tags, "retraining.kind": "drift_check"})
         mlflow.log_metrics({
             "drifted_share": float(verdict["drifted_share"]),
+            **({"drift_score": float(verdict["drift_score"])} if "drift_score" in verdict else {}),
             "unweighted_drifted_share": float(verdict["unweighted_share"]),
             "drifted_features": float(len(verdict["drifted_features"])),
             "max_psi": float(verdict["max_psi"]),
