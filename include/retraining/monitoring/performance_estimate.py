@@ -1,4 +1,4 @@
-"""Label-free performance estimates for classifiers (confidence-based, as NannyML's CBPE).
+"""Label-free performance estimates: classifiers (confidence-based, as NannyML's CBPE) and regressors.
 
 Labels for a serving window often arrive days after its predictions, but the drift sensor
 wants to know now whether the deployed model got worse. If the model's probabilities were
@@ -21,7 +21,15 @@ and over-regularised models are over- or under-confident), so:
    it; for each class ``c``: expected ``TP_c`` is the sum of calibrated ``p_c`` over rows
    predicted ``c``, ``FP_c`` the sum of ``1 - p_c`` over those rows, ``FN_c`` the sum of
    ``p_c`` over the other rows. Binary precision/recall/F1 are class 1's; multiclass ones
-   are macro averages over all ``k`` classes, as in :mod:`.metrics`.
+   are macro averages over all ``k`` classes, as in :mod:`.metrics`. ROC AUC
+   (:func:`expected_roc_auc`) ranks the rows by the raw score and counts, for every pair of
+   rows ``i != j``, the chance ``p_i (1 - p_j)`` that ``i`` is a positive and ``j`` a negative
+   (a tie counts one half): expected AUC = ``sum_{i != j} p_i (1 - p_j) [s_i > s_j]`` over
+   ``sum_{i != j} p_i (1 - p_j)``, the ratio of the expectations of the AUC's numerator and
+   denominator, as CBPE's (it differs from the expected ratio by ``O(1/n)``). Sorting on the
+   score and cumulative sums make it ``O(n log n)``. Multiclass: the macro average of the
+   one-vs-rest AUCs (score ``proba[:, c]``, probability calibrated ``p_c``), as
+   scikit-learn's ``multi_class="ovr"``; a class that cannot occur is left out of the average.
 4. :func:`estimate` does both and adds ``accuracy_se``, the standard error of the expected
    accuracy from row-level noise alone, so a caller can tell a drop from chance;
    :func:`estimated_drop` compares two estimates.
@@ -36,6 +44,23 @@ the same while its answers get worse. Detecting that needs labels. The standard 
 ignores the calibration curve's own estimation error, which shrinks with the number of
 held-out rows and dominates when the window sits where they were few (for a window shifted
 to the decision boundary, about 0.013 of accuracy with 5,000 held-out rows, 0.005 with 20,000).
+
+Regression (:func:`fit_error_profile`, :func:`estimate_regression`) has no probabilities, so the
+same idea is carried by the residual ``r = y - prediction``: on the validation rows, whose targets
+are known, the model's predictions are cut into bins at their quantiles (at most ``max_bins``,
+each with at least ``min_bin_rows`` rows) and each bin keeps the mean of ``r``, of ``r**2`` and of
+``|r|``: piecewise-constant curves ``E[r | prediction]``, ``E[r**2 | prediction]`` and
+``E[|r| | prediction]``, plain JSON. On a window: estimated MSE is the mean over its rows of the
+``r**2`` curve at their predictions (RMSE its square root), MAE the mean of the ``|r|`` curve, and
+R2 is ``1 - MSE / Var(y)`` with ``Var(y)`` estimated as ``Var(prediction + bias) + mean(MSE - bias**2)``
+(``bias`` the ``E[r | prediction]`` curve; with no bias it is ``Var(prediction) + MSE``).
+
+Its assumption: the distribution of the residual given the prediction stays the same. Then a
+covariate shift that moves rows toward predictions where the model errs more (a noisier region, a
+region it fits badly) raises the estimated error as it raises the real one. It cannot see concept
+drift, where the target's relation to the inputs changes and the same predictions err more, nor
+errors in a region of predictions the validation rows never reached: predictions beyond the
+validation's range get the end bins' errors.
 """
 
 from __future__ import annotations
@@ -47,7 +72,10 @@ import numpy as np
 
 METHOD = "isotonic"
 MIN_CALIBRATION_ROWS = 50
-ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+PROFILE_METHOD = "binned"
+REGRESSION_ESTIMATED_METRICS = ("r2", "rmse", "mae")
+LOWER_IS_BETTER = ("rmse", "mae")  # as metrics.HIGHER_IS_BETTER (not imported: this module needs NumPy only)
 
 
 def _check_proba(proba: np.ndarray, what: str) -> np.ndarray:
@@ -165,8 +193,40 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else 0.0
 
 
+def _binary_expected_auc(score: np.ndarray, p: np.ndarray) -> float:
+    """Expected AUC of ``score`` when row ``i`` is a positive with probability ``p[i]``; NaN if no pair can be mixed.
+
+    ``sum_{i != j} p_i (1 - p_j) ([s_i > s_j] + [s_i == s_j] / 2)`` over ``sum_{i != j} p_i (1 - p_j)``:
+    rows sorted by score and grouped by equal score, each group's positives weigh the negatives of
+    the lower groups (a cumulative sum) and half of its own, less the pairs ``i = j``.
+    """
+    order = np.argsort(score, kind="stable")
+    s, pos = score[order], p[order]
+    neg = 1.0 - pos
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    pos_g, neg_g = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+    same = float((pos * neg).sum())  # the pairs i = j, counted as ties in their own group
+    below = np.cumsum(neg_g) - neg_g
+    numerator = float(pos_g @ below) + 0.5 * (float(pos_g @ neg_g) - same)
+    denominator = float(pos.sum()) * float(neg.sum()) - same
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def expected_roc_auc(raw_proba: np.ndarray, calibrated: np.ndarray) -> float:
+    """Expected ROC AUC of the raw scores given calibrated probabilities (multiclass: macro one-vs-rest).
+
+    NaN when no class can have both positives and negatives among the rows (every calibrated
+    probability 0 or 1 alike); a class that cannot occur is left out of the multiclass average.
+    """
+    raw, cal = _check_pair(raw_proba, calibrated)
+    k = raw.shape[1]
+    aucs = [_binary_expected_auc(raw[:, c], cal[:, c]) for c in ([1] if k == 2 else range(k))]
+    defined = [a for a in aucs if not math.isnan(a)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
 def expected_metrics(raw_proba: np.ndarray, calibrated: np.ndarray) -> dict[str, float]:
-    """Expected accuracy, precision, recall and F1 of ``argmax(raw_proba)`` given calibrated probabilities."""
+    """Expected accuracy, precision, recall, F1 of ``argmax(raw_proba)`` and ROC AUC of its scores given calibrated probabilities."""
     raw, cal = _check_pair(raw_proba, calibrated)
     n, k = raw.shape
     pred = raw.argmax(axis=1)
@@ -185,6 +245,7 @@ def expected_metrics(raw_proba: np.ndarray, calibrated: np.ndarray) -> dict[str,
         "precision": float(np.mean(precision)),
         "recall": float(np.mean(recall)),
         "f1": float(np.mean(f1)),
+        "roc_auc": expected_roc_auc(raw, cal),
         "rows": float(n),
     }
 
@@ -198,7 +259,7 @@ def standard_error(raw_proba: np.ndarray, calibrated: np.ndarray) -> float:
 
 
 def estimate(calibration: dict[str, Any], raw_proba: np.ndarray) -> dict[str, float]:
-    """Estimated accuracy, precision, recall, F1, ``rows`` and ``accuracy_se`` of a window with no labels."""
+    """Estimated accuracy, precision, recall, F1, ROC AUC, ``rows`` and ``accuracy_se`` of a window with no labels."""
     raw = _check_proba(raw_proba, "raw_proba")
     cal = calibrate(calibration, raw)
     out = expected_metrics(raw, cal)
@@ -206,11 +267,115 @@ def estimate(calibration: dict[str, Any], raw_proba: np.ndarray) -> dict[str, fl
     return out
 
 
+# --- regression -----------------------------------------------------------------------------------
+
+
+def _check_predictions(y_pred: np.ndarray, what: str) -> np.ndarray:
+    pred = np.asarray(y_pred, dtype=float)
+    if pred.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of predictions, got shape {pred.shape}")
+    if pred.shape[0] == 0:
+        raise ValueError(f"{what} has no rows")
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise ValueError(f"{what} has {int(bad.sum())} NaN or infinite value(s)")
+    return pred
+
+
+def _bin_edges(pred: np.ndarray, max_bins: int, min_bin_rows: int) -> np.ndarray:
+    """Inner edges cutting ``pred`` into at most ``max_bins`` quantile bins of at least ``min_bin_rows`` rows.
+
+    Bin ``b`` holds ``edges[b - 1] <= pred < edges[b]``. Quantile edges that coincide (tied
+    predictions) collapse; then the smallest bin is merged with its smaller neighbour until every
+    bin is large enough.
+    """
+    bins = max(1, min(max_bins, len(pred) // min_bin_rows))
+    edges = np.unique(np.quantile(pred, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    while len(edges):
+        counts = np.bincount(np.searchsorted(edges, pred, side="right"), minlength=len(edges) + 1)
+        small = int(counts.argmin())
+        if counts[small] >= min_bin_rows:
+            break
+        if small == 0:
+            drop = 0
+        elif small == len(counts) - 1 or counts[small - 1] <= counts[small + 1]:
+            drop = small - 1
+        else:
+            drop = small
+        edges = np.delete(edges, drop)
+    return edges
+
+
+def fit_error_profile(y_true: np.ndarray, y_pred: np.ndarray, *, max_bins: int = 20,
+                      min_bin_rows: int = 30) -> dict[str, Any]:
+    """The residual's mean, squared mean and absolute mean per quantile bin of the prediction, on held-out rows.
+
+    The result is plain JSON: ``{"method", "rows", "edges", "bin_rows", "bias", "mse", "mae"}``
+    with ``len(edges) + 1`` bins (see :func:`_bin_edges`). Needs ``2 * min_bin_rows`` rows.
+    """
+    pred = _check_predictions(y_pred, "y_pred")
+    y = _check_predictions(y_true, "y_true")
+    if len(y) != len(pred):
+        raise ValueError(f"y_true has {len(y)} rows but y_pred has {len(pred)}: need one target per prediction")
+    if max_bins < 1 or min_bin_rows < 1:
+        raise ValueError(f"max_bins and min_bin_rows must be at least 1, got {max_bins} and {min_bin_rows}")
+    if len(pred) < 2 * min_bin_rows:
+        raise ValueError(f"an error profile needs at least {2 * min_bin_rows} held-out rows, got {len(pred)}")
+    edges = _bin_edges(pred, max_bins, min_bin_rows)
+    idx = np.searchsorted(edges, pred, side="right")
+    residual = y - pred
+    counts = np.bincount(idx, minlength=len(edges) + 1)
+
+    def per_bin(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.bincount(idx, weights=values, minlength=len(edges) + 1) / counts]
+
+    return {
+        "method": PROFILE_METHOD,
+        "rows": int(len(pred)),
+        "edges": [float(e) for e in edges],
+        "bin_rows": [int(c) for c in counts],
+        "bias": per_bin(residual),
+        "mse": per_bin(residual**2),
+        "mae": per_bin(np.abs(residual)),
+    }
+
+
+def estimate_regression(profile: dict[str, Any], y_pred: np.ndarray) -> dict[str, float]:
+    """Estimated MSE, RMSE, MAE, R2 and ``rows`` of a window's predictions with no targets, from an error profile."""
+    pred = _check_predictions(y_pred, "y_pred")
+    if profile.get("method") != PROFILE_METHOD:
+        raise ValueError(f"unknown error profile method {profile.get('method')!r}, expected {PROFILE_METHOD!r}")
+    edges = np.asarray(profile["edges"], dtype=float)
+    curves = {name: np.asarray(profile[name], dtype=float) for name in ("bias", "mse", "mae")}
+    if any(len(c) != len(edges) + 1 for c in curves.values()):
+        raise ValueError(f"error profile with {len(edges)} edges needs {len(edges) + 1} values per curve")
+    idx = np.searchsorted(edges, pred, side="right")
+    bias, sq, ab = curves["bias"][idx], curves["mse"][idx], curves["mae"][idx]
+    mse = float(sq.mean())
+    # Var(y) = Var(E[y | pred]) + E[Var(y | pred)], with E[y | pred] = pred + bias and Var(y | pred) = mse - bias**2
+    var_y = float((pred + bias).var()) + float((sq - bias**2).mean())
+    return {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": float(ab.mean()),
+        "r2": 1.0 - mse / var_y if var_y > 0 else math.nan,
+        "rows": float(len(pred)),
+    }
+
+
 def estimated_drop(estimate: dict[str, float], reference_estimate: dict[str, float], metric: str) -> float:
-    """How much worse ``metric`` is estimated to be than on the reference: reference minus current, positive is worse."""
-    if metric not in ESTIMATED_METRICS:
-        raise ValueError(f"unknown metric {metric!r}: estimated metrics are {', '.join(ESTIMATED_METRICS)}")
+    """How much worse ``metric`` is estimated to be than on the reference; positive is worse.
+
+    As for measured metrics: reference minus current where higher is better, the relative increase
+    ``(current - reference) / |reference|`` for the errors (RMSE, MAE), where lower is better.
+    """
+    known = ESTIMATED_METRICS + REGRESSION_ESTIMATED_METRICS
+    if metric not in known:
+        raise ValueError(f"unknown metric {metric!r}: estimated metrics are {', '.join(known)}")
     for name, values in (("estimate", estimate), ("reference_estimate", reference_estimate)):
         if metric not in values:
             raise ValueError(f"{name} has no {metric!r}: it has {sorted(values)}")
-    return float(reference_estimate[metric]) - float(estimate[metric])
+    current, reference = float(estimate[metric]), float(reference_estimate[metric])
+    if metric in LOWER_IS_BETTER:
+        return (current - reference) / abs(reference or 1.0)
+    return reference - current

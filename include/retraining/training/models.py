@@ -397,7 +397,10 @@ def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame,
     - ``feature_importance``: permutation importance shares, which weigh drifted features;
     - ``calibration`` / ``estimated_baseline`` (classifiers): isotonic calibration of the
       probabilities on the validation rows, and the label-free estimate on the baseline rows, which
-      an estimate on an unlabelled window is compared with.
+      an estimate on an unlabelled window is compared with;
+    - ``error_profile`` / ``estimated_baseline`` (regression): the residual's mean, squared and
+      absolute mean by quantile bin of the prediction on the validation rows, and the label-free
+      estimate (RMSE, MAE, R2) from it on the baseline rows.
     """
     from ..monitoring import performance_estimate
 
@@ -414,9 +417,18 @@ def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame,
                         else round(se, 6) for m in metric_names(task)},
         "feature_importance": importance,
         "calibration": None,
+        "error_profile": None,
         "estimated_baseline": None,
     }
-    if task != "regression":
+    if task == "regression":
+        try:
+            meta["error_profile"] = performance_estimate.fit_error_profile(
+                targets(cfg, validation, classes), model.predict(validation[features]))
+        except ValueError as exc:  # e.g. too few validation rows: no label-free estimates for this model
+            log.warning("no error profile for label-free performance estimates: %s", exc)
+        else:
+            meta["estimated_baseline"] = performance_estimate.estimate_regression(meta["error_profile"], out)
+    else:
         try:
             meta["calibration"] = performance_estimate.fit_calibration(
                 targets(cfg, validation, classes), model.predict_proba(validation[features]))
