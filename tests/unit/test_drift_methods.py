@@ -6,6 +6,7 @@ import logging
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -17,10 +18,13 @@ from include.retraining.monitoring.drift_methods import (
     REGISTRY,
     DriftMethod,
     benjamini_hochberg,
+    binned_counts,
     category_counts,
     chisquare_p_value,
+    distance_edges,
     get_method,
     jensenshannon_distance,
+    jensenshannon_from_counts,
     ks_p_value,
     linf_distance,
     method_for,
@@ -116,16 +120,34 @@ def test_psi_numeric_identical_is_zero() -> None:
 
 def test_psi_numeric_everything_in_the_first_decile_bin() -> None:
     ref = np.arange(1.0, 101.0)  # deciles: 10 bins of 10 values
-    cur = np.zeros(40)  # all in (-inf, e1]
+    cur = np.full(40, 5.0)  # all in [1, e1]; the two out-of-range bins are empty on both sides (term 0)
     expected = (1 - 0.1) * LN(1 / 0.1) + 9 * (EPSILON - 0.1) * LN(EPSILON / 0.1)
     assert psi_numeric(ref, cur) == pytest.approx(expected)
     assert psi(ref, cur) == pytest.approx(expected)
 
 
+def test_psi_numeric_values_outside_the_reference_range_have_bins_of_their_own() -> None:
+    ref = np.arange(1.0, 101.0)
+    assert distance_edges(ref).tolist() == [np.nextafter(1.0, -np.inf), *drift.quantile_edges(ref, 10), 100.0]
+    # all below the minimum: reference share 0 there (floored at EPSILON), not the first decile's 0.1
+    below = (1 - EPSILON) * LN(1 / EPSILON) + 10 * (EPSILON - 0.1) * LN(EPSILON / 0.1)
+    assert psi_numeric(ref, np.zeros(40)) == pytest.approx(below)
+    # 5 % beyond the maximum, the rest as the reference: ~0.05 ln(0.05 / EPSILON) = 0.31 (0.019 on the deciles alone)
+    cur = np.concatenate([np.repeat(ref, 19), np.full(100, 1000.0)])
+    expected = (0.05 - EPSILON) * LN(0.05 / EPSILON) + 10 * (0.095 - 0.1) * LN(0.095 / 0.1)
+    assert psi_numeric(ref, cur) == pytest.approx(expected)
+    assert psi_numeric(ref, ref.copy()) == 0.0  # the reference itself: its outer bins are empty
+    # the minimum and maximum themselves are inside: a window of just those is no value out of range
+    assert binned_counts(np.array([1.0, 100.0]), distance_edges(ref))[[0, -1]].tolist() == [0, 0]
+
+
 def test_psi_numeric_equals_the_profile_based_check_in_drift() -> None:
     rng = np.random.default_rng(4)
     ref, cur = rng.gamma(2.0, size=3000), rng.gamma(2.4, size=1000)
-    edges = drift.quantile_edges(ref, 10)
+    assert cur.max() > ref.max()
+    profile = drift.build_profile(pd.DataFrame({"x": ref}), ["x"], [])
+    edges = drift.distance_edges(profile["numeric"]["x"])  # the profile's deciles + out-of-range edges
+    assert edges == distance_edges(ref).tolist()
     expected = drift.psi(drift.numeric_histogram(ref, edges)[0], drift.numeric_histogram(cur, edges)[0])
     assert psi_numeric(ref, cur) == pytest.approx(expected, abs=1e-12)
 
@@ -148,10 +170,19 @@ def test_jensenshannon_numeric_disjoint_and_identical() -> None:
     assert jensenshannon_distance(ref, ref + 10) == pytest.approx(math.sqrt(LN(2)))
 
 
-def test_jensenshannon_numeric_few_distinct_values_count_as_categories() -> None:
-    # 3 distinct reference values (<= 20): one bin per value, as for a categorical column
+def test_jensenshannon_numeric_few_distinct_values_fall_in_separate_decile_bins() -> None:
+    # deciles of two values: edges 1, 1.5 and 2, so each value has a bin, as a category would
     ref, cur = np.array([1.0] * 5 + [2.0] * 5), np.array([1.0] * 8)
     assert jensenshannon_distance(ref, cur) == pytest.approx(jensenshannon_distance(cats(a=5, b=5), cats(a=8)))
+
+
+def test_jensenshannon_numeric_is_on_the_psi_bins() -> None:
+    rng = np.random.default_rng(9)
+    ref, cur = rng.normal(size=3000), rng.normal(0.5, 1.5, 2000)
+    edges = distance_edges(ref)
+    expected = jensenshannon_from_counts(binned_counts(ref, edges), binned_counts(cur, edges))
+    assert jensenshannon_distance(ref, cur) == pytest.approx(expected, abs=1e-12)
+    assert REGISTRY["jensenshannon"].statistic(ref, cur, NUMERIC) == pytest.approx(expected, abs=1e-12)
 
 
 # --- chi-square ---------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ pandas), or :mod:`.window_histograms` (inside PostgreSQL, or over Parquet in bat
 counts on the profile's fine bins, category counts, missing counts, min/max/mean/std. Every
 statistic is then computed from the two summaries by :func:`check`:
 
-- ``psi``: PSI on the decile bins, plus a bin for missing values when either side has some;
-  categorical on the union of the categories (Evidently's rule), plus the missing bin.
+- ``psi``: PSI on the decile bins and, from profile version 3, two bins for the values below
+  the reference's minimum and above its maximum (:func:`distance_edges`; reference share 0,
+  floored at ``EPSILON``, so out-of-range mass counts instead of joining the open end deciles),
+  plus a bin for missing values when either side has some; categorical on the union of the
+  categories (Evidently's rule), plus the missing bin.
 - ``ks``: the Kolmogorov-Smirnov distance ``D`` is the largest gap between the two empirical
   CDFs at the fine bin edges (every distinct reference value for a discrete feature, so exact
   there); for continuous features it is a lower bound of the exact ``D``, short by at most
@@ -21,11 +24,13 @@ statistic is then computed from the two summaries by :func:`check`:
   computes it for large samples (its limit ``kstwobign`` above 10 000 effective rows).
 - ``wasserstein``: the first Wasserstein distance between the two binned distributions, each
   bin's values spread uniformly over the part of the bin within the side's [min, max] (a point
-  at the value for discrete features), divided by the reference's standard deviation (ddof 0,
+  at the value for discrete features; tail bins placed by their means, see
+  :func:`summary_wasserstein`), divided by the reference's standard deviation (ddof 0,
   floored at 0.001) as Evidently does. The difference to the exact distance of the raw samples
   is measured in ``tests/unit/test_drift.py`` and documented in the README.
-- ``jensenshannon``: Jensen-Shannon distance (natural log) on the decile bins (a bin per
-  category for categorical features). Evidently bins numeric values differently (Sturges
+- ``jensenshannon``: Jensen-Shannon distance (natural log) on the bins of ``psi`` (without the
+  missing bin; a bin per category for categorical features): the registry's ``jensenshannon``
+  computes the same from raw samples. Evidently bins numeric values differently (Sturges
   bins of the pooled samples), see :mod:`.drift_methods`.
 - ``chisquare`` and ``linf``: from the category counts, exactly as :mod:`.drift_methods`.
 
@@ -43,7 +48,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import drift_methods as methods
-from .stats import EPSILON, psi, quantile_edges  # noqa: F401 (part of this module's interface)
+from .stats import (  # noqa: F401 (part of this module's interface)
+    EPSILON,
+    natural_limit,
+    outer_edges,
+    p_value_limit,
+    psi,
+    quantile_edges,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3  # 3: fine edges isolate the values outside the reference's [min, max] (outer_edges)
 WASSERSTEIN_MIN_STD = 0.001
 TAIL_QUANTILES = (0.001, 0.005, 0.995, 0.999)
 SMALL_SAMPLE_ROWS = 1000  # at most this many rows on either side: p-value tests, else distances
@@ -148,8 +160,13 @@ def build_profile(
     Numeric features: ``edges``/``counts`` on the ``bins`` reference quantiles (PSI and
     Jensen-Shannon), ``fine_edges``/``fine_counts`` on ``fine_bins`` quantiles, or on every
     distinct value when there are at most ``fine_bins`` of them (``discrete``), always
-    including ``edges``; ``missing``, ``mean``, ``std`` (ddof 1), ``std_pop`` (ddof 0), ``min``,
-    ``max`` and a sorted random ``sample`` of at most ``sample_rows`` finite values.
+    including ``edges`` and the two :func:`.stats.outer_edges` ``nextafter(min, -inf)`` and
+    ``max`` (version 3), so that a window's values below the minimum and above the maximum
+    are counted apart (the reference has none there); ``missing``, ``mean``, ``std`` (ddof 1),
+    ``std_pop`` (ddof 0), ``min``, ``max``, ``tail_means`` (of the values in the two outer fine
+    bins: none in the reference, kept for the shape a window summary shares),
+    ``range_tail_means`` (of the values in the next two, the reference's own tails) and a
+    sorted random ``sample`` of at most ``sample_rows`` finite values.
     Categorical features: ``counts`` per category and ``missing``.
     """
     rng = np.random.default_rng(seed)
@@ -162,7 +179,7 @@ def build_profile(
         discrete = bool(distinct.size <= fine_bins)
         fine = distinct.tolist() if discrete else [*quantile_edges(values, fine_bins), *_tail_edges(finite),
                                                    *_point_mass_edges(distinct, distinct_counts, fine_bins)]
-        fine_edges = sorted({*edges, *fine})
+        fine_edges = sorted({*edges, *fine, *outer_edges(finite)})
         counts, missing = numeric_histogram(values, edges)
         fine_counts, _ = numeric_histogram(values, fine_edges)
         take = min(sample_rows, finite.size)
@@ -177,6 +194,7 @@ def build_profile(
             **_finite_stats(finite),
             "std_pop": float(finite.std()) if finite.size else None,
             "tail_means": tail_means(finite, fine_edges),
+            "range_tail_means": tail_means(finite, fine_edges[1:-1]),
             "sample": [float(v) for v in sample],
         }
     for col in categorical:
@@ -228,7 +246,8 @@ def summarize(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, Any]
 
     The same shape as :func:`.window_histograms.sql_histograms` returns for the profile's fine
     edges: ``rows``; per numeric feature ``counts`` (on the fine bins), ``missing``, ``mean``,
-    ``std``, ``min``, ``max``; per categorical feature ``counts`` and ``missing``. Features the
+    ``std``, ``min``, ``max``, ``tail_means``, ``out_of_range`` and ``infinite`` (how many values are
+    +/-inf); per categorical feature ``counts`` and ``missing``. Features the
     frame lacks are left out (the check reports them as a schema change).
     """
     out: dict[str, Any] = {"rows": int(len(frame)), "numeric": {}, "categorical": {}}
@@ -241,7 +260,8 @@ def summarize(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, Any]
         finite = values[np.isfinite(values)]
         out["numeric"][col] = {"counts": counts, "missing": missing, **_finite_stats(finite),
                                "tail_means": tail_means(finite, edges),
-                               "out_of_range": out_of_range(values, ref.get("min"), ref.get("max"))}
+                               "out_of_range": out_of_range(values, ref.get("min"), ref.get("max")),
+                               "infinite": int(np.isinf(values).sum())}
     for col in profile["categorical"]:
         if col in frame:
             counts_, missing = _categorical_counts(frame[col])
@@ -265,12 +285,25 @@ def _coarse(counts: np.ndarray, fine: Sequence[float], coarse: Sequence[float]) 
     return np.add.reduceat(counts, np.concatenate([[0], positions + 1]))
 
 
+def _toward_body(lower: float, upper: float, mean: float, low_tail: bool) -> tuple[float, float]:
+    """The part of a tail bin ``[lower, upper]`` on which a uniform mass has this mean, sharing the bin's
+    edge nearer the body (``upper`` for a low tail), or its outer edge when that one does not fit."""
+    if low_tail:
+        start = max(lower, min(2 * mean - upper, upper))
+        return start, upper if start > lower else min(upper, max(2 * mean - lower, lower))
+    end = min(upper, max(2 * mean - lower, lower))
+    return lower if end < upper else max(lower, min(2 * mean - upper, upper)), end
+
+
 def _pieces(edges: np.ndarray, counts: np.ndarray, lo: float, hi: float, discrete: bool,
-            tails: Sequence[float | None] = (None, None)) -> tuple[np.ndarray, ...]:
+            tails: Sequence[float | None] = (None, None),
+            inner: Sequence[float | None] = (None, None)) -> tuple[np.ndarray, ...]:
     """Each non-empty bin as (mass, start, end): uniform over the bin's part of [lo, hi], a point if discrete.
 
     An outer bin whose mean is known (``tails``) is uniform on the interval that shares the bin's
     inner edge and has that mean: tails thin out away from the body, so their mass sits near it.
+    ``inner`` does the same for the second and the second-to-last bin (of a continuous feature): in a
+    version-3 profile those are the reference's own tail bins, next to the out-of-range outer bins.
     """
     k = edges.size
     lower = np.concatenate([[lo], edges])
@@ -284,13 +317,13 @@ def _pieces(edges: np.ndarray, counts: np.ndarray, lo: float, hi: float, discret
     start = np.minimum(start, end)
     low_mean, high_mean = tails
     if k and low_mean is not None:
-        start[0] = max(lo, min(2 * low_mean - end[0], end[0]))
-        if start[0] == lo:
-            end[0] = min(end[0], max(2 * low_mean - lo, lo))
+        start[0], end[0] = _toward_body(lo, end[0], low_mean, True)
     if k and high_mean is not None:
-        end[k] = min(hi, max(2 * high_mean - start[k], start[k]))
-        if end[k] == hi:
-            start[k] = max(start[k], min(2 * high_mean - hi, hi))
+        start[k], end[k] = _toward_body(start[k], hi, high_mean, False)
+    if k > 2 and not discrete:
+        for j, mean, low_tail in ((1, inner[0], True), (k - 1, inner[1], False)):
+            if mean is not None and start[j] <= mean <= end[j]:
+                start[j], end[j] = _toward_body(start[j], end[j], mean, low_tail)
     keep = counts > 0
     return counts[keep] / counts.sum(), start[keep], end[keep]
 
@@ -306,15 +339,19 @@ def _cdf(points: np.ndarray, mass: np.ndarray, start: np.ndarray, end: np.ndarra
 def binned_wasserstein(edges: Sequence[float], ref_counts: Sequence[float], cur_counts: Sequence[float],
                        ref_range: tuple[float, float], cur_range: tuple[float, float], discrete: bool = False,
                        ref_tails: Sequence[float | None] = (None, None),
-                       cur_tails: Sequence[float | None] = (None, None)) -> float:
+                       cur_tails: Sequence[float | None] = (None, None),
+                       ref_inner: Sequence[float | None] = (None, None),
+                       cur_inner: Sequence[float | None] = (None, None)) -> float:
     """First Wasserstein distance between two histograms on the same bins (not normalised).
 
     Each side's CDF is piecewise linear (uniform within bins, clipped to its own range) or, for
     discrete features, a step at each edge; ``|F_r - F_c|`` is integrated exactly between knots.
+    Known means place the mass of the outer bins (``*_tails``) and of the bins next to them
+    (``*_inner``) within their bins, see :func:`_pieces`.
     """
     e = np.asarray(edges, dtype=float)
-    r = _pieces(e, np.asarray(ref_counts, dtype=float), *ref_range, discrete, ref_tails)
-    c = _pieces(e, np.asarray(cur_counts, dtype=float), *cur_range, discrete, cur_tails)
+    r = _pieces(e, np.asarray(ref_counts, dtype=float), *ref_range, discrete, ref_tails, ref_inner)
+    c = _pieces(e, np.asarray(cur_counts, dtype=float), *cur_range, discrete, cur_tails, cur_inner)
     grid = np.unique(np.concatenate([r[1], r[2], c[1], c[2]]))
     if grid.size < 2:
         return 0.0
@@ -371,6 +408,72 @@ def _with_missing(ref: np.ndarray, ref_missing: int, cur: np.ndarray, cur_missin
     return ref, cur
 
 
+def distance_edges(reference: Mapping[str, Any]) -> list[float]:
+    """The bins of numeric PSI and Jensen-Shannon: the decile ``edges`` and, in a version-3 profile, the
+    two :func:`.stats.outer_edges` (its first fine edge lies below ``min``), so that values outside the
+    reference's range count as bins of their own (reference share 0, floored at ``EPSILON`` in PSI)
+    instead of joining the open end deciles. An older profile keeps the deciles alone."""
+    fine, edges = fine_edges(reference), [float(e) for e in reference["edges"]]
+    lo = reference.get("min")
+    if not fine or lo is None or not fine[0] < lo:
+        return edges
+    return sorted({fine[0], *edges, fine[-1]})
+
+
+def summary_wasserstein(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> float:
+    """The normalised binned Wasserstein distance between a profile's numeric feature and a window's summary.
+
+    The outer bins are placed by their means (the window's ``tail_means``). In a version-3 profile the
+    outer bins hold only values beyond the reference's range and the next two are the reference's
+    own tails, placed by its ``range_tail_means``; the window summary has no means for those, so the
+    window's are estimated by :func:`_tail_bin_mean`.
+    """
+    fine = fine_edges(ref)
+    r_fine = np.asarray(ref.get("fine_counts", ref["counts"]), dtype=float)
+    norm = max(ref.get("std_pop") or ref.get("std") or 0.0, WASSERSTEIN_MIN_STD)
+    lo_r, hi_r = ref["min"], ref["max"]
+    lo_c, hi_c = cur["min"], cur["max"]
+    if lo_c is None:  # only infinities: place them at the reference's ends
+        lo_c, hi_c = lo_r, hi_r
+    # version 3 (the first fine edge below min): the bins next to the out-of-range ones are the reference's
+    # tail bins, whose means it keeps; the window's mean there is estimated (see _tail_bin_mean)
+    inner = ref.get("range_tail_means") or (None, None)
+    c = np.asarray(cur["counts"], dtype=float)
+    cur_inner: list[float | None] = [None, None]
+    if len(fine) > 2 and fine[0] < lo_r and not ref.get("discrete"):
+        cur_inner = [_tail_bin_mean(fine[1], lo_r, lo_c, c[1], c[0], inner[0]),
+                     _tail_bin_mean(fine[-2], hi_r, hi_c, c[-2], c[-1], inner[1])]
+    return binned_wasserstein(fine, r_fine, c, (lo_r, hi_r), (lo_c, hi_c), bool(ref.get("discrete")),
+                              ref.get("tail_means") or (None, None), cur.get("tail_means") or (None, None),
+                              inner, cur_inner) / norm
+
+
+TAIL_PRIOR_COUNT = 10  # values beyond the reference's range that weigh as much as its own tail's shape
+
+
+def _tail_bin_mean(inner_edge: float, outer_edge: float, reach: float, inside: float, beyond: float,
+                   prior: float | None) -> float | None:
+    """Where the window's values in a reference tail bin (from ``inner_edge`` to ``outer_edge``, the
+    reference's min or max) are centred: the window summary has the means of the outer bins only.
+
+    A window that ends within the bin (``reach``, its min or max): the reference's mean ``prior`` at the
+    same relative place in the part of the bin the window covers. One with ``beyond`` values past the
+    outer edge for ``inside`` values in the bin: the mean of a density decaying exponentially through
+    the bin and beyond, ``exp(-lambda w) = r / (1 + r)`` for width ``w`` and ``r = beyond / inside``, at
+    ``w (1 / ln(1 + 1/r) - r)`` from the inner edge, pulled towards ``prior`` with the weight of
+    ``TAIL_PRIOR_COUNT`` values beyond (a few values beyond say little about the shape).
+    """
+    if prior is None or inside <= 0:
+        return None
+    width = outer_edge - inner_edge  # negative for the low tail
+    if beyond <= 0:
+        covered = min(max((reach - inner_edge) / width, 0.0), 1.0) if width else 1.0
+        return inner_edge + (prior - inner_edge) * covered
+    r = beyond / inside
+    fitted = inner_edge + width * min(max(1.0 / math.log1p(1.0 / r) - r, 0.0), 0.5)
+    return (beyond * fitted + TAIL_PRIOR_COUNT * prior) / (beyond + TAIL_PRIOR_COUNT)
+
+
 def _numeric_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[str, Any]:
     fine = fine_edges(ref)
     r_fine = np.asarray(ref.get("fine_counts", ref["counts"]), dtype=float)
@@ -378,20 +481,16 @@ def _numeric_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[
     r_coarse = np.asarray(ref["counts"], dtype=float)
     c_coarse = _coarse(c_fine, fine, ref["edges"])
     ks_d, ks_p = binned_ks(r_fine, c_fine)
-    norm = max(ref.get("std_pop") or ref.get("std") or 0.0, WASSERSTEIN_MIN_STD)
-    lo_r, hi_r = ref["min"], ref["max"]
-    lo_c, hi_c = cur["min"], cur["max"]
-    if lo_c is None:  # only infinities: place them at the reference's ends
-        lo_c, hi_c = lo_r, hi_r
-    wasserstein = binned_wasserstein(fine, r_fine, c_fine, (lo_r, hi_r), (lo_c, hi_c), bool(ref.get("discrete")),
-                                     ref.get("tail_means") or (None, None), cur.get("tail_means") or (None, None)) / norm
-    r_psi, c_psi = _with_missing(r_coarse, ref["missing"], c_coarse, cur["missing"])
+    wasserstein = summary_wasserstein(ref, cur)
+    bins = distance_edges(ref)
+    r_bins, c_bins = _coarse(r_fine, fine, bins), _coarse(c_fine, fine, bins)
+    r_psi, c_psi = _with_missing(r_bins, ref["missing"], c_bins, cur["missing"])
     return {
         "values": {
             "ks": ks_p,
             "wasserstein": wasserstein,
             "psi": psi(r_psi, c_psi),
-            "jensenshannon": methods.jensenshannon_from_counts(r_coarse, c_coarse),
+            "jensenshannon": methods.jensenshannon_from_counts(r_bins, c_bins),
         },
         "ks_distance": ks_d,
         "effect": wasserstein,
@@ -435,6 +534,12 @@ def _categorical_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> d
     }
 
 
+def feature_values(section: str, ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[str, float]:
+    """Every statistic of one feature's kind (``section``: numeric or categorical) between two summaries."""
+    stats_ = _numeric_statistics(ref, cur) if section == "numeric" else _categorical_statistics(ref, cur)
+    return {k: float(v) for k, v in stats_["values"].items()}
+
+
 def default_method(kind: str, n_reference: int, n_current: int) -> str:
     """``ks``/``chisquare`` p-values while either side has at most 1000 rows, else Wasserstein/Jensen-Shannon.
 
@@ -475,8 +580,12 @@ def check(
 
     Per feature: the configured (or default) method's statistic against its threshold; p-values
     are first adjusted together with Benjamini-Hochberg. A feature with no value in the window
-    (all missing) is not tested. The window drifts when the drifted features carry at least
-    ``settings.drifted_share`` of the champion's importance (equal weights without importances or
+    (all missing) is not tested. With a calibrated profile (``drift.threshold_mode: calibrated``, the
+    default) a feature's threshold is raised to the edge of its natural variation over the training
+    period (:func:`_calibrated_threshold`). The window drifts when its :func:`drift_score` (drifted
+    features' importance times their strength, capped at ``drift.max_strength``) reaches
+    ``settings.drifted_share``, or the calibration windows' natural variation of that score if higher
+    (importances equal without importances or
     with ``importance_weighted: false``). Every statistic of the feature's kind is kept in
     ``values`` for the record, whichever decided.
     """
@@ -513,36 +622,115 @@ def check(
         f.setdefault("p_adjusted", None)
     for i, p_adj in zip(tested_p, adjusted, strict=True):
         features[i]["p_adjusted"] = round(p_adj, 8)
+    calibration = profile.get("calibration") if settings.threshold_mode == "calibrated" else None
     for f in features:
+        _calibrated_threshold(f, calibration, settings)
         if f["statistic"] is None:
             f.update(drifted=False, strength=0.0)
-        elif f["kind_of_statistic"] == "p_value":
-            f["drifted"] = bool(f["p_adjusted"] < f["threshold"])
-            scale = -math.log10(f["threshold"]) if f["threshold"] < 1 else 1.0  # fdr_q may be 1
-            f["strength"] = round(-math.log10(max(f["p_adjusted"], 1e-300)) / scale, 4)
         else:
-            f["drifted"] = bool(f["statistic"] >= f["threshold"])
-            f["strength"] = round(f["statistic"] / f["threshold"], 4)
+            f["drifted"], f["strength"] = _verdict(f["kind_of_statistic"], _observed(f), f["threshold"])
     weights = _importance(features, importance if settings.importance_weighted else None)
     for f in features:
         f["importance"] = round(weights[f["feature"]], 6)
     drifted = {f["feature"]: f["drifted"] for f in features}
     share = methods.weighted_drift_share(drifted, weights) if features else 0.0
     unweighted = sum(drifted.values()) / len(drifted) if drifted else 0.0
+    score = drift_score(features, settings.max_strength)
+    score_threshold, natural = _score_threshold(features, calibration, settings)
     drivers = sorted((f for f in features if f["drifted"]), key=lambda f: -(f["importance"] * f["strength"]))
     return {
-        "detected": bool(features) and share >= settings.drifted_share,
+        "detected": bool(features) and score >= score_threshold,
         "drifted_features": [f["feature"] for f in drivers],
+        "drift_score": round(score, 4),
+        "score_threshold": round(score_threshold, 4),
+        "calibrated_score_limit": None if natural is None else round(natural, 4),
+        "max_strength": settings.max_strength,
         "drifted_share": round(share, 4),
         "unweighted_share": round(unweighted, 4),
         "share_threshold": settings.drifted_share,
         "importance_weighted": bool(settings.importance_weighted and importance),
+        "threshold_mode": settings.threshold_mode,
+        "calibration_windows": len((calibration or {}).get("windows") or []),
         "fdr_q": settings.fdr_q,
         "max_psi": round(max((f["psi"] or 0.0 for f in features), default=0.0), 6),
         "reference_rows": n_ref,
         "current_rows": n_cur,
         "features": features,
     }
+
+
+def _observed(f: Mapping[str, Any]) -> float:
+    """What is compared with the threshold: the adjusted p-value, or the distance."""
+    return f["p_adjusted"] if f["kind_of_statistic"] == "p_value" else f["statistic"]
+
+
+def _verdict(kind_of_statistic: str, value: float, threshold: float) -> tuple[bool, float]:
+    """Drifted, and the strength: how far past the threshold, as a multiple of it (a p-value on the log scale)."""
+    if kind_of_statistic == "p_value":
+        scale = -math.log10(threshold) if threshold < 1 else 1.0  # fdr_q may be 1
+        return bool(value < threshold), round(-math.log10(max(value, 1e-300)) / scale, 4)
+    return bool(value >= threshold), round(value / threshold, 4)
+
+
+def _calibrated_threshold(f: dict[str, Any], calibration: Mapping[str, Any] | None, settings: DriftSection) -> None:
+    """Raise the feature's threshold to the edge of its natural variation, when the profile was calibrated.
+
+    The fixed threshold stays the smallest change that counts; the calibrated limit (mean + k sd of the
+    statistic over the training period's windows, see :mod:`.calibration`) is the change history calls
+    unusual. The feature's threshold is the stricter of the two; both are kept in the result."""
+    f["fixed_threshold"] = f["threshold"]
+    f["calibrated_threshold"] = None
+    f["threshold_source"] = "fixed"
+    series = ((calibration or {}).get("features") or {}).get(f["feature"], {}).get(f["method"])
+    if not series:
+        return
+    if f["kind_of_statistic"] == "p_value":
+        limit = p_value_limit(series, settings.calibration_sd)
+        stricter = limit is not None and limit < f["threshold"]
+    else:
+        limit = natural_limit(series, settings.calibration_sd)
+        stricter = limit is not None and limit > f["threshold"]
+    if limit is None:
+        return
+    f["calibrated_threshold"] = round(limit, 8) if f["kind_of_statistic"] != "p_value" else float(f"{limit:.4g}")
+    if stricter:
+        f["threshold"] = f["calibrated_threshold"]
+        f["threshold_source"] = "calibrated"
+
+
+def drift_score(features: Sequence[Mapping[str, Any]], max_strength: float) -> float:
+    """The dataset's drift score: each drifted feature's importance times how far past its threshold it is
+    (its strength, at most ``max_strength``). With every drifted feature just past its threshold this is the
+    share of the importance they carry; a few important-enough features that moved far count as much as
+    many that barely moved."""
+    return float(sum(f["importance"] * min(f["strength"], max_strength) for f in features if f["drifted"]))
+
+
+def _score_threshold(features: Sequence[Mapping[str, Any]], calibration: Mapping[str, Any] | None,
+                     settings: DriftSection) -> tuple[float, float | None]:
+    """The score a window must reach: ``drifted_share``, raised to the calibration windows' natural
+    variation of the same score (each window judged with today's thresholds and importances)."""
+    windows = len((calibration or {}).get("windows") or [])
+    if not windows:
+        return settings.drifted_share, None
+    series = (calibration or {}).get("features") or {}
+    scores = []
+    for i in range(windows):
+        total = 0.0
+        for f in features:
+            if f["statistic"] is None:
+                continue
+            value = (series.get(f["feature"], {}).get(f["method"]) or [None] * windows)[i]
+            if value is None:
+                continue
+            if f["kind_of_statistic"] == "p_value":
+                value = 10.0 ** (-value)
+            drifted, strength = _verdict(f["kind_of_statistic"], value, f["threshold"])
+            if drifted:
+                total += f["importance"] * min(strength, settings.max_strength)
+        scores.append(total)
+    natural = natural_limit(scores, settings.calibration_sd)
+    return max(settings.drifted_share, natural or 0.0), natural
 
 
 def _importance(features: list[dict[str, Any]], importance: Mapping[str, float] | None) -> dict[str, float]:
