@@ -187,11 +187,33 @@ def test_a_feed_that_lost_a_feature_is_a_data_quality_outcome_not_a_retraining(h
     dagrun, row = harness.run(at(8, 6))
     assert dagrun.state == "success"
     assert row["decision"] == "data_quality" and row["status"] == "data_quality"
-    assert row["data_quality"] == "missing_values"
+    assert row["data_quality"] == "all_missing"
     assert "credit_score is 100% missing" in row["trigger_reason"]
     assert row["execution_attempted"] is False and harness.alias_version("champion") == 1
     issue = row["trigger_metrics"]["quality"]["issues"][0]
     assert issue["feature"] == "credit_score" and issue["blocking"] is True
+
+
+def test_infinities_in_a_feature_are_a_data_quality_outcome_naming_it_before_the_model_scores(harness: Harness,
+                                                                                              stream):
+    broken = stream.copy()
+    in_window = (broken[demo_data.TIMESTAMP] >= at(8, 0)) & (broken[demo_data.TIMESTAMP] < at(8, 6))
+    rows = broken.index[in_window]
+    broken.loc[rows[[10, 500, 1500]], "annual_income"] = float("inf")
+    broken.loc[rows[[20]], "annual_income"] = float("-inf")
+    harness.load(broken)
+    harness.run(at(8, 0))
+    dagrun, row = harness.run(at(8, 6))
+    assert dagrun.state == "success"  # the sensor did not crash in predict ("Input X contains infinity")
+    assert row["decision"] == "data_quality" and row["status"] == "data_quality"
+    assert "non_finite_values" in row["data_quality"].split(",")
+    assert "annual_income holds 4 infinite value(s)" in row["trigger_reason"]
+    assert row["execution_attempted"] is False and harness.alias_version("champion") == 1
+    metrics = row["trigger_metrics"]
+    issue = next(i for i in metrics["quality"]["issues"] if i["kind"] == "non_finite_values")
+    assert issue["feature"] == "annual_income" and issue["count"] == 4 and issue["blocking"] is True
+    assert metrics["drift"] is not None  # drift is still measured and recorded
+    assert metrics["performance"] is None and metrics["estimated"] is None  # the champion never scored the window
 
 
 def test_a_new_category_is_recorded_as_a_quality_issue_and_drives_drift(harness: Harness, stream):

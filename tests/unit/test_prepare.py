@@ -210,3 +210,54 @@ def test_prepare_names_a_non_numeric_feature(tmp_path: Path) -> None:
     storage.write_parquet(frame, uri)
     with pytest.raises(DataValidationError, match=r"numeric feature 'x2' .*\['seven'\]"):
         prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+
+
+def test_prepare_refuses_infinities_naming_the_column_and_count(tmp_path: Path) -> None:
+    cfg = prepare_config()
+    frame = snapshot_frame()
+    frame.loc[[3, 90], "x2"] = np.inf
+    frame.loc[[120], "x2"] = -np.inf
+    uri = str(tmp_path / "snap.parquet")
+    storage.write_parquet(frame, uri)
+    with pytest.raises(DataValidationError) as info:
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+    message = str(info.value)
+    assert "numeric feature(s) holding +/-inf: 'x2' (3 of 400 rows)" in message
+    assert "fix the feed, or drop the column(s) from columns.numeric / columns.categorical" in message
+    assert "x1" not in message
+
+
+def test_prepare_refuses_infinities_from_a_text_export(tmp_path: Path) -> None:
+    cfg = prepare_config()
+    frame = snapshot_frame().astype({"x2": str})  # "-inf" in a loose CSV export parses as an infinity
+    frame.loc[7, "x2"] = "-inf"
+    uri = str(tmp_path / "snap.parquet")
+    storage.write_parquet(frame, uri)
+    with pytest.raises(DataValidationError, match=r"holding \+/-inf: 'x2' \(1 of 400 rows\)"):
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+
+
+def test_prepare_refuses_a_feature_missing_in_every_labelled_row(tmp_path: Path) -> None:
+    cfg = prepare_config()
+    frame = snapshot_frame()
+    frame["c"] = None  # the categorical feed lost the column
+    frame["x2"] = np.nan
+    frame.loc[frame.index % 2 == 0, "y"] = np.nan
+    frame.loc[2, "x2"] = 1.0  # a value in an unlabelled row only: still nothing to learn from
+    uri = str(tmp_path / "snap.parquet")
+    storage.write_parquet(frame, uri)
+    with pytest.raises(DataValidationError) as info:
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+    message = str(info.value)
+    assert "feature(s) missing in all 200 labelled rows: 'x2', 'c'" in message
+    assert "drop the column(s) from columns.numeric / columns.categorical" in message
+
+
+def test_prepare_refuses_a_feature_the_train_split_never_saw(tmp_path: Path) -> None:
+    cfg = prepare_config(gate={"holdout_hours": 1, "min_holdout_rows": 50})
+    frame = snapshot_frame()
+    frame.loc[frame.index < 340, "x2"] = np.nan  # a new column: only the holdout's rows have it
+    uri = str(tmp_path / "snap.parquet")
+    storage.write_parquet(frame, uri)
+    with pytest.raises(DataValidationError, match=r"feature\(s\) missing in all \d+ rows of the train split: 'x2'"):
+        prepare(cfg, uri, minute(400), str(tmp_path / "out"))

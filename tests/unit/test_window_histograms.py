@@ -20,7 +20,15 @@ from psycopg2.extras import execute_values
 from include.retraining.connections import connect
 from include.retraining.errors import DataValidationError
 from include.retraining.monitoring import window_histograms
-from include.retraining.monitoring.drift import numeric_histogram, quantile_edges, tail_means
+from include.retraining.monitoring.drift import (
+    bounds,
+    build_profile,
+    numeric_histogram,
+    quantile_edges,
+    summarize,
+    tail_means,
+    window_edges,
+)
 from include.retraining.monitoring.window_histograms import parquet_histograms, sql_histograms
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -52,6 +60,7 @@ def expected(frame: pd.DataFrame, numeric: Mapping[str, Sequence[float]], catego
             "max": float(finite.max()) if finite.size else None,
             "tail_means": tail_means(finite, edges),
             "out_of_range": None,
+            "infinite": int(np.isinf(values).sum()),
         }
     for col in categorical:
         values = frame[col]
@@ -72,6 +81,7 @@ def assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
         assert g["edges"] == w["edges"], col
         assert g["counts"] == w["counts"], col
         assert g["missing"] == w["missing"], col
+        assert g["infinite"] == w["infinite"], col
         for side in (0, 1):
             if w["tail_means"][side] is None:
                 assert g["tail_means"][side] is None, (col, side)
@@ -206,7 +216,7 @@ def test_sql_empty_window(pg_dsn: str) -> None:
     assert got == expected(frame.iloc[:0], NUMERIC, CATEGORICAL)
     assert got["numeric"]["x"] == {
         "edges": EDGES, "counts": [0, 0, 0, 0], "missing": 0, "mean": None, "std": None, "min": None, "max": None,
-        "tail_means": [None, None], "out_of_range": None,
+        "tail_means": [None, None], "out_of_range": None, "infinite": 0,
     }  # fmt: skip
     assert got["categorical"]["colour"] == {"counts": {}, "missing": 0}
     only_categorical = sql_histograms(pg_dsn, TABLE, "ts", at(1000), at(2000), {}, CATEGORICAL)
@@ -371,3 +381,31 @@ def test_edges_from_a_reference_profile_round_trip(tmp_path: Path) -> None:
     edges = {"x": quantile_edges(frame["x"].to_numpy(float), 10), "n": quantile_edges(frame["n"].to_numpy(float), 10)}
     got = parquet_histograms(write_parquet(frame, tmp_path, files=3), "ts", None, None, edges, CATEGORICAL, 100)
     assert_same(got, expected(frame, edges, CATEGORICAL))
+
+
+def test_sql_and_parquet_count_infinities_as_summarize_does(tmp_path: Path, pg_dsn: str) -> None:
+    """+/-inf per numeric feature, in double precision, real and integer columns: the count the quality check
+    blocks on is the same whichever path summarised the window."""
+    def with_real(f: pd.DataFrame) -> pd.DataFrame:  # r: a copy of x (one decimal) kept in a PostgreSQL real
+        return f.assign(r=f["x"])
+
+    profile = build_profile(with_real(random_frame(2000, seed=3)), ["x", "r", "n"], CATEGORICAL)
+    frame = with_real(random_frame(600, seed=4))
+    frame.loc[[3, 50, 51], "x"] = np.inf
+    frame.loc[[7, 400], "x"] = -np.inf
+    frame.loc[[9], "r"] = -np.inf
+    frame.loc[[10], "r"] = np.nan  # NaN next to an infinity: still missing, not infinite
+    want = summarize(frame, profile)
+    assert [want["numeric"][c]["infinite"] for c in ("x", "r", "n")] == [5, 1, 0]
+
+    load_table(pg_dsn, frame, {**SQL_TYPES, "r": "real"})
+    got_sql = sql_histograms(pg_dsn, TABLE, "ts", None, None, window_edges(profile), CATEGORICAL, bounds(profile))
+    paths = write_parquet(frame, tmp_path, files=2)
+    got_parquet = parquet_histograms(paths, "ts", None, None, window_edges(profile), CATEGORICAL, 128, bounds(profile))
+    for got in (got_sql, got_parquet):
+        assert got["rows"] == want["rows"] == 600
+        for col, w in want["numeric"].items():
+            g = got["numeric"][col]
+            assert set(g) == {*w, "edges"}, col  # the same shape as summarize's
+            for key in ("infinite", "missing", "counts", "out_of_range"):
+                assert g[key] == w[key], (col, key)

@@ -9,9 +9,9 @@ the batch size rather than the window.
 
 Both return the window summary of :func:`.drift.summarize` (``rows``, then per numeric feature
 ``edges``, ``counts``, ``missing``, ``mean``, ``std``, ``min``, ``max``, ``tail_means`` (means of
-the two open outer bins) and ``out_of_range`` (values outside the reference's ``bounds``, None
-without them); per categorical feature ``counts`` and ``missing``) and agree with it exactly on
-the same data:
+the two open outer bins), ``out_of_range`` (values outside the reference's ``bounds``, None
+without them) and ``infinite`` (values that are +/-inf); per categorical feature ``counts`` and
+``missing``) and agree with it exactly on the same data:
 
 * bins are ``(-inf, e1], (e1, e2], ..., (ek, inf)``: a value equal to an edge goes to the
   lower bin; NULL and NaN are missing; infinities are binned but left out of the statistics;
@@ -106,11 +106,12 @@ def _category_counts(raw: Mapping[Any, int]) -> dict[str, Any]:
 
 def _numeric_entry(
     edges: list[float], counts: Sequence[int], missing: int, n: int, mean: Any, std: Any, lo: Any, hi: Any,
-    tails: Sequence[Any] = (None, None), outside: Any = None,
+    tails: Sequence[Any] = (None, None), outside: Any = None, infinite: int = 0,
 ) -> dict[str, Any]:
     return {
         "tail_means": [None if t is None else float(t) for t in tails],
         "out_of_range": None if outside is None else int(outside),
+        "infinite": int(infinite),
         "edges": list(edges),
         "counts": [int(c) for c in counts],
         "missing": int(missing),
@@ -199,7 +200,8 @@ def _sql_numeric(
             found[col] = row[1 + 9 * i : 10 + 9 * i]
 
     # NaN and infinities reach min/max (NaN sorts above everything in PostgreSQL). Only then is
-    # a second, exact pass needed for those columns: NaN is missing, infinities have no mean.
+    # a second, exact pass needed for those columns: NaN is missing, infinities have no mean (and
+    # are counted there: a column outside this pass holds none).
     non_finite = [
         col for col, (_, n, _, _, lo, hi, _, _, _) in found.items() if n and (math.isnan(hi) or math.isinf(hi) or math.isinf(lo))
     ]
@@ -213,20 +215,22 @@ def _sql_numeric(
             select.extend(
                 sql.SQL(f"{agg}({{}}) {{}}").format(v, finite) for agg in ("count", "avg", "stddev_samp", "min", "max")
             )
+            select.append(sql.SQL("count(*) FILTER (WHERE {v} = 'Infinity' OR {v} = '-Infinity')").format(v=v))
         cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(", ").join(select), relation, where), params)
         row = cur.fetchone()
-        exact = {col: row[6 * i : 6 * i + 6] for i, col in enumerate(non_finite)}
+        exact = {col: row[7 * i : 7 * i + 7] for i, col in enumerate(non_finite)}
         log.info("exact pass for %d numeric column(s) holding NaN or infinities: %s", len(non_finite), non_finite)
 
     result: dict[str, dict[str, Any]] = {}
     for col, (cumulative, n, mean, std, lo, hi, low_mean, high_mean, outside) in found.items():
         binned = int(n)
+        infinite = 0
         if col in exact:
-            binned, n, mean, std, lo, hi = exact[col]
+            binned, n, mean, std, lo, hi, infinite = exact[col]
         cumulative = [int(c) for c in cumulative]
         counts = np.diff([0, *cumulative, int(binned)]).tolist()
         result[col] = _numeric_entry(edges[col], counts, rows - int(binned), int(n), mean, std, lo, hi,
-                                     (low_mean, high_mean), outside)
+                                     (low_mean, high_mean), outside, infinite)
     return rows, result
 
 
@@ -466,6 +470,7 @@ def parquet_histograms(
     tails = {col: np.zeros(4) for col in edges}  # sum and count of the finite values in the lowest and highest bin
     limits = dict(bounds or {})
     outside = {col: 0 for col in limits if col in edges}
+    infinite = dict.fromkeys(edges, 0)
     raw: dict[str, dict[Any, int]] = {col: {} for col in categories}
     rows = 0
     window = _ParquetWindow(dataset.schema, timestamp, start, end)
@@ -483,6 +488,7 @@ def parquet_histograms(
             counts[col] += np.asarray(batch_counts, dtype=np.int64)
             missing[col] += batch_missing
             finite = values[np.isfinite(values)]
+            infinite[col] += int(np.count_nonzero(np.isinf(values)))
             moments[col].add(finite)
             if col_edges:
                 low, high = finite[finite <= col_edges[0]], finite[finite > col_edges[-1]]
@@ -500,7 +506,7 @@ def parquet_histograms(
                 tallies[value] = tallies.get(value, 0) + count
     numeric_result = {
         col: _numeric_entry(edges[col], counts[col], missing[col], m.n, m.mean, m.std, m.min, m.max,
-                            _tail_means(tails[col]), outside.get(col))
+                            _tail_means(tails[col]), outside.get(col), infinite[col])
         for col, m in moments.items()
     }
     log.info(

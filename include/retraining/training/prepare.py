@@ -2,8 +2,9 @@
 
 - duplicates removed (by id, or identical rows), rows without a label dropped;
 - the schema checked against the configuration (changes against the champion's
-  features are caught earlier, by the sensor): a missing column or a non-numeric value in a numeric feature is an
-  error naming it; missing feature values are left for the model's imputers;
+  features are caught earlier, by the sensor): a missing column, a non-numeric value or +/-inf in a numeric
+  feature, or a feature with no value in the labelled rows (or in the train split) is an error naming it; other
+  missing feature values are left for the model's imputers;
 - the label checked: a classifier needs at least two classes with two rows each;
 - the **out-of-time holdout**: the labelled rows of the most recent ``gate.holdout_hours`` before the
   cutoff (at least ``gate.min_holdout_rows``), the ``test`` split that the gate and the performance
@@ -25,6 +26,7 @@ import numpy as np
 from .. import storage
 from ..config import RetrainingConfig
 from ..errors import DataValidationError, InsufficientDataError
+from ..monitoring.calibration import calibrate
 from ..monitoring.drift import build_profile
 from ..sources import coerce_types, required_columns
 from .snapshots import SPLIT_COLUMN, assign_splits, dedupe
@@ -62,6 +64,28 @@ def check_label(cfg: RetrainingConfig, labels: pd.Series) -> list[Any]:
     if rare:
         raise DataValidationError(f"label column '{name}' has classes with fewer than 2 rows: {rare}")
     return [v.item() if hasattr(v, "item") else v for v in counts.index]
+
+
+def check_features(cfg: RetrainingConfig, frame: pd.DataFrame, rows: str = "labelled rows") -> None:
+    """Refuse features no model can learn from: a numeric one holding +/-inf, or one with no value at all
+    in ``frame`` (``rows`` says which rows it holds); the error names each column with its count.
+
+    An all-missing feature would be dropped by the median imputer and XGBoost would then fail on a
+    list of feature types one too long; an infinity fails scikit-learn's input check ("Input X contains
+    infinity") without naming the column."""
+    infinite = {c: int(np.isinf(frame[c].to_numpy(dtype=float)).sum()) for c in cfg.columns.numeric}
+    infinite = {c: n for c, n in infinite.items() if n}
+    empty = [c for c in cfg.columns.features if len(frame) and frame[c].isna().all()]
+    problems = []
+    if infinite:
+        problems.append("numeric feature(s) holding +/-inf: " + ", ".join(
+            f"'{c}' ({n} of {len(frame)} rows)" for c, n in infinite.items()))
+    if empty:
+        problems.append(f"feature(s) missing in all {len(frame)} {rows}: " + ", ".join(f"'{c}'" for c in empty))
+    if problems:
+        raise DataValidationError(
+            "; ".join(problems) + ": fix the feed, or drop the column(s) from columns.numeric / columns.categorical"
+        )
 
 
 def reference_slice(cfg: RetrainingConfig, frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
@@ -123,6 +147,7 @@ def prepare(
             frame[cfg.columns.label]
         ) else frame[cfg.columns.label]
     classes = check_label(cfg, frame[cfg.columns.label])
+    check_features(cfg, frame)
     if SPLIT_COLUMN not in frame or frame[SPLIT_COLUMN].isna().any():
         frame = assign_splits(cfg, frame)  # a snapshot made elsewhere: split it now
     holdout = out_of_time_holdout(cfg, frame[ts_col], cutoff)
@@ -142,6 +167,7 @@ def prepare(
         )
     if cfg.model.task != "regression" and parts["train"][cfg.columns.label].nunique() < 2:
         raise DataValidationError(f"the training split has a single class of '{cfg.columns.label}'")
+    check_features(cfg, parts["train"], "rows of the train split")  # e.g. a feature only the newest rows have
     uris = {}
     for name, part in parts.items():
         uris[name] = storage.join(out_dir, f"{name}.parquet")
@@ -150,6 +176,10 @@ def prepare(
         reference_slice(cfg, frame, cutoff), cfg.columns.numeric, cfg.columns.categorical, cfg.drift.bins,
         fine_bins=cfg.drift.fine_bins, sample_rows=cfg.drift.sample_rows, seed=cfg.training.seed,
     )
+    if "calibrated" in (cfg.drift.threshold_mode, cfg.quality.threshold_mode):
+        profile["calibration"] = calibrate(frame, profile, ts_col, cutoff, cfg.window.lookback_hours,
+                                           cfg.drift.reference_hours or cfg.window.lookback_hours,
+                                           max_windows=cfg.drift.calibration_windows)
     profile_uri = storage.join(out_dir, "reference_profile.json")
     storage.write_json(profile, profile_uri)
     missing_rates = {c: round(float(frame[c].isna().mean()), 6) for c in cfg.columns.features}
