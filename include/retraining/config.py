@@ -120,9 +120,11 @@ class DriftSection(_Strict):
     side has at most 1000 rows and Wasserstein / Jensen-Shannon distances above; ``drift.columns``
     overrides it per column. P-values are adjusted with Benjamini-Hochberg at ``fdr_q``; a feature
     drifts when its adjusted p-value is below its threshold (default ``fdr_q``) or its distance at
-    or above its threshold. The window drifts when the drifted features carry at least
-    ``drifted_share`` of the champion's feature importance (of the features, if
-    ``importance_weighted`` is false).
+    or above its threshold; with ``threshold_mode: calibrated`` (the default) the threshold is raised to
+    the statistic's natural variation between windows of the training period. The window drifts when
+    its drift score, the drifted features' importance shares each times its strength (statistic over
+    threshold, at most ``max_strength``), reaches ``drifted_share`` (or the score's own natural
+    variation, if higher): many features just past their thresholds, or a few far past, both count.
     """
 
     numeric_method: str = "auto"
@@ -132,6 +134,12 @@ class DriftSection(_Strict):
     fdr_q: float = Field(default=0.05, gt=0, le=1)
     drifted_share: float = Field(default=0.25, gt=0, le=1)
     importance_weighted: bool = True
+    # calibrated: thresholds raised to each statistic's natural variation between windows of the training
+    # period (mean + calibration_sd * sd; see monitoring/calibration.py); fixed: the thresholds as given
+    threshold_mode: Literal["calibrated", "fixed"] = "calibrated"
+    calibration_sd: float = Field(default=3.0, gt=0, le=10)
+    calibration_windows: int = Field(default=60, ge=6, le=1000)  # the newest windows of the training period
+    max_strength: float = Field(default=4.0, ge=1, le=100)  # a drifted feature counts at most this many times its importance
     bins: int = Field(default=10, ge=2, le=100)
     fine_bins: int = Field(default=100, ge=10, le=1000)
     sample_rows: int = Field(default=5000, ge=0, le=100_000)
@@ -175,11 +183,18 @@ class PerformanceSection(_Strict):
     metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae"] | None = None
     max_drop: float = Field(default=0.05, ge=0)
     max_relative_error_increase: float = Field(default=0.15, ge=0)
-    # label-free estimate (classifiers): expected metric from the champion's calibrated probabilities
-    estimated_metric: Literal["accuracy", "precision", "recall", "f1"] = "f1"
+    # label-free estimate (classifiers): expected metric from the champion's calibrated probabilities;
+    # regression estimates `metric` (r2, rmse or mae; else rmse) from its error profile instead
+    estimated_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc"] = "f1"
     max_estimated_drop: float = Field(default=0.05, ge=0)
     act_before_labels: bool = True  # retrain before labels arrive when data drift and the estimate agree
     max_rows: int = Field(default=200_000, ge=1000)  # rows scored per check (the newest), however large the window
+    # concept drift over several windows (monitoring/sequential.py): the newest 1..sequential_windows windows
+    # judged by the champion pooled; 0 turns it off
+    sequential_windows: int = Field(default=3, ge=0, le=50)
+    sequential_alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    sequential_burn_in: int = Field(default=4, ge=0, le=100)  # the champion's first windows join its baseline
+    sequential_min_effect: float = Field(default=0.25, ge=0, le=1)  # share of max_drop / max_relative_error_increase
     # Accepted for configurations written for 0.2, and ignored: the baseline at deployment is now always
     # the model's metrics on its out-of-time holdout (rows after its training data; see gate.holdout_hours).
     min_baseline_rows: int | None = Field(default=None, ge=1)
@@ -195,12 +210,19 @@ class SearchSection(_Strict):
 
 
 class QualitySection(_Strict):
-    """Data-quality limits checked before any decision (see include/retraining/monitoring/quality.py)."""
+    """Data-quality limits checked before any decision (see include/retraining/monitoring/quality.py).
+
+    With ``threshold_mode: calibrated`` (the default) a feature's missing-rate and out-of-range limits
+    are raised to the edge of their natural variation between windows of the champion's training
+    period (mean + ``calibration_sd`` * sd), when its profile holds that calibration; the limits below
+    stay the floor. ``fixed``: the limits as given."""
 
     max_missing_rate: float = Field(default=0.2, ge=0, le=1)
     max_missing_increase: float = Field(default=0.1, ge=0, le=1)
     max_unseen_share: float = Field(default=0.05, ge=0, le=1)
     max_out_of_range_share: float = Field(default=0.05, ge=0, le=1)
+    threshold_mode: Literal["calibrated", "fixed"] = "calibrated"
+    calibration_sd: float = Field(default=3.0, gt=0, le=10)
 
 
 class StormSection(_Strict):

@@ -9,6 +9,7 @@ import pytest
 from unit_helpers import build_config
 
 from include.retraining.monitoring.assessment import SIGNAL_ORDER, _confidence, _severity, _signals, decide
+from include.retraining.monitoring.drift import drift_score
 
 CFG = build_config(gate={"primary_metric": "roc_auc"})  # share 0.25, max_drop 0.05, error +15%
 
@@ -32,13 +33,16 @@ def assessment(
     quiet = quiet if quiet is not None else {"q1": 0.01, "q2": 0.02, "q3": 0.03}
     features = [feature(n, s, True) for n, s in drifted.items()] + [feature(n, s, False) for n, s in quiet.items()]
     share = len(drifted) / len(features)
+    score = drift_score(features, 4.0)
     return {
         "status": "ok",
         "rows": 1000,
         "labelled_rows": 800,
         "champion": {"version": 3, "run_id": "abc"} if champion else None,
         "drift": {
-            "detected": share >= 0.25,
+            "detected": score >= 0.25,
+            "drift_score": round(score, 4),
+            "score_threshold": 0.25,
             "drifted_features": sorted(drifted, key=lambda n: -drifted[n]),
             "drifted_share": round(share, 4),
             "share_threshold": 0.25,
@@ -103,7 +107,7 @@ def test_no_champion_on_a_check_only_or_backfill_run() -> None:
 
 def test_no_signal_skips() -> None:
     a = assessment(drifted={}, quiet={"a": 0.25, "b": 0.01, "c": 0.0, "d": 0.1})
-    a["drift"]["drifted_share"] = 0.125  # 1/8 features over the threshold, below the 25% share
+    a["drift"]["drifted_share"] = a["drift"]["drift_score"] = 0.125  # 1/8 features over, below the 0.25 score
     a["drift"]["drifted_features"] = ["a"]
     a["drift"]["features"] += [feature(f"e{i}", 0.0, False) for i in range(4)]
     result = decide(CFG, a)
@@ -113,9 +117,10 @@ def test_no_signal_skips() -> None:
         "confidence": 0.75,  # 1 - (0.125 / 0.25) / 2
         "signals": [],
         "would_retrain": False,
+        "accumulated": None,
         "decision": "skip",
         "retrain": False,
-        "reason": "no drift: 1/8 features drifted, carrying 12% of the importance (< 25%) "
+        "reason": "no drift: 1/8 features drifted, carrying 12% of the importance, drift score 0.12 (< 0.25) "
                   "(a PSI 0.250 (>= 0.2, importance 25%)); performance within bounds",
     }
 
@@ -127,10 +132,10 @@ def test_data_drift_retrains() -> None:
     assert result["trigger_type"] == "data_drift"
     assert result["signals"] == ["data_drift"]
     assert result["severity"] == "medium"
-    strength = (0.4 / 0.25 * (1.25 + 1.5) / 2) ** 0.5  # share over threshold x mean strength, geometric mean
+    strength = ((0.25 * 1.25 + 0.25 * 1.5) / 0.25) ** 0.5  # sqrt of the drift score (importance x strength) over its threshold
     assert result["confidence"] == pytest.approx(0.45 + 0.15 + 0.1 * (strength - 1), abs=1e-3)
     assert result["reason"] == (
-        "data drift in 2/5 features carrying 40% of the champion's feature importance (>= 25%): "
+        "data drift in 2/5 features carrying 40% of the champion's feature importance, drift score 0.69 (>= 0.25): "
         "b PSI 0.300 (>= 0.2, importance 25%); a PSI 0.250 (>= 0.2, importance 25%)"
     )
 
@@ -159,7 +164,7 @@ def test_signals_come_in_a_fixed_order_and_the_first_is_the_trigger() -> None:
     assert result["trigger_type"] == "data_drift"
     assert result["severity"] == "critical"
     assert result["reason"] == (
-        "data drift in 1/4 features carrying 25% of the champion's feature importance (>= 25%): "
+        "data drift in 1/4 features carrying 25% of the champion's feature importance, drift score 0.38 (>= 0.25): "
         "a PSI 0.300 (>= 0.2, importance 25%); "
         "roc_auc fell from 0.8000 at deployment to 0.7400 (drop 0.0600 > 0.05); "
         "the champion's error rate rose 20% against deployment (threshold 15%)"
@@ -238,7 +243,7 @@ def test_confidence_known_answers() -> None:
 def test_signal_strength_is_a_multiple_of_its_threshold() -> None:
     signals = _signals(CFG, assessment(drifted={"a": 0.5}, drop=0.1, error_increase=0.45))
     assert [(name, pytest.approx(strength)) for name, strength, _ in signals] == [
-        # share 1/4 over 0.25 = 1, strength 2.5: geometric mean sqrt(2.5)
+        # importance 0.25 x strength 2.5 = score 0.625, over its 0.25 threshold: sqrt(2.5)
         ("data_drift", pytest.approx(2.5 ** 0.5, abs=1e-4)),
         ("performance_degradation", pytest.approx(2.0)),
         ("concept_drift", pytest.approx(3.0)),

@@ -7,7 +7,7 @@ verdict is ``insufficient_data``. The deadline is measured from the window's end
 a backfill of an old window decides at once instead of waiting for labels that will
 never come. With enough data it reads the window once into its summary (see
 :mod:`.drift`), checks data quality and data drift against the champion's reference
-profile, estimates the champion's performance without labels (classifiers) and measures
+profile, estimates the champion's performance without labels and measures
 it on the labelled rows against its baseline at deployment.
 
 :func:`decide` is pure: the same assessment and options give the same decision.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import RetrainingConfig
 from ..metrics import HIGHER_IS_BETTER, bootstrap_se, clean, error_rate, metrics_of, outputs
 from ..point_in_time import Judge, JudgeLookup
-from . import drift, quality
+from . import drift, quality, sequential
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,14 +130,22 @@ def assess(cfg: RetrainingConfig, window_start: datetime, window_end: datetime, 
 
 def _before_labels(cfg: RetrainingConfig, base: dict[str, Any], window_start: datetime, window_end: datetime,
                    rows: int, judge: JudgeLookup) -> dict[str, Any] | None:
-    """The final assessment of a window whose labels are missing, if data drift and the estimate agree."""
-    if not cfg.performance.act_before_labels or cfg.model.task == "regression" or rows < cfg.window.min_labelled_rows:
+    """The final assessment of a window whose labels are missing, if data drift and the estimate agree, or if
+    its data-quality check blocks (labels would not change that)."""
+    if not cfg.performance.act_before_labels or rows < cfg.window.min_labelled_rows:
         return None
     found = judge()
     if found.champion is None:
         return None
+    from ..release import registry
+
+    if not _estimable(cfg, registry.load_run_json(found.champion.run_id, registry.META_ARTIFACT)):
+        return None  # an older champion without calibration or error profile: no estimate, wait for labels
     result = _measure(cfg, {**base, "judge": found.as_dict()}, found.champion, window_start, window_end, rows,
                       labels=False)
+    if (result.get("quality") or {}).get("blocking"):
+        log.warning("data-quality problem before the labels: the window is decided now (no labels will fix it)")
+        return {**result, "before_labels": True}
     estimated = result.get("estimated") or {}
     drift = result.get("drift") or {}
     if drift.get("detected") and estimated.get("drop") is not None \
@@ -195,9 +203,11 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
     data_quality = quality.check(cfg, profile, summary, schema_changes)
     for issue in data_quality["issues"]:
         log.warning("data quality (%s%s): %s", issue["kind"], ", blocking" if issue["blocking"] else "", issue["text"])
-    log.info("drift: %d/%d features drifted, carrying %.0f%% of the importance (threshold %.0f%%): %s",
-             len(verdict["drifted_features"]), len(verdict["features"]), 100 * verdict["drifted_share"],
-             100 * verdict["share_threshold"], ", ".join(verdict["drifted_features"][:10]) or "none")
+    log.info("drift: %d/%d features drifted, carrying %.0f%% of the importance; drift score %.2f (threshold %.2f, "
+             "%s thresholds): %s", len(verdict["drifted_features"]), len(verdict["features"]),
+             100 * verdict["drifted_share"], verdict["drift_score"], verdict["score_threshold"],
+             f"calibrated on {verdict['calibration_windows']} windows" if verdict["calibration_windows"] else "fixed",
+             ", ".join(verdict["drifted_features"][:10]) or "none")
     result: dict[str, Any] = {
         **base,
         "status": "ok",
@@ -210,9 +220,11 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
     if schema_changes["added"] or schema_changes["removed"]:
         log.warning("the champion's features differ from the configuration's: %s", schema_changes)
         return {**result, "schema_changes": schema_changes}
+    if data_quality["blocking"]:
+        return result  # decided as data_quality: the champion never scores the window (infinities crash predict)
     model = registry.load_model(champ.uri)
-    if cfg.model.task != "regression" and meta.get("calibration") and meta.get("estimated_baseline") and len(frame):
-        result["estimated"] = _estimate(cfg, meta, model.predict_proba(frame[meta["features"]]))
+    if _estimable(cfg, meta) and len(frame):
+        result["estimated"] = _estimate(cfg, meta, outputs(model, frame[meta["features"]], cfg.model.task))
     if not labels:
         return result
     labelled = frame[frame[cfg.columns.label].notna()]
@@ -221,7 +233,8 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
     out = outputs(model, labelled[meta["features"]], cfg.model.task)
     current = clean(metrics_of(y, out, cfg.model.task))
     metric = cfg.performance_metric
-    drop = drop_p_value = None
+    drop = drop_p_value = base_se = current_se = None
+    scale = 1.0
     if current.get(metric) is not None and baseline.get(metric) is not None:
         diff = baseline[metric] - current[metric]
         scale = 1.0 if HIGHER_IS_BETTER[metric] else -1.0 / abs(baseline[metric] or 1.0)
@@ -233,8 +246,17 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
     error_increase = (err_now - err_base) / err_base if err_base else None
     error_p_value = None
+    evidence: dict[str, Any] = {}
+    share = cfg.performance.sequential_min_effect
     if cfg.model.task != "regression" and meta.get("baseline_rows"):
         error_p_value = error_rate_p_value(err_base, int(meta["baseline_rows"]), err_now, len(labelled))
+        binomial = err_base * (1 - err_base)
+        evidence["error"] = sequential.evidence(
+            err_now - err_base, math.sqrt(binomial / max(len(labelled), 1)) if binomial else None,
+            math.sqrt(binomial / int(meta["baseline_rows"])), share * cfg.performance.max_relative_error_increase * err_base)
+    if drop is not None and base_se is not None and current_se is not None:
+        evidence["metric"] = sequential.evidence(drop, current_se * abs(scale), base_se * abs(scale),
+                                                 share * cfg.performance.max_drop)
     log.info(
         "champion v%s on %d labelled rows: %s %.4f (baseline %.4f)",
         champ.version, len(labelled), metric, current.get(metric) or float("nan"), baseline.get(metric) or float("nan"),
@@ -250,25 +272,53 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "error_increase": None if error_increase is None else round(error_increase, 6),
         "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
         "max_error_increase": cfg.performance.max_relative_error_increase,
+        "evidence": {k: v for k, v in evidence.items() if v is not None} or None,
     }
     return result
 
 
-def _estimate(cfg: RetrainingConfig, meta: dict[str, Any], proba: Any) -> dict[str, Any]:
-    """The champion's expected metrics on the window's rows, labelled or not, against the same estimate at deployment."""
+def _estimable(cfg: RetrainingConfig, meta: dict[str, Any]) -> bool:
+    """Whether the champion's metadata holds what a label-free estimate needs (older models may lack it)."""
+    fitted = meta.get("error_profile") if cfg.model.task == "regression" else meta.get("calibration")
+    return bool(fitted and meta.get("estimated_baseline"))
+
+
+def estimated_metric(cfg: RetrainingConfig) -> str:
+    """The metric the label-free estimate watches: ``performance.estimated_metric`` for classifiers; for
+    regression the performance metric when it is r2, rmse or mae, else rmse."""
+    if cfg.model.task != "regression":
+        return cfg.performance.estimated_metric
+    return cfg.performance_metric if cfg.performance_metric in ("r2", "rmse", "mae") else "rmse"
+
+
+def _estimate(cfg: RetrainingConfig, meta: dict[str, Any], out: Any) -> dict[str, Any] | None:
+    """The champion's expected metrics on the window's rows, labelled or not, against the same estimate at deployment.
+
+    ``out`` is the champion's output on the rows: probabilities (classifiers) or predictions (regression).
+    None when the metric has no estimate: a baseline from an older model that lacks it, or an undefined
+    value (ROC AUC where every calibrated probability is 0 or 1 alike).
+    """
     from . import performance_estimate
 
-    metric = cfg.performance.estimated_metric
-    current = performance_estimate.estimate(meta["calibration"], proba)
-    baseline = meta["estimated_baseline"]
+    metric = estimated_metric(cfg)
+    if cfg.model.task == "regression":
+        current = clean(performance_estimate.estimate_regression(meta["error_profile"], out))
+    else:
+        current = clean(performance_estimate.estimate(meta["calibration"], out))
+    baseline = clean(meta["estimated_baseline"])
+    if current.get(metric) is None or baseline.get(metric) is None:
+        log.info("no label-free estimate of %s: %s", metric,
+                 "the champion's baseline estimate lacks it" if baseline.get(metric) is None else "undefined on the window")
+        return None
     drop = performance_estimate.estimated_drop(current, baseline, metric)
-    log.info("label-free estimate on %d rows: expected %s %.4f (at deployment %.4f), accuracy %.4f +- %.4f",
-             current["rows"], metric, current[metric], baseline[metric], current["accuracy"], current["accuracy_se"])
-    return {"metric": metric, "current": {k: round(float(v), 6) for k, v in current.items()},
-            "baseline": baseline, "drop": round(drop, 6), "max_drop": cfg.performance.max_estimated_drop}
+    log.info("label-free estimate on %d rows: expected %s %.4f (at deployment %.4f, drop %.4f)",
+             current["rows"], metric, current[metric], baseline[metric], drop)
+    return {"metric": metric, "current": current, "baseline": baseline, "drop": round(drop, 6),
+            "max_drop": cfg.performance.max_estimated_drop}
 
 
-def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[str, float, str]]:
+def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
+             history: dict[str, Any] | None = None) -> list[tuple[str, float, str]]:
     """(trigger type, strength as a multiple of its threshold, reason) for each signal that fired."""
     signals: list[tuple[str, float, str]] = []
     schema = assessment.get("schema_changes") or {}
@@ -283,14 +333,19 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
     estimated = assessment.get("estimated") or {}
     if assessment.get("before_labels") and estimated.get("drop") is not None and estimated["drop"] > estimated["max_drop"]:
         metric = estimated["metric"]
+        basis = "error profile by prediction" if cfg.model.task == "regression" else "calibrated probabilities"
+        if HIGHER_IS_BETTER.get(metric, True):
+            change = f"fell from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
+            drop = f"drop {estimated['drop']:.4f} > {estimated['max_drop']}"
+        else:  # an error: the drop is its relative increase
+            change = f"rose from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
+            drop = f"up {estimated['drop']:.1%} > {estimated['max_drop']:.1%}"
         signals.append(
             (
                 "performance_degradation",
                 estimated["drop"] / max(estimated["max_drop"], 1e-9),
-                f"estimated {metric} (label-free, from the champion's calibrated probabilities on "
-                f"{estimated['current']['rows']:.0f} rows) fell from {estimated['baseline'][metric]:.4f} at deployment "
-                f"to {estimated['current'][metric]:.4f} (drop {estimated['drop']:.4f} > {estimated['max_drop']}); "
-                "acting before the labels arrive",
+                f"estimated {metric} (label-free, from the champion's {basis} on "
+                f"{estimated['current']['rows']:.0f} rows) {change} ({drop}); acting before the labels arrive",
             )
         )
     perf = assessment.get("performance") or {}
@@ -325,7 +380,31 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any]) -> list[tuple[st
                 + (f", p = {p_value:.2g}" if p_value is not None else "") + ")",
             )
         )
+    accumulated = accumulated_test(cfg, assessment, history)
+    fired = {s[0] for s in signals}
+    for stream, trigger in (("error", "concept_drift"), ("metric", "performance_degradation")):
+        result = (accumulated or {}).get(stream) or {}
+        if result.get("alarm") and trigger not in fired:
+            signals.append((trigger, result["max_z"] / accumulated["critical_z"], accumulated_reason(stream, result, perf)))
     return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first
+
+
+def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
+                     history: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The accumulated-evidence test of this window with the earlier ones judged by the same champion
+    (``history["sequential"]``: their recorded evidence, oldest first), or None without evidence."""
+    current = (assessment.get("performance") or {}).get("evidence")
+    if not current or not cfg.performance.sequential_windows:
+        return None
+    return sequential.test((history or {}).get("sequential") or [], current, cfg.performance.sequential_windows,
+                           cfg.performance.sequential_alpha, cfg.performance.sequential_burn_in)
+
+
+def accumulated_reason(stream: str, result: dict[str, Any], perf: dict[str, Any]) -> str:
+    what = "error rate" if stream == "error" else perf.get("metric", "metric")
+    span = "this window" if result["pooled_windows"] == 1 else f"the last {result['pooled_windows']} windows"
+    return (f"the champion's {what} is worse than at deployment over {span} by more than the smallest change "
+            f"that matters (accumulated evidence z = {result['max_z']:.2f})")
 
 
 STATISTIC_LABELS = {
@@ -346,21 +425,24 @@ def describe_feature(feature: dict[str, Any]) -> str:
         rule = f"adjusted, < {feature['threshold']:g}"
     else:
         rule = f">= {feature['threshold']:g}"
+    if feature.get("threshold_source") == "calibrated":
+        rule += ", its natural variation"
     return f"{feature['feature']} {stat} ({rule}, importance {feature.get('importance', 0):.0%})"
 
 
+def _score(verdict: dict[str, Any]) -> tuple[float, float]:
+    """The window's drift score and the score it had to reach (older records: the drifted share and its threshold)."""
+    if "drift_score" in verdict:
+        return verdict["drift_score"], verdict["score_threshold"]
+    return verdict.get("drifted_share", 0.0), verdict.get("share_threshold", 1.0)
+
+
 def data_drift_strength(verdict: dict[str, Any]) -> float:
-    """How far past its rule the window is: the geometric mean of the drifted share over its threshold
-    and the importance-weighted mean strength (statistic over threshold) of the drifted features, the
-    latter clipped to [1, 3]. Many features slightly over, or a few far over, both count."""
-    drivers = [f for f in verdict["features"] if f["drifted"]]
-    weight = sum(f.get("importance", 0.0) for f in drivers)
-    if weight > 0:
-        mean_strength = sum(f.get("importance", 0.0) * f.get("strength", 1.0) for f in drivers) / weight
-    else:
-        mean_strength = sum(f.get("strength", 1.0) for f in drivers) / max(len(drivers), 1)
-    ratio = verdict["drifted_share"] / max(verdict["share_threshold"], 1e-9)
-    return round(math.sqrt(ratio * min(max(mean_strength, 1.0), 3.0)), 4)
+    """How far past its rule the window is: the square root of its drift score (drifted features' importance
+    times their strength, already a product of two ratios) over the score it had to reach, so that a
+    signal twice its threshold (severity high) takes a score four times the threshold."""
+    score, threshold = _score(verdict)
+    return round(math.sqrt(score / max(threshold, 1e-9)), 4)
 
 
 def data_drift_reason(verdict: dict[str, Any], limit: int = 5) -> str:
@@ -368,8 +450,9 @@ def data_drift_reason(verdict: dict[str, Any], limit: int = 5) -> str:
     named = "; ".join(describe_feature(features[n]) for n in verdict["drifted_features"][:limit])
     more = len(verdict["drifted_features"]) - limit
     weighted = "of the champion's feature importance" if verdict.get("importance_weighted") else "of the features"
+    score, threshold = _score(verdict)
     return (f"data drift in {len(verdict['drifted_features'])}/{len(verdict['features'])} features carrying "
-            f"{verdict['drifted_share']:.0%} {weighted} (>= {verdict['share_threshold']:.0%}): {named}"
+            f"{verdict['drifted_share']:.0%} {weighted}, drift score {score:.2f} (>= {threshold:.2f}): {named}"
             + (f"; and {more} more" if more > 0 else ""))
 
 
@@ -386,8 +469,7 @@ def _severity(signals: list[tuple[str, float, str]]) -> str:
 
 def _confidence(signals: list[tuple[str, float, str]], assessment: dict[str, Any]) -> float:
     if not signals:
-        drift_ = assessment.get("drift") or {}
-        share, limit = drift_.get("drifted_share", 0.0), drift_.get("share_threshold", 1.0)
+        share, limit = _score(assessment.get("drift") or {})
         return round(max(0.5, 1.0 - share / max(limit, 1e-9) / 2), 3)
     strongest = max(s[1] for s in signals)
     return round(min(0.99, 0.45 + 0.15 * len(signals) + 0.1 * min(strongest - 1.0, 2.0)), 3)
@@ -395,8 +477,10 @@ def _confidence(signals: list[tuple[str, float, str]], assessment: dict[str, Any
 
 def no_drift_reason(assessment: dict[str, Any]) -> str:
     drift_ = assessment.get("drift") or {}
+    score, threshold = _score(drift_)
     text = (f"no drift: {len(drift_.get('drifted_features', []))}/{len(drift_.get('features', []))} features drifted, "
-            f"carrying {drift_.get('drifted_share', 0):.0%} of the importance (< {drift_.get('share_threshold', 0):.0%})")
+            f"carrying {drift_.get('drifted_share', 0):.0%} of the importance, drift score {score:.2f} "
+            f"(< {threshold:.2f})")
     if drift_.get("drifted_features"):
         features = {f["feature"]: f for f in drift_["features"]}
         text += " (" + "; ".join(describe_feature(features[n]) for n in drift_["drifted_features"][:3]) + ")"
@@ -467,9 +551,10 @@ def decide(
             "signals": [],
             "would_retrain": False,
             "reason": "data-quality problem, no decision on this window: " + "; ".join(blocking)
-            + " (fix the feed; quality.max_missing_rate / quality.max_missing_increase set the limits)",
+            + " (fix the feed; infinities and all-missing features always block, quality.max_missing_rate /"
+            " max_missing_increase and quality.threshold_mode set the missing-value limits)",
         }
-    signals = _signals(cfg, assessment)
+    signals = _signals(cfg, assessment, history)
     reasons = [s[2] for s in signals]
     if assessment.get("champion") is None:
         would_retrain = True
@@ -494,6 +579,7 @@ def decide(
         "confidence": _confidence(signals, assessment),
         "signals": [s[0] for s in signals],
         "would_retrain": would_retrain,
+        "accumulated": accumulated_test(cfg, assessment, history),
     }
     records_only = check_only or run_type == "backfill" or bool(replay)
     suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
