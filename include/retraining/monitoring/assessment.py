@@ -233,30 +233,45 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
     out = outputs(model, labelled[meta["features"]], cfg.model.task)
     current = clean(metrics_of(y, out, cfg.model.task))
     metric = cfg.performance_metric
-    drop = drop_p_value = base_se = current_se = None
+    expected, expected_baseline = _expected(cfg, meta, out)
+    drop = drop_p_value = base_se = current_se = expected_drop = None
     scale = 1.0
     if current.get(metric) is not None and baseline.get(metric) is not None:
         diff = baseline[metric] - current[metric]
         scale = 1.0 if HIGHER_IS_BETTER[metric] else -1.0 / abs(baseline[metric] or 1.0)
         drop = diff * scale
+        if expected.get(metric) is not None and expected_baseline.get(metric) is not None:
+            expected_drop = (expected_baseline[metric] - expected[metric]) * scale
         base_se = (meta.get("baseline_se") or {}).get(metric)
         current_se = bootstrap_se(y, out, cfg.model.task, metric, seed=cfg.training.seed)
         if base_se is not None and current_se is not None:
-            drop_p_value = drop_p(drop, math.hypot(base_se, current_se) * abs(scale))
+            drop_p_value = drop_p(drop - (expected_drop or 0.0), math.hypot(base_se, current_se) * abs(scale))
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
-    error_increase = (err_now - err_base) / err_base if err_base else None
-    error_p_value = None
+    error_p_value = expected_error = None
     evidence: dict[str, Any] = {}
     share = cfg.performance.sequential_min_effect
-    if cfg.model.task != "regression" and meta.get("baseline_rows"):
-        error_p_value = error_rate_p_value(err_base, int(meta["baseline_rows"]), err_now, len(labelled))
-        binomial = err_base * (1 - err_base)
-        evidence["error"] = sequential.evidence(
-            err_now - err_base, math.sqrt(binomial / max(len(labelled), 1)) if binomial else None,
-            math.sqrt(binomial / int(meta["baseline_rows"])), share * cfg.performance.max_relative_error_increase * err_base)
+    min_error_effect = share * cfg.performance.max_relative_error_increase * err_base
+    if expected.get("accuracy") is not None and expected_baseline.get("accuracy_se") is not None:
+        # concept drift: the champion errs more than its own calibrated confidence expects for these rows,
+        # compared with how it did on its holdout; a change of the inputs alone (the weather, the mix of
+        # easy and hard cases) moves both and cancels
+        expected_error = 1.0 - expected["accuracy"]
+        excess = (err_now - expected_error) - (err_base - (1.0 - expected_baseline["accuracy"]))
+        se_now, se_base = expected["accuracy_se"], expected_baseline["accuracy_se"]
+        error_increase = excess / err_base if err_base else None
+        error_p_value = drop_p(excess, math.hypot(se_now, se_base))
+        evidence["error"] = sequential.evidence(excess, se_now, se_base, min_error_effect)
+    else:
+        error_increase = (err_now - err_base) / err_base if err_base else None
+        if cfg.model.task != "regression" and meta.get("baseline_rows"):
+            error_p_value = error_rate_p_value(err_base, int(meta["baseline_rows"]), err_now, len(labelled))
+            binomial = err_base * (1 - err_base)
+            evidence["error"] = sequential.evidence(
+                err_now - err_base, math.sqrt(binomial / max(len(labelled), 1)) if binomial else None,
+                math.sqrt(binomial / int(meta["baseline_rows"])), min_error_effect)
     if drop is not None and base_se is not None and current_se is not None:
-        evidence["metric"] = sequential.evidence(drop, current_se * abs(scale), base_se * abs(scale),
-                                                 share * cfg.performance.max_drop)
+        evidence["metric"] = sequential.evidence(drop - (expected_drop or 0.0), current_se * abs(scale),
+                                                 base_se * abs(scale), share * cfg.performance.max_drop)
     log.info(
         "champion v%s on %d labelled rows: %s %.4f (baseline %.4f)",
         champ.version, len(labelled), metric, current.get(metric) or float("nan"), baseline.get(metric) or float("nan"),
@@ -267,10 +282,14 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "baseline": baseline,
         "rows": int(len(labelled)),
         "drop": None if drop is None else round(drop, 6),
+        # the part of the drop the champion's calibrated confidence expects from the inputs alone (None
+        # without a label-free estimate): the signals judge the rest
+        "expected_drop": None if expected_drop is None else round(expected_drop, 6),
         "drop_p_value": None if drop_p_value is None else round(drop_p_value, 6),
         "max_drop": cfg.performance.max_drop,
         "error_increase": None if error_increase is None else round(error_increase, 6),
         "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
+        "expected_error": None if expected_error is None else round(expected_error, 6),
         "max_error_increase": cfg.performance.max_relative_error_increase,
         "evidence": {k: v for k, v in evidence.items() if v is not None} or None,
     }
@@ -289,6 +308,27 @@ def estimated_metric(cfg: RetrainingConfig) -> str:
     if cfg.model.task != "regression":
         return cfg.performance.estimated_metric
     return cfg.performance_metric if cfg.performance_metric in ("r2", "rmse", "mae") else "rmse"
+
+
+def _expected(cfg: RetrainingConfig, meta: dict[str, Any], out: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the champion's own calibrated confidence (or error profile) expects of its metrics on the labelled
+    rows, and the same expectation on its holdout at deployment; empty without a label-free estimate."""
+    from . import performance_estimate
+
+    baseline = meta.get("estimated_baseline") or {}
+    if not baseline or not len(out):
+        return {}, {}
+    try:
+        if cfg.model.task == "regression":
+            if not meta.get("error_profile"):
+                return {}, {}
+            return performance_estimate.estimate_regression(meta["error_profile"], out), baseline
+        if not meta.get("calibration"):
+            return {}, {}
+        return performance_estimate.estimate(meta["calibration"], out), baseline
+    except ValueError as exc:  # e.g. probabilities the calibration cannot read: judge against the baseline alone
+        log.warning("no label-free expectation for the labelled rows: %s", exc)
+        return {}, {}
 
 
 def _estimate(cfg: RetrainingConfig, meta: dict[str, Any], out: Any) -> dict[str, Any] | None:
@@ -350,18 +390,21 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         )
     perf = assessment.get("performance") or {}
     drop_p_value = perf.get("drop_p_value")
+    explained = perf.get("expected_drop") or 0.0
     if (
         perf.get("drop") is not None
-        and perf["drop"] > cfg.performance.max_drop
+        and perf["drop"] - explained > cfg.performance.max_drop
         and (drop_p_value is None or drop_p_value < PERFORMANCE_ALPHA)
     ):
         metric = perf["metric"]
         signals.append(
             (
                 "performance_degradation",
-                perf["drop"] / max(cfg.performance.max_drop, 1e-9),
+                (perf["drop"] - explained) / max(cfg.performance.max_drop, 1e-9),
                 f"{metric} fell from {perf['baseline'][metric]:.4f} at deployment to {perf['current'][metric]:.4f} "
-                f"(drop {perf['drop']:.4f} > {cfg.performance.max_drop}"
+                f"(drop {perf['drop']:.4f}"
+                + (f", of which the inputs alone explain {explained:.4f}" if explained else "")
+                + f" > {cfg.performance.max_drop}"
                 + (f", p = {drop_p_value:.2g}" if drop_p_value is not None else "") + ")",
             )
         )
@@ -371,11 +414,13 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         and perf["error_increase"] > cfg.performance.max_relative_error_increase
         and (p_value is None or p_value < CONCEPT_DRIFT_ALPHA)
     ):
+        beyond = (" beyond what its calibrated confidence expects for these rows"
+                  if perf.get("expected_error") is not None else "")
         signals.append(
             (
                 "concept_drift",
                 perf["error_increase"] / max(cfg.performance.max_relative_error_increase, 1e-9),
-                f"the champion's error rate rose {perf['error_increase']:.0%} against deployment "
+                f"the champion's error rate rose {perf['error_increase']:.0%}{beyond} against deployment "
                 f"(threshold {cfg.performance.max_relative_error_increase:.0%}"
                 + (f", p = {p_value:.2g}" if p_value is not None else "") + ")",
             )
@@ -402,9 +447,11 @@ def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
 
 def accumulated_reason(stream: str, result: dict[str, Any], perf: dict[str, Any]) -> str:
     what = "error rate" if stream == "error" else perf.get("metric", "metric")
+    basis = (", beyond what its calibrated confidence expects for these rows,"
+             if perf.get("expected_error") is not None or perf.get("expected_drop") is not None else "")
     span = "this window" if result["pooled_windows"] == 1 else f"the last {result['pooled_windows']} windows"
-    return (f"the champion's {what} is worse than at deployment over {span} by more than the smallest change "
-            f"that matters (accumulated evidence z = {result['max_z']:.2f})")
+    return (f"the champion's {what} is worse{basis} than at deployment over {span} by more than the smallest "
+            f"change that matters (accumulated evidence z = {result['max_z']:.2f})")
 
 
 STATISTIC_LABELS = {

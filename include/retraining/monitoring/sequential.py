@@ -2,9 +2,14 @@
 
 When the labels change and the features do not, only the champion's errors show it, and a drop too
 small to stand out in one window of a few thousand rows is plain after two or three. Each labelled
-window contributes its evidence (:func:`evidence`): per stream, the champion's loss above its
-out-of-time baseline ``d`` (error rate for classifiers; the primary metric's drop, relative for
-lower-is-better metrics) with its standard error ``se``.
+window contributes its evidence (:func:`evidence`): per stream, how much worse the champion did than at
+deployment on its out-of-time holdout, ``d``, with its standard error ``se``: the error rate (classifiers)
+and the primary metric's drop (relative for lower-is-better metrics). When the champion has a label-free
+estimate (:mod:`.performance_estimate`), ``d`` is net of what that estimate expects for the window's rows:
+the error rate's excess over the errors its calibrated probabilities predict, compared with the same
+excess on the holdout. The inputs moving the way they always have (weather, a different mix of easy
+and hard cases) change the expected and the realized errors alike and cancel; labels that no longer
+follow the features do not.
 
 **The level to compare with.** The out-of-time holdout (``d = 0`` by definition) is small: with the
 default six-hour window it holds about half a window's rows, and its own noise, not the window's, then
