@@ -55,11 +55,33 @@ MIN_CALIBRATION_WINDOWS = 6  # fewer calibration windows than this: no calibrate
 def natural_limit(values: Sequence[float | None] | None, k: float,
                   min_windows: int = MIN_CALIBRATION_WINDOWS) -> float | None:
     """``mean + k * sd`` of the known values (the edge of their natural variation), or None when fewer
-    than ``min_windows`` are known."""
-    known = [float(v) for v in values or () if v is not None and math.isfinite(v)]
-    if len(known) < min_windows:
+    than ``min_windows`` are known. The values are in time order; the sd is corrected for their
+    autocorrelation (:func:`autocorrelation_inflation`)."""
+    known = np.array([float(v) for v in values or () if v is not None and math.isfinite(v)])
+    if known.size < min_windows:
         return None
-    return float(np.mean(known) + k * np.std(known, ddof=1))
+    return float(known.mean() + k * known.std(ddof=1) * autocorrelation_inflation(known))
+
+
+def autocorrelation_inflation(series: np.ndarray) -> float:
+    """How much the spread of consecutive windows understates the spread over a longer time.
+
+    Windows of a training period are not independent draws: weather, seasons and slow trends persist
+    from one window to the next, so ``n`` consecutive windows show less of the variation than ``n``
+    independent ones would. For a series with lag-``h`` autocorrelations ``rho_h`` the sample variance
+    is short of the variance by the factor ``1 - 2/(n-1) * sum_h (1 - h/n) rho_h``; with an AR(1)
+    ``rho_h = rho^h`` from the lag-1 autocorrelation (clipped to [0, 0.95]). Returns the sd's correction,
+    ``1 / sqrt(factor)`` (1 for independent windows; the factor is floored at 0.25, a correction of 2).
+    """
+    n = series.size
+    centred = series - series.mean()
+    denominator = float(centred @ centred)
+    if n < 3 or denominator <= 0:
+        return 1.0
+    rho = min(max(float(centred[1:] @ centred[:-1]) / denominator, 0.0), 0.95)
+    lags = np.arange(1, n)
+    factor = 1.0 - 2.0 / (n - 1) * float(np.sum((1 - lags / n) * rho ** lags))
+    return 1.0 / math.sqrt(max(factor, 0.25))
 
 
 def p_value_limit(scores: Sequence[float | None] | None, k: float,
