@@ -145,3 +145,27 @@ def test_weather_stream_wanders(bench: ModuleType) -> None:
     assert 0.8 < lag1 < 0.97
     assert abs(bench.window_frame(0, "weather", 0, 400, 3, options)["temperature"].mean()
                - bench.weather_means(0, 0)[0]) < 0.2
+
+
+def test_saved_runs_are_pooled(bench: ModuleType, run: dict, tmp_path: Any, capsys: pytest.CaptureFixture) -> None:
+    """``--from-json`` prints the tables of runs saved by separate processes (one seed each), pooled."""
+    import copy
+    import json
+
+    args = {"windows": WINDOWS, "rows": 1500, "drift_at": DRIFT_AT, "reference_hours": 24,
+            "concentrated_shift": 3.0, "weather_history_days": 3}
+    files = []
+    for seed in (0, 1):
+        saved = copy.deepcopy(run)
+        saved["seed"] = seed
+        files.append(tmp_path / f"seed{seed}.json")
+        files[-1].write_text(json.dumps({"args": args, "seconds": 1.0, "runs": [saved]}, default=float))
+    pooled = tmp_path / "pooled.json"
+    assert bench.main(["--from-json", *map(str, files), "--json", str(pooled)]) == 0
+    out = capsys.readouterr().out
+    assert "seeds 0, 1; 6 windows of 1500 rows" in out and "within 2" in out and "Mean wall time" in out
+    payload = json.loads(pooled.read_text())
+    assert payload["seeds"] == [0, 1] and len(payload["runs"]) == 2
+    assert payload["summary"]["concentrated"]["rules"]["ours"]["delays"] == [0, 0]
+    with pytest.raises(SystemExit):
+        bench.main(["--from-json", str(files[0]), str(files[0])])  # the same seed twice
