@@ -18,8 +18,10 @@ data of its interval (plus the configured lookback):
 4. **record_outcome** completes the run's row in `model_retraining_events`, whatever happened.
 
 Backfills and replays of past windows are judged by the champion of their time and never train
-or deploy. Configuration: the YAML file in `$RETRAINING_CONFIG` (default
-`include/config/credit_risk.yaml`). Trigger form: leave a field empty to use the configured value;
+or deploy. One DAG per model: every model configuration in `$RETRAINING_CONFIG_DIR` (default
+`include/config/`) gets `model_retraining__<model.name>`; the default model (`$RETRAINING_CONFIG`,
+default `include/config/credit_risk.yaml`) keeps the id `model_retraining` (see
+include/retraining/fleet.py). Trigger form: leave a field empty to use the configured value;
 without a logical date a manual run checks the latest window that holds labelled data.
 """
 
@@ -30,6 +32,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
 
+from include.retraining import fleet
 from include.retraining import runtime as rt
 from include.retraining.config import MODEL_TYPES
 from include.retraining.point_in_time import start_date
@@ -38,130 +41,142 @@ from include.retraining.point_in_time import start_date
 RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
 SCHEDULE = CronTriggerTimetable("0 */6 * * *", timezone="UTC", interval=timedelta(hours=rt.SCHEDULE_HOURS))
 
-PARAMS = {
-    "model_type": Param(
-        None,
-        type=["null", "string"],
-        enum=[None, *MODEL_TYPES],
-        values_display={
-            None: "as configured",
-            "xgboost": "XGBoost",
-            "lightgbm": "LightGBM",
-            "random_forest": "Random forest",
-            "logistic_regression": "Logistic regression",
-        },
-        title="Model type",
-        description="Model family of the candidate. Empty: the config's model.type.",
-        section="Training",
-    ),
-    "force_retrain": Param(
-        False,
-        type="boolean",
-        title="Force retraining",
-        description="Retrain even when no drift or degradation is found (the gate still decides promotion).",
-        section="Decision",
-    ),
-    "check_only": Param(
-        False,
-        type="boolean",
-        title="Check only",
-        description="Measure, decide and record, but never train or deploy.",
-        section="Decision",
-    ),
-    "lookback_hours": Param(
-        None,
-        type=["null", "integer"],
-        minimum=1,
-        maximum=2160,
-        title="Lookback (hours)",
-        description="Length of the evaluation window ending at the run's data interval end (a manual run without a "
-        "logical date: at the end of the latest window holding labelled data). Empty: the config's "
-        "window.lookback_hours.",
-        section="Data",
-    ),
-    "reason": Param(
-        None,
-        type=["null", "string"],
-        maxLength=500,
-        title="Reason",
-        description="Why you trigger this run (optional); recorded in the events table's trigger_reason.",
-        section="Decision",
-    ),
-}
+
+def params(model: fleet.ModelEntry) -> dict[str, Param]:
+    """The trigger form, built afresh for each model's DAG (``dag.test()`` writes a run's conf into it)."""
+    linear = "Ridge regression" if model.task == "regression" else "Logistic regression"
+    return {
+        "model_type": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *MODEL_TYPES],
+            values_display={
+                None: f"as configured ({model.type})",
+                "xgboost": "XGBoost",
+                "lightgbm": "LightGBM",
+                "random_forest": "Random forest",
+                "logistic_regression": linear,
+            },
+            title="Model type",
+            description="Model family of the candidate. Empty: the config's model.type.",
+            section="Training",
+        ),
+        "force_retrain": Param(
+            False,
+            type="boolean",
+            title="Force retraining",
+            description="Retrain even when no drift or degradation is found (the gate still decides promotion).",
+            section="Decision",
+        ),
+        "check_only": Param(
+            False,
+            type="boolean",
+            title="Check only",
+            description="Measure, decide and record, but never train or deploy.",
+            section="Decision",
+        ),
+        "lookback_hours": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=2160,
+            title="Lookback (hours)",
+            description="Length of the evaluation window ending at the run's data interval end (a manual run "
+            "without a logical date: at the end of the latest window holding labelled data). Empty: the config's "
+            "window.lookback_hours.",
+            section="Data",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Reason",
+            description="Why you trigger this run (optional); recorded in the events table's trigger_reason.",
+            section="Decision",
+        ),
+    }
+
 
 # No start_date by default, so that no window is out of reach of a backfill or a replay (Airflow would
 # silently create no task for a date before it). RETRAINING_START_DATE sets one (ISO 8601, UTC).
 START_DATE = start_date()
 
 
-@dag(
-    dag_id="model_retraining",
-    schedule=SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
-    # Runs may overlap (a scheduled run waiting for labels never holds back a person's run): storm control
-    # decides under a lock, one training at a time, and a promotion judged against a champion that has
-    # changed meanwhile is refused.
-    max_active_runs=4,
-    default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)},
-    params=PARAMS,
-    tags={"mlops", "retraining", "drift"},
-    doc_md=__doc__,
-)
-def model_retraining():
-    @task.sensor(task_id=rt.CHECK, mode="reschedule", poke_interval=600, timeout=6 * 3600)
-    def check_drift_and_performance():
-        return rt.check()
+def build(model: fleet.ModelEntry):
+    """The retraining DAG of one model of the fleet (``model_retraining`` for the default model)."""
 
-    @task.branch(task_id=rt.DECIDE)
-    def decide(assessment):
-        return rt.decide(assessment)
+    @dag(
+        dag_id=model.retraining_dag_id,
+        schedule=SCHEDULE,
+        start_date=START_DATE,
+        catchup=False,
+        # Runs may overlap (a scheduled run waiting for labels never holds back a person's run): storm control
+        # decides under a lock, one training at a time, and a promotion judged against a champion that has
+        # changed meanwhile is refused.
+        max_active_runs=4,
+        default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)},
+        params=params(model),
+        tags={"mlops", "retraining", "drift", model.tag},
+        doc_md=__doc__.replace("### model_retraining", f"### {model.retraining_dag_id}\n\n{model.describe()}", 1),
+    )
+    def model_retraining():
+        @task.sensor(task_id=rt.CHECK, mode="reschedule", poke_interval=600, timeout=6 * 3600)
+        def check_drift_and_performance():
+            return rt.check()
 
-    @task(task_id=rt.SKIP)
-    def skip_retraining():
-        return rt.skip()
+        @task.branch(task_id=rt.DECIDE)
+        def decide(assessment):
+            return rt.decide(assessment)
 
-    @task(task_id=rt.COLLECT, max_active_tis_per_dag=1)
-    def collect():
-        return rt.collect()
+        @task(task_id=rt.SKIP)
+        def skip_retraining():
+            return rt.skip()
 
-    @task(task_id=rt.PREPARE)
-    def prepare(snapshot):
-        return rt.prepare(snapshot)
+        @task(task_id=rt.COLLECT, max_active_tis_per_dag=1)
+        def collect():
+            return rt.collect()
 
-    @task(task_id=rt.TRAIN, execution_timeout=timedelta(hours=2), max_active_tis_per_dag=1)
-    def train(snapshot, prepared):
-        return rt.train(snapshot, prepared)
+        @task(task_id=rt.PREPARE)
+        def prepare(snapshot):
+            return rt.prepare(snapshot)
 
-    @task.branch(task_id=rt.GATE)
-    def evaluate_gate(prepared, trained):
-        return rt.evaluate_gate(prepared, trained)
+        @task(task_id=rt.TRAIN, execution_timeout=timedelta(hours=2), max_active_tis_per_dag=1)
+        def train(snapshot, prepared):
+            return rt.train(snapshot, prepared)
 
-    @task(task_id=rt.REGISTER)
-    def register(trained):
-        return rt.register(trained)
+        @task.branch(task_id=rt.GATE)
+        def evaluate_gate(prepared, trained):
+            return rt.evaluate_gate(prepared, trained)
 
-    @task(task_id=rt.DEPLOY)
-    def deploy(registered):
-        return rt.deploy(registered)
+        @task(task_id=rt.REGISTER)
+        def register(trained):
+            return rt.register(trained)
 
-    @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE)
-    def record_outcome():
-        return rt.finalize()
+        @task(task_id=rt.DEPLOY)
+        def deploy(registered):
+            return rt.deploy(registered)
 
-    assessment = check_drift_and_performance()
-    branch = decide(assessment)
-    skipped = skip_retraining()
-    snapshot = collect()
-    prepared = prepare(snapshot)
-    trained = train(snapshot, prepared)
-    gate = evaluate_gate(prepared, trained)
-    registered = register(trained)
-    deployed = deploy(registered)
-    branch >> [snapshot, skipped]
-    gate >> registered
-    # Not downstream of the two branches: a branch skips all its direct downstream tasks it does not follow.
-    [assessment, skipped, snapshot, prepared, trained, registered, deployed] >> record_outcome()
+        @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE)
+        def record_outcome():
+            return rt.finalize()
+
+        assessment = check_drift_and_performance()
+        branch = decide(assessment)
+        skipped = skip_retraining()
+        snapshot = collect()
+        prepared = prepare(snapshot)
+        trained = train(snapshot, prepared)
+        gate = evaluate_gate(prepared, trained)
+        registered = register(trained)
+        deployed = deploy(registered)
+        branch >> [snapshot, skipped]
+        gate >> registered
+        # Not downstream of the two branches: a branch skips all its direct downstream tasks it does not follow.
+        [assessment, skipped, snapshot, prepared, trained, registered, deployed] >> record_outcome()
+
+    return model_retraining()
 
 
-model_retraining()
+# One DAG per model configuration; adding a YAML file to the folder adds a model (see include/retraining/fleet.py).
+for _model in fleet.discover():
+    globals()[_model.retraining_dag_id] = build(_model)

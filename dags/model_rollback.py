@@ -14,6 +14,9 @@ serving app's reload endpoint is called; if that fails, the aliases are restored
 this DAG and of `model_retraining` never run at the same time (a PostgreSQL advisory lock per
 model). Every run writes a row to `model_retraining_events` (trigger_type `manual`, decision
 `rollback` or `promote`).
+
+One DAG per model, like `model_retraining`: the default model's is `model_rollback`, every other model
+configuration in `$RETRAINING_CONFIG_DIR` gets `model_rollback__<model.name>` (include/retraining/fleet.py).
 """
 
 from __future__ import annotations
@@ -22,43 +25,52 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from include.retraining import fleet
 from include.retraining import runtime as rt
 
 
-@dag(
-    dag_id="model_rollback",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "ml-platform", "retries": 0, "retry_delay": timedelta(minutes=1)},
-    params={
-        "action": Param(
-            "rollback",
-            type="string",
-            enum=["rollback", "promote"],
-            values_display={"rollback": "Roll back to an earlier version", "promote": "Promote a waiting challenger"},
-            title="Action",
-        ),
-        "target_version": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            title="Target version",
-            description="Registry version to make champion. Empty: previous_champion (rollback) or challenger "
-            "(promote).",
-        ),
-        "reason": Param(None, type=["null", "string"], maxLength=500, title="Reason",
-                        description="Recorded in the events table (optional)."),
-    },
-    tags={"mlops", "retraining", "rollback"},
-    doc_md=__doc__,
-)
-def model_rollback():
-    @task(task_id=rt.SWITCH)
-    def switch_champion():
-        return rt.switch()
+def build(model: fleet.ModelEntry):
+    """The rollback DAG of one model of the fleet (``model_rollback`` for the default model)."""
 
-    switch_champion()
+    @dag(
+        dag_id=model.rollback_dag_id,
+        schedule=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "ml-platform", "retries": 0, "retry_delay": timedelta(minutes=1)},
+        params={
+            "action": Param(
+                "rollback",
+                type="string",
+                enum=["rollback", "promote"],
+                values_display={"rollback": "Roll back to an earlier version",
+                                "promote": "Promote a waiting challenger"},
+                title="Action",
+            ),
+            "target_version": Param(
+                None,
+                type=["null", "integer"],
+                minimum=1,
+                title="Target version",
+                description="Registry version to make champion. Empty: previous_champion (rollback) or challenger "
+                "(promote).",
+            ),
+            "reason": Param(None, type=["null", "string"], maxLength=500, title="Reason",
+                            description="Recorded in the events table (optional)."),
+        },
+        tags={"mlops", "retraining", "rollback", model.tag},
+        doc_md=__doc__.replace("### model_rollback", f"### {model.rollback_dag_id}\n\n{model.describe()}", 1),
+    )
+    def model_rollback():
+        @task(task_id=rt.SWITCH)
+        def switch_champion():
+            return rt.switch()
+
+        switch_champion()
+
+    return model_rollback()
 
 
-model_rollback()
+# One DAG per model configuration, beside its model_retraining DAG (see include/retraining/fleet.py).
+for _model in fleet.discover():
+    globals()[_model.rollback_dag_id] = build(_model)

@@ -46,6 +46,7 @@ class RunInfo:
     attempt: int | None = None  # set once the first task has begun the attempt
     bounds: tuple[datetime, datetime] | None = None  # the window the first task chose (later tasks reuse it)
     grid: timedelta = timedelta(hours=6)  # the schedule's interval: manual runs without a date align to it
+    config_path: str | None = None  # the model's YAML file; None: the fleet's file for dag_id (see fleet.py)
 
     @property
     def window_end(self) -> datetime:
@@ -61,7 +62,16 @@ class RunInfo:
         return end - timedelta(hours=cfg.window.lookback_hours), end
 
     def config(self) -> RetrainingConfig:
-        cfg = load_config()
+        """The run's model configuration with the trigger form's overrides. Which model: the one the DAG was
+        generated for (``model_retraining__<name>``), else the default model (``$RETRAINING_CONFIG``)."""
+        from . import fleet
+        from .config import ConfigError
+
+        try:
+            file = self.config_path or fleet.config_path_for(self.dag_id)
+        except fleet.FleetError as exc:  # a configuration problem: fail at once, recorded on the run's row
+            raise ConfigError(str(exc)) from None
+        cfg = load_config(file)
         return cfg.with_overrides({path: self.params.get(name) for name, path in PARAM_OVERRIDES.items()})
 
     def key(self, cfg: RetrainingConfig | None) -> events.RunKey:

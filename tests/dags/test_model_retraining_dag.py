@@ -26,7 +26,25 @@ def dag(dagbag):
 
 def test_dags_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == ["model_retraining", "model_rollback"]
+    # one retraining and one rollback DAG per bundled model config: credit_risk (the default) and loan_loss
+    assert sorted(dagbag.dag_ids) == ["model_retraining", "model_retraining__loan_loss", "model_rollback",
+                                      "model_rollback__loan_loss"]
+
+
+@pytest.mark.parametrize(("dag_id", "model"), [("model_retraining", "credit_risk"),
+                                                ("model_retraining__loan_loss", "loan_loss")])
+def test_every_model_gets_the_same_retraining_dag(dagbag, dag_id, model):
+    """Generated from one factory: the same tasks, graph, schedule and form; the tags and docs name the model."""
+    default, other = dagbag.dags["model_retraining"], dagbag.dags[dag_id]
+    assert f"model:{model}" in other.tags and {"mlops", "retraining", "drift"} <= set(other.tags)
+    assert f"Model `{model}`" in other.doc_md and f"{model}.yaml" in other.doc_md and f"### {dag_id}" in other.doc_md
+    assert set(other.task_ids) == set(default.task_ids)
+    assert {t.task_id: set(t.downstream_task_ids) for t in other.tasks} == {
+        t.task_id: set(t.downstream_task_ids) for t in default.tasks}
+    assert other.timetable.expression == default.timetable.expression and other.max_active_runs == default.max_active_runs
+    assert set(other.params.keys()) == set(default.params.keys())
+    rollback = dagbag.dags[dag_id.replace("model_retraining", "model_rollback")]
+    assert f"model:{model}" in rollback.tags and rollback.task_ids == [rt.SWITCH]
 
 
 def test_dag_files_have_no_heavy_imports_at_module_level():
