@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .monitoring.method_kinds import CATEGORICAL, NUMERIC, kinds_of
 
@@ -42,12 +42,54 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_MODEL_NAME = 64  # the name becomes folder names, an experiment name, events keys and DAG ids
+MAX_REGISTERED_NAME = 128
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_REGISTRY_FORBIDDEN = ("/", ":", "%", "?", "#", "\\")  # MLflow refuses / and :; the rest break models:/ URIs
+
+
 class ModelSection(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    """The model's identity. ``name`` is used as a path segment under ``storage.uri`` and in the events
+    rows, so it is a plain file name: letters, digits, ``_ . -``, starting with a letter or digit (no
+    ``..``, no hidden or option-like names). ``registered_name`` (default: ``name``) is the MLflow
+    registered model's name."""
+
+    name: str
     task: TaskKind = "binary"
     type: ModelType = "xgboost"
     registered_name: str | None = None
     hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not _MODEL_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a usable model name: use letters, digits, '_', '.' and '-', starting with a "
+                "letter or digit (it names folders under storage.uri, so '..', '.hidden' and '-x' are refused)")
+        if len(name) > MAX_MODEL_NAME:
+            raise ValueError(f"{name[:20]!r}... has {len(name)} characters; at most {MAX_MODEL_NAME} are allowed")
+        return name
+
+    @field_validator("registered_name")
+    @classmethod
+    def _registry_name(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        problem = None
+        if not name.strip() or name != name.strip():
+            problem = "is empty or starts or ends with a space"
+        elif set(name) <= {"."}:
+            problem = "is only dots"
+        elif any(not ch.isprintable() for ch in name):
+            problem = "contains a control character"
+        elif any(c in name for c in _REGISTRY_FORBIDDEN):
+            problem = f"contains one of {' '.join(_REGISTRY_FORBIDDEN)} (MLflow registered model names cannot)"
+        elif len(name) > MAX_REGISTERED_NAME:
+            problem = f"has {len(name)} characters; at most {MAX_REGISTERED_NAME} are allowed"
+        if problem:
+            raise ValueError(f"{name!r} {problem}; choose another MLflow registered model name")
+        return name
 
     @property
     def registry_name(self) -> str:
@@ -301,8 +343,23 @@ class GateSection(_Strict):
 
 
 class MlflowSection(_Strict):
+    """Where MLflow is. ``tracking_uri`` (else ``conn_id``, else $MLFLOW_TRACKING_URI, else a local SQLite
+    store). ``conn_id`` names an Airflow HTTP connection: host, port and schema (``http``/``https``) give
+    the server, login/password (or the extra ``token``) the credentials, so no secret sits in this file.
+    Credentials written into a URI (``http://user:pass@host``) also work: they are taken out of the URI and
+    passed as ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, and masked in every row, log line
+    and artifact."""
+
     tracking_uri: str | None = None
+    conn_id: str | None = None
     experiment: str | None = None
+
+    @model_validator(mode="after")
+    def _one_server(self) -> MlflowSection:
+        if self.tracking_uri and self.conn_id:
+            raise ValueError("give either tracking_uri or conn_id, not both (conn_id: an Airflow connection "
+                             "holding the server and its credentials)")
+        return self
 
 
 class StorageSection(_Strict):

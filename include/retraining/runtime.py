@@ -36,6 +36,9 @@ T = TypeVar("T")
 def _context() -> Mapping[str, Any]:
     from airflow.sdk import get_current_context
 
+    from .redaction import install
+
+    install()  # every task starts here: its log records are redacted from now on (idempotent)
     return get_current_context()
 
 

@@ -37,6 +37,12 @@ def resolve(uri: str) -> str:
 
 
 def join(base: str, *parts: str) -> str:
+    """``base/part/...``; a part that would climb out of ``base`` (a ``..`` segment) is refused, so a name
+    taken from the configuration or a run id can never write above the storage location."""
+    for part in parts:
+        if any(segment == ".." for segment in str(part).replace("\\", "/").split("/")):
+            raise ValueError(f"refusing the storage path part {part!r} under {base}: '..' would leave the "
+                             "storage location (check model.name and the run id)")
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 

@@ -112,7 +112,7 @@ def load_raw(tmp_path: Path, data: object) -> RetrainingConfig:
         ({"window": {"lookback_hours": 0}}, "window.lookback_hours", "greater than or equal to 1"),
         ({"model": {"type": "catboost"}}, "model.type", "xgboost"),
         ({"model": {"task": "ranking"}}, "model.task", "binary"),
-        ({"model": {"name": "has space"}}, "model.name", "pattern"),
+        ({"model": {"name": "has space"}}, "model.name", "not a usable model name"),
         ({"training": {"min_rows": 5}}, "training.min_rows", "greater than or equal to 10"),
         ({"source": {"kind": "sql", "path": None, "conn_id": "db", "table": "x; drop table y"}}, "source.table", "pattern"),
     ],
@@ -271,3 +271,55 @@ def test_a_regression_model_gets_regression_gate_criteria_by_default() -> None:
     explicit = build_config(model={"task": "regression"}, gate={"max_regression": {"rmse": 5.0}})
     assert explicit.gate.max_regression == {"rmse": 5.0}
     assert build_config().gate.min_absolute == {"precision": 0.85, "recall": 0.80}  # classifiers: the runbooks'
+
+
+# --- names used as paths and registry names; MLflow credentials ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "...", ".hidden", "-rf", "a/b", "a\\b", "x" * 65, "", "name\x00"])
+def test_model_names_that_could_leave_the_storage_location_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"model\.name: ") as info:
+        _validate(raw_config(model={"name": name}), source="test")
+    assert "letter or digit" in str(info.value) or "at most 64" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["credit_risk", "Credit-Risk.v2", "m1", "9lives", "x" * 64])
+def test_plain_model_names_pass(name: str) -> None:
+    assert _validate(raw_config(model={"name": name}), source="test").model.name == name
+
+
+@pytest.mark.parametrize(
+    ("registered", "problem"),
+    [
+        ("team/credit", "contains one of"),
+        ("prod:credit", "contains one of"),
+        ("credit%2Frisk", "contains one of"),
+        ("credit\nrisk", "control character"),
+        ("credit\x00", "control character"),
+        ("..", "only dots"),
+        ("   ", "empty"),
+        (" credit", "space"),
+        ("c" * 129, "at most 128"),
+    ],
+)
+def test_registered_names_mlflow_cannot_hold_are_refused(registered: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=r"model\.registered_name: ") as info:
+        _validate(raw_config(model={"registered_name": registered}), source="test")
+    assert problem in str(info.value)
+
+
+def test_a_registered_name_with_spaces_and_dots_passes() -> None:
+    cfg = _validate(raw_config(model={"registered_name": "Credit risk v2.1"}), source="test")
+    assert cfg.model.registry_name == "Credit risk v2.1"
+
+
+def test_mlflow_takes_a_uri_or_a_connection_not_both() -> None:
+    assert _validate(raw_config(mlflow={"conn_id": "mlflow_http", "tracking_uri": ""}), source="t").mlflow.conn_id
+    with pytest.raises(ConfigError, match=r"mlflow: .*either tracking_uri or conn_id"):
+        _validate(raw_config(mlflow={"conn_id": "mlflow_http", "tracking_uri": "http://h:5000"}), source="t")
+
+
+def test_a_refused_value_does_not_echo_a_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        _validate(raw_config(mlflow={"conn_id": "c", "tracking_uri": "http://u:hunter2secret@h"}), source="t")
+    assert "hunter2secret" not in str(info.value)

@@ -125,9 +125,12 @@ def write_html(
 
 
 def _context(context: Mapping[str, str] | None) -> str:
+    """The header's facts; credentials in a value (a URI, a DSN) are masked, as the report is an artifact."""
+    from ..redaction import redact
+
     if not context:
         return ""
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in context.items())
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(redact(str(v)))}</dd>" for k, v in context.items())
     return f'<dl class="context">{rows}</dl>'
 
 
@@ -492,10 +495,13 @@ def _count(value: Any) -> str:
 
 
 def _value(value: Any) -> str:
-    """A decision value: numbers formatted, anything else escaped text."""
+    """A decision value: numbers formatted, anything else escaped text (credentials masked: a typed reason
+    may quote a URI)."""
+    from ..redaction import redact
+
     if _float(value) is not None and not isinstance(value, str):
         return _num(value)
-    return NA if value is None else _e(value)
+    return NA if value is None else _e(redact(str(value)))
 
 
 def _statistic_kind(f: Mapping[str, Any]) -> str:

@@ -240,8 +240,23 @@ def finite(value: Any) -> Any:
 
 
 def _adapt(name: str, value: Any) -> Any:
+    """A value as PostgreSQL stores it. The one place every text or JSON value passes on its way to the
+    events tables, so credentials are masked here (an error message repeating a DSN or a tracking URI)
+    and NUL, which neither text nor JSONB can hold, is dropped, at any depth of a JSON value."""
+    from ..redaction import redact
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact(v.replace("\x00", ""))
+        if isinstance(v, dict):
+            return {clean(str(k)): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
     if name in JSON_COLUMNS and value is not None:
-        return Json(finite(value), dumps=lambda v: json.dumps(v, default=str, allow_nan=False))
+        return Json(clean(finite(value)),
+                    dumps=lambda v: json.dumps(v, default=lambda o: clean(str(o)), allow_nan=False))
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, str):

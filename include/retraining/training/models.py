@@ -285,12 +285,15 @@ def train_candidate(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from ..redaction import redact_config
+
     setup(cfg)
     model_type = cfg.model.type
     splits = {name: storage.read_parquet(uri) for name, uri in prepared["splits"].items()}
     classes = prepared["classes"]
     features = cfg.columns.features
-    config_json = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    # the run's record of its configuration, credentials masked (the hash too: it must not fingerprint a password)
+    config_json = json.dumps(redact_config(cfg.model_dump(mode="json")), sort_keys=True)
     provenance = {
         "snapshot_hash": snapshot["hash"],
         "code_version": code_version(),
