@@ -380,6 +380,27 @@ class EventsSection(_Strict):
     conn_id: str = "retraining_db"
 
 
+# What a notification can be about (include/retraining/record/notify.py classifies each finished run).
+NotifyKind = Literal["promotion", "gate_rejection", "failure", "suppressed", "rollback", "manual_promotion",
+                     "awaiting_approval", "skipped"]
+NOTIFY_DEFAULT_EVENTS: tuple[str, ...] = ("promotion", "gate_rejection", "failure", "suppressed", "rollback",
+                                          "manual_promotion", "awaiting_approval")
+
+
+class NotifySection(_Strict):
+    """Notifications of what a run did, sent by ``record_outcome`` (``switch_champion`` in model_rollback).
+
+    Every notification is a log line of that task; with ``conn_id`` it is also sent through the Airflow
+    connection, whose type picks the channel: ``http`` (a JSON POST; Slack's format when the host is
+    hooks.slack.com or the extra says ``"format": "slack"``), ``slackwebhook``/``slack`` (a Slack incoming
+    webhook), ``smtp``/``email`` (a mail to the extra's ``to``). ``events`` says which kinds are sent;
+    ``skipped`` (a window that needed no retraining) is off by default."""
+
+    conn_id: str | None = None
+    events: list[NotifyKind] = Field(default_factory=lambda: list(NOTIFY_DEFAULT_EVENTS))
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
 class RetrainingConfig(_Strict):
     model: ModelSection
     source: SourceSection
@@ -395,6 +416,7 @@ class RetrainingConfig(_Strict):
     storage: StorageSection
     deploy: DeploySection = DeploySection()
     events: EventsSection = EventsSection()
+    notify: NotifySection = NotifySection()
 
     @model_validator(mode="before")
     @classmethod
