@@ -2,6 +2,12 @@
 
 Every read is bounded by a half-open time window ``[start, end)`` on the configured
 timestamp column; windows come from the run's data interval, never from the clock.
+
+Time zones: a timestamp without a time zone is taken as UTC everywhere. SQL sources are read
+in a session whose ``TimeZone`` is UTC (see :func:`source_dsn`), so a ``timestamp without time
+zone`` column is compared with the window's bounds as UTC whatever the server's, database's or
+role's default time zone is; Parquet and CSV values without an offset are read as UTC too.
+Store local times with their offset (``timestamptz``) or convert them to UTC.
 Columns are checked against the configuration before anything is computed, so a
 missing column or a text value in a numeric feature is reported by name.
 """
@@ -70,6 +76,24 @@ def _check_present(cfg: RetrainingConfig, available: list[str]) -> None:
         )
 
 
+UTC_SESSION = "-c TimeZone=UTC"
+
+
+def source_dsn(cfg: RetrainingConfig) -> str:
+    """The source connection's DSN with the session time zone set to UTC.
+
+    PostgreSQL compares a ``timestamp without time zone`` column with a ``timestamptz`` bound in the
+    session's time zone: with a New York session the window [18:00, 00:00) UTC would read the rows
+    stamped 13:00-19:00. Python reads those values as UTC, so the session must too. The setting is
+    appended to the connection's own ``options`` (the last ``-c`` wins), and so holds for every query
+    made with this DSN, including the drift summary computed inside PostgreSQL."""
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    params = parse_dsn(resolve_dsn(cfg.source.conn_id or ""))
+    params["options"] = f"{params.get('options', '')} {UTC_SESSION}".strip()
+    return make_dsn(**params)
+
+
 def _sql_columns(cfg: RetrainingConfig, dsn: str) -> list[str]:
     query = sql.SQL("SELECT * FROM {} LIMIT 0").format(source_relation(cfg))
     with connect(dsn) as conn, conn.cursor() as cur:
@@ -135,7 +159,7 @@ def _in_window(frame: pd.DataFrame, column: str, start: datetime | None, end: da
 def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | None) -> WindowCounts:
     """Rows and labelled rows in the window: what the sensor waits on. Cheap: counts only."""
     if cfg.source.kind == "sql":
-        dsn = resolve_dsn(cfg.source.conn_id or "")
+        dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, start, end)
         query = sql.SQL("SELECT count(*), count({label}) FROM {rel} WHERE {where}").format(
@@ -155,7 +179,7 @@ def latest_labelled_time(cfg: RetrainingConfig, before: datetime) -> datetime | 
     import pandas as pd
 
     if cfg.source.kind == "sql":
-        dsn = resolve_dsn(cfg.source.conn_id or "")
+        dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, None, before)
         query = sql.SQL("SELECT max({ts}) FROM {rel} WHERE {where} AND {label} IS NOT NULL").format(
@@ -187,7 +211,7 @@ def load_window(
 
     columns = required_columns(cfg)
     if cfg.source.kind == "sql":
-        dsn = resolve_dsn(cfg.source.conn_id or "")
+        dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, start, end)
         if labelled_only:

@@ -164,8 +164,7 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
     PostgreSQL, or over Parquet in batches) and only its newest ``performance.max_rows`` rows are
     loaded; a smaller one is loaded once and summarised in pandas.
     """
-    from ..connections import resolve_dsn
-    from ..sources import files, load_window, source_relation
+    from ..sources import files, load_window, source_dsn, source_relation
     from . import window_histograms
 
     numeric = {c: e for c, e in drift.window_edges(profile).items() if c in cfg.columns.numeric}
@@ -173,7 +172,7 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
     if rows >= cfg.drift.pushdown_min_rows and cfg.source.kind in ("sql", "parquet"):
         args = (cfg.columns.timestamp, window_start, window_end, numeric, categorical)
         if cfg.source.kind == "sql":
-            summary = window_histograms.sql_histograms(resolve_dsn(cfg.source.conn_id or ""), source_relation(cfg),
+            summary = window_histograms.sql_histograms(source_dsn(cfg), source_relation(cfg),
                                                        *args, bounds=drift.bounds(profile))
         else:
             summary = window_histograms.parquet_histograms(files(cfg), *args, bounds=drift.bounds(profile))
