@@ -36,6 +36,7 @@ from include.retraining import fleet
 from include.retraining import runtime as rt
 from include.retraining.config import MODEL_TYPES
 from include.retraining.point_in_time import start_date
+from include.retraining.record.notify import RetrainingNotifier
 
 # Retries of failing tasks; the demo and the tests set RETRAINING_TASK_RETRIES=0 so failures show at once.
 RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
@@ -156,7 +157,9 @@ def build(model: fleet.ModelEntry):
         def deploy(registered):
             return rt.deploy(registered)
 
-        @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE)
+        # the run is complete here: its row says what happened, and the notifier tells people
+        @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE,
+              on_success_callback=RetrainingNotifier(), on_failure_callback=RetrainingNotifier(failed=True))
         def record_outcome():
             return rt.finalize()
 

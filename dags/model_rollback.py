@@ -27,6 +27,7 @@ from airflow.sdk import Param, dag, task
 
 from include.retraining import fleet
 from include.retraining import runtime as rt
+from include.retraining.record.notify import RetrainingNotifier
 
 
 def build(model: fleet.ModelEntry):
@@ -62,7 +63,8 @@ def build(model: fleet.ModelEntry):
         doc_md=__doc__.replace("### model_rollback", f"### {model.rollback_dag_id}\n\n{model.describe()}", 1),
     )
     def model_rollback():
-        @task(task_id=rt.SWITCH)
+        @task(task_id=rt.SWITCH, on_success_callback=RetrainingNotifier(),
+              on_failure_callback=RetrainingNotifier(failed=True))
         def switch_champion():
             return rt.switch()
 
