@@ -10,6 +10,11 @@ logistic model. Labels arrive late: a row's label is ``NULL`` until
 From ``drift_at`` on, the population changes (lower incomes and credit scores,
 higher debt-to-income) and a new loan purpose, ``bnpl_refinance``, appears with a
 much higher default rate: data drift and concept drift a retrained model can learn.
+
+:func:`generate_losses` is the same applications with a regression target instead, the
+amount lost on each loan (``loss_amount``, for the demo's second model, ``loan_loss``): it
+depends non-linearly on credit score, debt-to-income, late payments and the loan amount, and
+after ``drift_at`` refinanced buy-now-pay-later loans and the south region lose much more.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ NUMERIC = [
 ]
 CATEGORICAL = ["home_ownership", "loan_purpose", "region"]
 LABEL = "defaulted"
+LOSS_LABEL = "loss_amount"  # the regression stream's target (generate_losses)
 TIMESTAMP = "application_ts"
 ID = "application_id"
 
@@ -126,33 +132,58 @@ def generate(spec: StreamSpec | None = None) -> pd.DataFrame:
     return frame
 
 
-def create_table_sql(table: str) -> str:
+def generate_losses(spec: StreamSpec | None = None, noise: float = 300.0) -> pd.DataFrame:
+    """The applications of :func:`generate` with the amount lost on each loan as the label instead of
+    ``defaulted`` (NULL until it is known, as the default label is): a regression stream. Seeded apart
+    from the applications (``spec.seed + 1``) so the two streams can be compared without sharing noise."""
+    spec = spec or StreamSpec()
+    frame = generate(spec)
+    rng = np.random.default_rng(spec.seed + 1)
+    drifted = (
+        np.zeros(len(frame), dtype=bool)
+        if spec.drift_at is None
+        else (frame[TIMESTAMP] >= pd.Timestamp(spec.drift_at)).to_numpy()
+    )
+    score, dti, loan = frame["credit_score"], frame["debt_to_income"], frame["loan_amount"]
+    risk = np.clip((700 - score) / 200, 0, None) + 2 * dti + 0.15 * np.minimum(frame["late_payments_12m"], 3)
+    loss = loan * 0.2 * risk + 800 * (frame["loan_purpose"] == "small_business")
+    # after the drift: refinanced BNPL loans lose a quarter of their amount more, the south region more too
+    loss = loss + drifted * (0.25 * loan * (frame["loan_purpose"] == "bnpl_refinance")
+                             + 400 * (frame["region"] == "south"))
+    loss = (loss + rng.normal(0, noise, len(frame))).clip(lower=0).round(2)
+    known = frame[LABEL].notna()
+    return frame.drop(columns=[LABEL]).assign(**{LOSS_LABEL: loss.where(known)})
+
+
+def create_table_sql(table: str, label: str = LABEL, label_type: str = "INTEGER") -> str:
     """DDL of the demo source table (labels nullable: they arrive late)."""
     numeric = ",\n  ".join(f"{c} DOUBLE PRECISION" for c in NUMERIC)
     categorical = ",\n  ".join(f"{c} TEXT" for c in CATEGORICAL)
     return (
         f"CREATE TABLE {table} (\n  {ID} BIGINT PRIMARY KEY,\n  {TIMESTAMP} TIMESTAMPTZ NOT NULL,\n"
-        f"  {numeric},\n  {categorical},\n  {LABEL} INTEGER\n);\n"
+        f"  {numeric},\n  {categorical},\n  {label} {label_type}\n);\n"
         f"CREATE INDEX {table}_ts_idx ON {table} ({TIMESTAMP});"
     )
 
 
 def load_into_postgres(dsn: str, table: str, frame: pd.DataFrame, replace: bool = True) -> int:
-    """Write the stream into ``table`` (dropped and re-created when ``replace``) with COPY."""
+    """Write the stream into ``table`` (dropped and re-created when ``replace``) with COPY: the credit
+    stream (label ``defaulted``) or the loss stream (label ``loss_amount``)."""
     import io
 
     from psycopg2 import sql
 
     from .connections import connect
 
-    columns = [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LABEL]
+    label, label_type = (LOSS_LABEL, "DOUBLE PRECISION") if LOSS_LABEL in frame.columns else (LABEL, "INTEGER")
+    columns = [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, label]
     buffer = io.StringIO()
     frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f%z")
     buffer.seek(0)
     with connect(dsn) as conn, conn.cursor() as cur:
         if replace:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-            cur.execute(create_table_sql(table))
+            cur.execute(create_table_sql(table, label, label_type))
         cur.copy_expert(
             sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL '\\N')").format(
                 sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)

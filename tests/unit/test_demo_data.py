@@ -83,3 +83,33 @@ def test_load_into_postgres_and_read_back_with_the_bundled_config(pg_dsn: str, m
     assert loaded[ID].tolist() == in_window[ID].tolist()
     assert loaded["annual_income"].tolist() == pytest.approx(in_window["annual_income"].tolist())
     assert loaded["loan_purpose"].tolist() == in_window["loan_purpose"].tolist()
+
+
+def test_the_loss_stream_is_the_same_applications_with_a_delayed_regression_label() -> None:
+    from include.retraining.demo_data import LOSS_LABEL, generate_losses
+
+    credit, losses = generate(SPEC), generate_losses(SPEC)
+    assert list(losses.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LOSS_LABEL]
+    pd.testing.assert_frame_equal(losses.drop(columns=[LOSS_LABEL]), credit.drop(columns=[LABEL]))
+    assert (losses[LOSS_LABEL].isna() == credit[LABEL].isna()).all()  # known when the default label is
+    assert (losses[LOSS_LABEL].dropna() >= 0).all()
+    pd.testing.assert_frame_equal(losses, generate_losses(SPEC))  # seeded
+    # after the drift, refinanced BNPL loans lose far more than the others (concept drift to learn)
+    late = generate_losses(StreamSpec(**{**SPEC.__dict__, "rows_per_hour": 2000, "as_of": SPEC.end + timedelta(hours=2)}))
+    after = late[late[TIMESTAMP] >= pd.Timestamp(SPEC.drift_at)]
+    bnpl = after["loan_purpose"] == "bnpl_refinance"
+    assert after.loc[bnpl, LOSS_LABEL].mean() > 1.5 * after.loc[~bnpl, LOSS_LABEL].mean()
+
+
+def test_the_loss_stream_loads_with_a_numeric_label(pg_dsn: str) -> None:
+    from include.retraining.demo_data import LOSS_LABEL, generate_losses
+
+    frame = generate_losses(SPEC)
+    assert load_into_postgres(pg_dsn, "loss_demo", frame) == 400
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'loss_demo' "
+                    "AND column_name = %s", (LOSS_LABEL,))
+        assert cur.fetchone() == ("double precision",)
+        cur.execute(f"SELECT count({LOSS_LABEL}), sum({LOSS_LABEL}) FROM loss_demo")
+        count, total = cur.fetchone()
+    assert count == frame[LOSS_LABEL].notna().sum() and total == pytest.approx(frame[LOSS_LABEL].sum())
