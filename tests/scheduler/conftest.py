@@ -16,6 +16,12 @@ its ``AIRFLOW_CONN_RETRAINING_DB``, ``RETRAINING_CONFIG`` and ``RETRAINING_HOME`
 Scheduled runs are switched off (``[scheduler] use_job_schedule = False``): with it on, unpausing
 ``model_retraining`` (``catchup=False``) would create the latest scheduled run at once, a run whose
 sensor waits hours for data of "now". Backfill runs are not affected by that option.
+
+Other executors and processes: ``AirflowStack(..., executor="CeleryExecutor", extra_env={...})`` and
+:meth:`AirflowStack.add_process` (for example ``airflow celery worker`` in a working directory of its own,
+or a tracking server) start more processes with the three, in process groups the same teardown kills;
+``api_apps="all"`` serves the REST API too (:meth:`AirflowStack.api`, with a token of the simple auth
+manager's ``admin``). tests/distributed uses them.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,12 +85,29 @@ class StackError(RuntimeError):
     pass
 
 
+@dataclass
+class ExtraProcess:
+    """A process started with the stack (after ``airflow db migrate``) and stopped with it.
+
+    ``args`` is the whole command line; ``env`` is laid over the stack's environment; ``ready`` tells when
+    it is ready (None: at once); ``task_logs`` is where task logs land when tasks run in it (diagnostics)."""
+
+    name: str
+    args: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    ready: Callable[[], bool] | None = None
+    task_logs: Path | None = None
+
+
 class AirflowStack:
     """Scheduler + dag-processor + api-server on a metadata database of their own."""
 
     PROCESSES = ("api-server", "dag-processor", "scheduler")
 
-    def __init__(self, root: Path, pg_server: dict[str, str], project_env: dict[str, str]) -> None:
+    def __init__(self, root: Path, pg_server: dict[str, str], project_env: dict[str, str],
+                 executor: str = "LocalExecutor", extra_env: dict[str, str] | None = None,
+                 api_apps: str = "execution") -> None:
         self.root = root
         self.home = root / "airflow"
         self.log_dir = root / "logs"
@@ -100,7 +124,12 @@ class AirflowStack:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.backfills: list[dict[str, Any]] = []
+        self.executor = executor
+        self.api_apps = api_apps
+        self.extra: dict[str, ExtraProcess] = {}
+        self._token: str | None = None
         self.env = self._environment(project_env)
+        self.env.update(extra_env or {})
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -130,7 +159,7 @@ class AirflowStack:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -174,6 +203,18 @@ class AirflowStack:
         finally:
             conn.close()
 
+    def add_process(self, process: ExtraProcess) -> None:
+        """One more process to start with the stack (call before ``start``), e.g. a Celery worker."""
+        if self.started_at is not None:
+            raise StackError(f"add_process({process.name!r}) after start(): add every process before starting")
+        if process.name in (*self.PROCESSES, *self.extra):
+            raise StackError(f"a process named {process.name!r} is already part of the stack")
+        self.extra[process.name] = process
+
+    @property
+    def expected_ready(self) -> int:
+        return 3 + len(self.extra)
+
     def start(self) -> None:
         _RUNNING.append(self)
         self._admin_sql(f'CREATE DATABASE "{self.db}"')
@@ -182,10 +223,12 @@ class AirflowStack:
         self.airflow("db", "migrate")
         timing("airflow db migrate (fresh PostgreSQL database)", time.monotonic() - started)
 
+        if self.api_apps == "all" or "core" in self.api_apps.split(","):
+            self._write_admin_password()  # before the api-server starts: it keeps a password it finds
         self.started_at = time.monotonic()
         commands = {
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-                           "--apps", "execution"],
+                           "--apps", self.api_apps],
             "dag-processor": ["dag-processor"],
             "scheduler": ["scheduler"],
         }
@@ -194,6 +237,11 @@ class AirflowStack:
                 # a session (and process group) of its own, so teardown can kill the whole tree
                 self.procs[name] = subprocess.Popen(
                     [str(AIRFLOW), *commands[name]], env=self.env, cwd=self.root, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        for name, extra in self.extra.items():
+            with (self.log_dir / f"{name}.log").open("ab") as log:
+                self.procs[name] = subprocess.Popen(
+                    extra.args, env={**self.env, **extra.env}, cwd=extra.cwd, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # readiness is watched from now on, so the cold start is measured even while the test does other work
         self._watcher = threading.Thread(target=self._watch_readiness, name="airflow-readiness", daemon=True)
@@ -215,7 +263,7 @@ class AirflowStack:
         """Note when the api-server answers, the scheduler heartbeats and the DAG is serialized (unpaused)."""
         assert self.started_at is not None
         try:
-            while len(self.ready) < 3 and not self._stopping.is_set():
+            while len(self.ready) < self.expected_ready and not self._stopping.is_set():
                 now = time.monotonic()
                 if now - self.started_at > timeout or any(p.poll() is not None for p in self.procs.values()):
                     return
@@ -235,6 +283,9 @@ class AirflowStack:
                     elif errors := self.query("SELECT filename, stacktrace FROM import_error"):
                         self.watch_error = f"DAG import errors: {errors}"
                         return
+                for name, extra in self.extra.items():
+                    if name not in self.ready and (extra.ready is None or extra.ready()):
+                        self.ready[name] = time.monotonic()
                 time.sleep(0.25)
         except Exception as exc:  # reported by wait_ready
             self.watch_error = f"{type(exc).__name__}: {exc}"
@@ -246,12 +297,47 @@ class AirflowStack:
         assert self.started_at is not None, "start() first"
         self._watcher.join(timeout=max(0.0, self.started_at + timeout - time.monotonic()))
         self._check_alive()
-        if self.watch_error or len(self.ready) < 3:
+        if self.watch_error or len(self.ready) < self.expected_ready:
             raise StackError(f"Airflow not ready after {time.monotonic() - self.started_at:.0f} s "
                              f"(ready: {sorted(self.ready)}; {self.watch_error or 'timed out'})\n{self.diagnostics()}")
         self.ready_at = max(self.ready.values())
         for what, at in sorted(self.ready.items(), key=lambda kv: kv[1]):
             timing(f"cold start: {what} ready", at - self.started_at)
+
+    def log_of(self, name: str) -> Path:
+        """The output (stdout and stderr) of one of the stack's processes."""
+        return self.log_dir / f"{name}.log"
+
+    # --- the REST API (api_apps "all" or "core") --------------------------------------------------
+
+    def _write_admin_password(self) -> str:
+        """The simple auth manager reads passwords from this file and keeps the ones it finds."""
+        path = self.home / "simple_auth_manager_passwords.json.generated"
+        if not path.exists():
+            path.write_text(json.dumps({"admin": secrets.token_urlsafe(16)}) + "\n")
+        return json.loads(path.read_text())["admin"]
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+        """One REST API call as ``admin`` (``path`` below ``/api/v2``); the decoded JSON answer."""
+        if self.api_apps != "all" and "core" not in self.api_apps.split(","):
+            raise StackError(f"the api-server serves only {self.api_apps!r}: create the stack with api_apps='all'")
+        if self._token is None:
+            self._token = self._request("POST", "/auth/token", {"username": "admin",
+                                                                "password": self._write_admin_password()},
+                                        timeout=timeout)["access_token"]
+        return self._request(method, f"/api/v2{path}", body, timeout=timeout,
+                             headers={"Authorization": f"Bearer {self._token}"})
+
+    def _request(self, method: str, path: str, body: Any = None, timeout: float = 30,
+                 headers: dict[str, str] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise StackError(f"{method} {path} answered {exc.code}: {exc.read().decode(errors='replace')[:2000]}") from exc
 
     # --- the metadata database ------------------------------------------------------------------
 
@@ -354,15 +440,16 @@ class AirflowStack:
         parts = []
         for ti in self.query("SELECT dag_id, run_id, task_id, state, try_number FROM task_instance "
                              "WHERE state = ANY(%s) ORDER BY run_id, task_id", (list(states),)):
-            folder = self.home / "logs" / f"dag_id={ti['dag_id']}" / f"run_id={ti['run_id']}" / f"task_id={ti['task_id']}"
-            logs = sorted(folder.glob("**/*.log"))
+            roots = [self.home / "logs", *(e.task_logs for e in self.extra.values() if e.task_logs)]
+            logs = sorted(log for root in roots for log in (
+                root / f"dag_id={ti['dag_id']}" / f"run_id={ti['run_id']}" / f"task_id={ti['task_id']}").glob("**/*.log"))
             parts.append(f"--- task {ti['run_id']} / {ti['task_id']}: {ti['state']} (try {ti['try_number']})")
             parts.extend(tail(log, 40) for log in logs[-1:])
         return "\n".join(parts)
 
     def diagnostics(self, lines: int = 60) -> str:
         parts = [f"=== Airflow stack: db {self.db}, home {self.home}, api port {self.port}"]
-        for name in (*self.PROCESSES, "cli"):
+        for name in (*self.PROCESSES, *self.extra, "cli"):
             path = self.log_dir / f"{name}.log"
             if path.exists():
                 parts.append(f"--- {path} (last {lines} lines)\n{tail(path, lines)}")
@@ -432,10 +519,16 @@ class AirflowStack:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        signalled = time.monotonic()
+        exited: dict[str, float] = {}  # name -> seconds from SIGTERM to exit
+        while len(exited) < len(self.procs) and time.monotonic() < signalled + 30:
+            for name, proc in self.procs.items():
+                if name not in exited and proc.poll() is not None:
+                    exited[name] = time.monotonic() - signalled
+            time.sleep(0.1)
+        if slow := {name: exited.get(name) for name in self.procs if exited.get(name, 30) > 5}:
+            print("[scheduler harness] slow to stop on SIGTERM: " + ", ".join(
+                f"{name} {'still running' if t is None else f'{t:.1f} s'}" for name, t in slow.items()))
         time.sleep(0.5)
         # what outlived SIGTERM, also a descendant that left the process groups (still known from `before`)
         killed = self._kill({**before, **self._descendants()})
