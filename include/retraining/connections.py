@@ -111,11 +111,25 @@ def connect(dsn: str) -> Iterator[psycopg2.extensions.connection]:
 
 @contextmanager
 def advisory_lock(dsn: str, name: str) -> Iterator[None]:
-    """A session-level PostgreSQL advisory lock on ``name``, held for the block (released on error too)."""
-    with connect(dsn) as conn, conn.cursor() as cur:
-        log.info("waiting for the lock %s", name)
-        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+    """A session-level PostgreSQL advisory lock on ``name``, held for the block (released on error too).
+
+    If the server ends the session while the block runs (a restart, a lost network), the lock ended with
+    it: releasing it then only logs a warning, so the block's own outcome (or error) is what the caller sees.
+    """
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            log.info("waiting for the lock %s", name)
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
+    finally:
         try:
-            yield
+            if not conn.closed:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+        except psycopg2.Error as exc:
+            log.warning("could not release the lock %s (%s): the session is gone, and the lock with it",
+                        name, str(exc).strip())
         finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+            conn.close()

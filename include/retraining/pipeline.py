@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import storage
+from . import faults, storage
 from .config import RetrainingConfig, load_config
 from .connections import EVENTS_CONN_ID, resolve_dsn
 from .record import events
@@ -165,6 +165,7 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
     dsn = events_dsn(cfg)
+    recovered = recover_interrupted(info, cfg, dsn)
     info = replace(info, attempt=events.begin_attempt(dsn, info.key(cfg), info.attempt_key))
     with recorded(info, task_id, cfg):
         window = choose_window(info, cfg, dsn)
@@ -173,6 +174,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
         result = assess(cfg, start, end, now, judge=lambda: point_in_time.judging_champion(
             cfg, registry.setup(cfg), dsn, end, info.run_type))
         result.update({"attempt": info.attempt, "window": window.as_dict()})
+        if recovered:
+            result["recovered"] = recovered
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
                                   "model_type": cfg.model.type, "attempt_key": info.attempt_key}
         if result["status"] == "waiting":
@@ -191,7 +194,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "labelled_rows": result["labelled_rows"],
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
                                                                 "schema_changes", "rows", "labelled_rows",
-                                                                "before_labels", "window", "judge")},
+                                                                "before_labels", "window", "judge", "recovered")
+                                    if k != "recovered" or result.get(k)},
                 "data_quality": _quality_summary(result.get("quality")),
                 "judged_by_version": judged.get("version"),
                 "champion_source": judged.get("source"),
@@ -200,6 +204,34 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
             },
         )
         return result
+
+
+def recover_interrupted(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> dict[str, Any] | None:
+    """What earlier runs left unfinished: promotions begun and never completed (finished or reverted now, see
+    :func:`.release.promotion.recover`) and MLflow runs left RUNNING by a killed task (marked FAILED).
+
+    Live runs only: a backfill replays history and never changes the registry or the serving app."""
+    from .record import promotions
+    from .release import promotion, registry
+
+    if info.run_type == "backfill" or info.attempt is not None:
+        return None
+    with recorded(info, CHECK_RECOVERY, cfg):
+        found: dict[str, Any] = {}
+        if promotions.unfinished(dsn, cfg.model.registry_name):
+            client = registry.setup(cfg)
+            found["promotions"] = promotion.recover(cfg, client, dsn, run=info.key(cfg))
+        orphans = registry.fail_orphan_runs(cfg, dag_id=info.dag_id, older_than_hours=ORPHAN_RUN_HOURS,
+                                            who=f"{info.dag_id} {info.run_id}")
+        if orphans:
+            found["orphan_mlflow_runs"] = orphans
+        return found or None
+
+
+CHECK_RECOVERY = "check_drift_and_performance (recovery)"
+# A training run's task times out after 2 hours (the DAG's execution_timeout); an MLflow run of this DAG still
+# RUNNING after this many hours belongs to a task that no longer exists.
+ORPHAN_RUN_HOURS = 3.0
 
 
 def choose_window(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> Any:
@@ -320,10 +352,15 @@ def prepare(info: RunInfo, task_id: str, snapshot: dict[str, Any]) -> dict[str, 
 
 
 def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
+    from .release import registry
     from .training.models import train_candidate
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
+        # one training per DAG at a time (max_active_tis_per_dag=1): a training run still RUNNING is a killed one's
+        registry.fail_orphan_runs(cfg, dag_id=info.dag_id, older_than_hours=0.0, who=f"{info.dag_id} {info.run_id}",
+                                  kinds=("training",))
+        faults.point("train.fit")
         result = train_candidate(cfg, prepared, info.tags(), snapshot)
         record(info, cfg, {"candidate_run_id": result["run_id"], "model_type": result["model_type"]})
         return result
@@ -419,6 +456,7 @@ def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict
             tags["primary_metric_candidate"] = str(primary["candidate"])
             tags["primary_metric_champion"] = str(primary["champion"])
         version = registry.register(cfg, client, trained["model_uri"], trained["run_id"], tags)
+        faults.point("register.after_create")
         record(info, cfg, {"candidate_version": version.version})
         return {"name": version.name, "version": version.version, "run_id": version.run_id}
 
@@ -450,8 +488,9 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
                                 effective_at=info.window_end, action="deploy", run=info.key(cfg),
                                 attempt=attempt_of(info, cfg), expected_champion=judged_version)
         record(info, cfg, {"deployed": True, "champion_version_before": moved["champion_before"],
-                           "champion_version_after": moved["champion_after"]})
-        return moved
+                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
+                           **({"promotion_resolution": "completed by a retry of deploy"} if moved["resumed"] else {})})
+        return {k: v for k, v in moved.items() if k != "resumed"}
 
 
 # --- finalize --------------------------------------------------------------------------------
@@ -533,6 +572,7 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
     """The ``model_rollback`` DAG: roll back to a version (default: ``previous_champion``) or promote a
     waiting challenger (default: ``challenger``). Writes its own row: trigger_type manual."""
     from .errors import DataValidationError
+    from .record import promotions
     from .release import registry
     from .release.promotion import switch_champion
 
@@ -547,6 +587,9 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
                            "trigger_reason": reason, "severity": "low", "execution_attempted": True,
                            "status": "running", "champion_version_before": champ.version if champ else None})
         target = info.params.get("target_version")
+        begun = promotions.of_run(events_dsn(cfg), info.key(cfg), attempt_of(info, cfg))
+        if target is None and begun is not None:
+            target = begun.target_version  # a retry: the version this attempt chose (the aliases may have moved since)
         if target is None:
             alias = registry.PREVIOUS if action == "rollback" else registry.CHALLENGER
             found = registry.version_by_alias(client, name, alias)
@@ -564,7 +607,8 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
                                 effective_at=info.run_after, action=action, run=info.key(cfg),
                                 attempt=attempt_of(info, cfg))
         record(info, cfg, {"deployed": True, "candidate_version": int(target),
-                           "champion_version_after": moved["champion_after"],
+                           "champion_version_before": moved["champion_before"],
+                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
                            "status": "rolled_back" if action == "rollback" else "promoted",
                            "execution_successful": True, "execution_completed_at": datetime.now(timezone.utc)})
         log.info("%s: champion %s -> v%s", action, moved["champion_before"], moved["champion_after"])

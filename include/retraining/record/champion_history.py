@@ -94,22 +94,27 @@ def ensure_schema(dsn: str) -> None:
     _ready.add(dsn)
 
 
-def record(dsn: str, *, model_name: str, registered_name: str, version: int | None, previous_version: int | None,
+def insert(cur: Any, *, model_name: str, registered_name: str, version: int | None, previous_version: int | None,
            effective_at: datetime, action: str, dag_id: str | None, run_id: str | None, attempt: int | None,
            reason: str | None) -> None:
-    """Append one change of champion. Call it under the deploy lock, once the alias has moved."""
+    """Append one change of champion with the caller's cursor (inside the caller's transaction)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown champion change {action!r}; valid: {ACTIONS}")
+    cur.execute(
+        f"""INSERT INTO {TABLE} (model_name, registered_name, version, previous_version, effective_at, action,
+                                 dag_id, run_id, attempt, reason)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (model_name, registered_name, version, previous_version, effective_at, action, dag_id, run_id, attempt,
+         (reason or "").replace("\x00", "")[:1000]),
+    )
+    log.info("champion history of %s: v%s from %s (%s)", registered_name, version, effective_at.isoformat(), action)
+
+
+def record(dsn: str, **change: Any) -> None:
+    """Append one change of champion in a transaction of its own (see :func:`insert` for the fields)."""
     ensure_schema(dsn)
     with connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"""INSERT INTO {TABLE} (model_name, registered_name, version, previous_version, effective_at, action,
-                                     dag_id, run_id, attempt, reason)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (model_name, registered_name, version, previous_version, effective_at, action, dag_id, run_id, attempt,
-             (reason or "").replace("\x00", "")[:1000]),
-        )
-    log.info("champion history of %s: v%s from %s (%s)", registered_name, version, effective_at.isoformat(), action)
+        insert(cur, **change)
 
 
 def _changes(dsn: str, registered_name: str, where: str, params: tuple, order: str, limit: int | None = None

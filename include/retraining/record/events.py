@@ -8,7 +8,9 @@ Three tables, created (and upgraded from older versions) automatically under an 
 - ``model_retraining_events``: the **current row per run**, keyed by ``(model_name, dag_id,
   run_id)``, which the everyday queries read. It is a copy of one attempt's row (its ``attempt``
   column says which): the latest attempt, except that an attempt which *acted* (deployed or
-  registered a model, rolled back, promoted) is never replaced by a later one that did not. So a
+  registered a model, rolled back, promoted) is never replaced by a later one that did not, and
+  takes the place of one that did not when its action is recorded late (an interrupted promotion
+  finished by recovery, see :mod:`..release.promotion`). So a
   deployment, once it happened, stays on record whatever runs later; a replay of a run that did
   nothing replaces the run's current row and keeps the earlier verdict in the attempts table.
 - ``model_champion_history`` (see :mod:`.champion_history`): every change of champion, with the
@@ -105,6 +107,8 @@ COLUMNS: dict[str, str] = {
     "judged_by_version": "INTEGER",  # the champion the window was judged with (the one in service then)
     "champion_source": "TEXT",  # registry (live run) | history (as of the window's time) | none
     "requested_by": "TEXT",  # who triggered a manual run
+    "promotion_id": "BIGINT",  # the run's promotion in model_promotions (the intent written before any alias moved)
+    "promotion_resolution": "TEXT",  # who finished an interrupted promotion, and how (completed / reverted)
 }
 JSON_COLUMNS = {name for name, kind in COLUMNS.items() if kind.startswith("JSONB")}
 WRITABLE = set(COLUMNS) - {*KEY, "attempt", "created_at", "updated_at"}
@@ -260,7 +264,7 @@ def _adapt(name: str, value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, str):
-        return value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        return clean(value)
     return value
 
 
@@ -276,9 +280,10 @@ def _sync_current(cur: Any, run: RunKey, attempt: int) -> None:
         sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM {a} WHERE " + _KEY_WHERE.as_string(cur) + " AND attempt = %s "
             "ON CONFLICT (model_name, dag_id, run_id) DO UPDATE SET {updates} "
-            "WHERE {t}.attempt = EXCLUDED.attempt OR ({t}.attempt < EXCLUDED.attempt AND NOT {acted})"
+            "WHERE {t}.attempt = EXCLUDED.attempt OR ({t}.attempt < EXCLUDED.attempt AND NOT {acted}) "
+            "OR ({excluded_acted} AND NOT {acted})"
         ).format(t=sql.Identifier(TABLE), a=sql.Identifier(ATTEMPTS), cols=cols, updates=updates,
-                 acted=ACTED.format(t=sql.Identifier(TABLE))),
+                 acted=ACTED.format(t=sql.Identifier(TABLE)), excluded_acted=ACTED.format(t=sql.SQL("EXCLUDED"))),
         (*run.params(), attempt),
     )
 

@@ -40,21 +40,77 @@ class ModelVersionInfo:
 
 
 def tracking_uri(cfg: RetrainingConfig) -> str:
-    """The configured tracking URI, else $MLFLOW_TRACKING_URI, else a local SQLite store."""
-    configured = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    """The tracking URI without credentials: ``mlflow.tracking_uri``, else the server of the Airflow
+    connection ``mlflow.conn_id``, else $MLFLOW_TRACKING_URI, else a local SQLite store.
+
+    Safe to log and to show: credentials (``http://user:pass@host``, the connection's login and password)
+    are taken out here and given to MLflow by :func:`setup` through its environment variables, so MLflow's
+    own "View run at" lines and error messages never carry them."""
+    return _tracking_server(cfg)[0]
+
+
+def _tracking_server(cfg: RetrainingConfig) -> tuple[str, dict[str, str]]:
+    """``(URI without credentials, MLFLOW_TRACKING_* variables carrying them)``; every secret found is
+    registered for redaction."""
+    from ..connections import _airflow_connection
+    from ..redaction import register_secret, split_userinfo
+
+    credentials: dict[str, str] = {}
+    if cfg.mlflow.conn_id:
+        conn = _airflow_connection(cfg.mlflow.conn_id)
+        if conn is None:
+            raise LookupError(
+                f"Airflow connection {cfg.mlflow.conn_id!r} (mlflow.conn_id) is not configured: add it in the UI "
+                f"(Admin > Connections) or as AIRFLOW_CONN_{cfg.mlflow.conn_id.upper()}, with the MLflow server's "
+                "host, port and schema (http or https) and its login/password or the extra 'token'")
+        host = str(conn.host or "").rstrip("/")
+        if not host:
+            raise LookupError(f"Airflow connection {cfg.mlflow.conn_id!r} (mlflow.conn_id) has no host")
+        if "://" not in host:
+            scheme = conn.schema if conn.schema in ("http", "https") else "http"
+            host = f"{scheme}://{host}"
+        configured = f"{host}:{conn.port}" if conn.port else host
+        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+        if conn.login:
+            credentials["MLFLOW_TRACKING_USERNAME"] = str(conn.login)
+        if conn.password:
+            credentials["MLFLOW_TRACKING_PASSWORD"] = str(conn.password)
+        if extra.get("token"):
+            credentials["MLFLOW_TRACKING_TOKEN"] = str(extra["token"])
+    else:
+        configured = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if configured:
-        return configured
+        uri, user, password = split_userinfo(configured)
+        if uri.startswith(("http://", "https://")):
+            if user:
+                credentials["MLFLOW_TRACKING_USERNAME"] = user
+            if password:
+                credentials["MLFLOW_TRACKING_PASSWORD"] = password
+        else:  # a database store (postgresql://user:pass@host/db) needs its credentials in the URI
+            uri = configured
+        for name in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            register_secret(credentials.get(name) or os.environ.get(name))
+        register_secret(password)
+        return uri, credentials
     folder = local_home() / "mlflow"
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return f"sqlite:///{folder / 'mlflow.db'}", credentials
 
 
 def setup(cfg: RetrainingConfig) -> Any:
-    """Point MLflow at the store, make sure the experiment exists, return an ``MlflowClient``."""
+    """Point MLflow at the store, make sure the experiment exists, return an ``MlflowClient``.
+
+    Credentials (from ``mlflow.tracking_uri``'s userinfo or the ``mlflow.conn_id`` connection) go into
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN`` of this process, where MLflow's REST client reads
+    them; without any, those variables are left as the environment set them."""
     import mlflow
     from mlflow import MlflowClient
 
-    uri = tracking_uri(cfg)
+    from ..redaction import install
+
+    install()  # before MLflow or a driver logs anything that may hold a URI
+    uri, credentials = _tracking_server(cfg)
+    os.environ.update(credentials)  # how MLflow's REST client takes credentials (read per request)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(cfg.experiment_name) is None:
@@ -115,6 +171,11 @@ def register(cfg: RetrainingConfig, client: Any, model_uri: str, run_id: str, ta
     import mlflow
 
     name = cfg.model.registry_name
+    existing = registered_from_run(client, name, run_id)
+    if existing is not None:  # a retry after the version was created (a killed or failed task): no second version
+        log.info("%s version %s was registered from run %s already: reusing it", name, existing.version, run_id)
+        client.set_registered_model_alias(name, CHALLENGER, str(existing.version))
+        return existing
     mv = mlflow.register_model(model_uri, name, tags=tags)
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     log.info("registered %s version %s (alias %s)", name, mv.version, CHALLENGER)
@@ -149,3 +210,54 @@ def log_drift_report(cfg: RetrainingConfig, html: str, verdict: dict[str, Any], 
         uri = f"{run.info.artifact_uri.rstrip('/')}/{DRIFT_REPORT_ARTIFACT}"
     log.info("drift report logged to MLflow run %s: %s", run.info.run_id, uri)
     return {"run_id": run.info.run_id, "uri": uri}
+
+
+def registered_from_run(client: Any, name: str, run_id: str) -> ModelVersionInfo | None:
+    """The version of ``name`` registered from the MLflow run ``run_id`` (the oldest, if several), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if not found:
+        return None
+    mv = min(found, key=lambda v: int(v.version))
+    return ModelVersionInfo(name=name, version=int(mv.version), run_id=mv.run_id, source=mv.source)
+
+
+def fail_orphan_runs(cfg: RetrainingConfig, *, dag_id: str, older_than_hours: float, who: str,
+                     kinds: tuple[str, ...] = ("training", "drift_check")) -> list[str]:
+    """Mark FAILED the MLflow runs of ``dag_id`` left RUNNING by a task that was killed, and say so in a tag.
+
+    A run counts when it started more than ``older_than_hours`` ago and is of one of ``kinds`` (``training``:
+    candidate runs and their trials, which carry no ``retraining.kind`` tag; ``drift_check``: drift reports).
+    Returns the run ids marked."""
+    import time
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    setup(cfg)
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(cfg.experiment_name)
+    if experiment is None:
+        return []
+    cutoff_ms = int((time.time() - older_than_hours * 3600) * 1000)
+    running = client.search_runs([experiment.experiment_id],
+                                 filter_string=f"attributes.status = 'RUNNING' and tags.airflow_dag_id = '{dag_id}'",
+                                 max_results=1000)
+    marked = []
+    for run in running:
+        kind = run.data.tags.get("retraining.kind", "training")
+        if kind not in kinds or run.info.start_time > cutoff_ms:
+            continue
+        client.set_tag(run.info.run_id, "retraining.orphaned",
+                       f"marked FAILED by {who}: the task that ran it was killed (still RUNNING, no process)")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        marked.append(run.info.run_id)
+    if marked:
+        log.warning("marked %d orphaned MLflow run(s) of %s FAILED: %s", len(marked), dag_id, ", ".join(marked))
+    return marked
