@@ -145,3 +145,54 @@ def test_drift_report_context_and_decision_are_masked() -> None:
                        decision={"reason": f"see postgresql://a:{SECRET}@db"})
     assert SECRET not in html
     assert "http://***@mlflow" in html
+
+
+# --- MLflow credentials travel apart from the URI (release/registry.py) -------------------------------------
+
+
+def _mlflow_config(**mlflow: object) -> object:
+    from unit_helpers import build_config
+
+    return build_config(mlflow=mlflow)
+
+
+def test_tracking_uri_userinfo_becomes_mlflow_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.retraining.release import registry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    cfg = _mlflow_config(tracking_uri=f"https://ml%40user:{SECRET}@mlflow.example.com/prefix")
+    uri, credentials = registry._tracking_server(cfg)
+    assert uri == registry.tracking_uri(cfg) == "https://mlflow.example.com/prefix"
+    assert credentials == {"MLFLOW_TRACKING_USERNAME": "ml@user", "MLFLOW_TRACKING_PASSWORD": SECRET}
+    assert redact(f"failed: {SECRET}") == "failed: ***"  # registered for redaction
+
+
+def test_a_database_store_keeps_its_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.retraining.release import registry
+
+    cfg = _mlflow_config(tracking_uri="postgresql://ml:Db-pass-77@db/mlflow")
+    assert registry._tracking_server(cfg) == ("postgresql://ml:Db-pass-77@db/mlflow", {})
+    assert "Db-pass-77" not in redact("postgresql://ml:Db-pass-77@db/mlflow and Db-pass-77")
+
+
+def test_mlflow_conn_id_gives_server_and_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from include.retraining.release import registry
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_HTTP", json.dumps({
+        "conn_type": "http", "host": "mlflow.internal", "port": 8443, "schema": "https",
+        "login": "svc", "password": "Conn-pw-9931", "extra": {"token": "Tok-en-55821"}}))
+    uri, credentials = registry._tracking_server(_mlflow_config(conn_id="mlflow_http"))
+    assert uri == "https://mlflow.internal:8443"
+    assert credentials == {"MLFLOW_TRACKING_USERNAME": "svc", "MLFLOW_TRACKING_PASSWORD": "Conn-pw-9931",
+                           "MLFLOW_TRACKING_TOKEN": "Tok-en-55821"}
+    assert redact("Conn-pw-9931 Tok-en-55821") == "*** ***"
+
+
+def test_an_unconfigured_mlflow_connection_says_what_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.retraining.release import registry
+
+    monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_MLFLOW", raising=False)
+    with pytest.raises(LookupError, match=r"mlflow\.conn_id.*AIRFLOW_CONN_NO_SUCH_MLFLOW"):
+        registry.tracking_uri(_mlflow_config(conn_id="no_such_mlflow"))
