@@ -11,10 +11,15 @@ What runs (all started by the fixtures, all stopped and dropped afterwards):
   with the REST API, dag-processor, scheduler, on a fresh PostgreSQL metadata database) switched to
   the ``CeleryExecutor``: broker this machine's Redis (a database number of its own, flushed before
   and after), result backend the metadata database;
-- two ``airflow celery worker`` processes (``worker-a``, ``worker-b``, concurrency 1, queue
-  ``default``), each started in a fresh temporary folder: its own working directory, its own
-  ``RETRAINING_HOME`` and its own task-log folder, so neither can read a file the other wrote.
-  Each reports its name as the task instances' ``hostname`` (see ``worker_identity.py``).
+- two ``airflow celery worker`` processes (``worker-a``, ``worker-b``, concurrency 1, queues
+  ``default`` and their own name), each started in a fresh temporary folder: its own working directory,
+  its own ``RETRAINING_HOME``, ``TMPDIR`` and task-log folder. Different folders alone would not stop a
+  task from reading the other worker's file by its absolute path (an XCom carrying a local path), since
+  both run on this machine: each worker also runs in a mount namespace of its own (``unshare``) in which
+  the other worker's folder is an empty, unreadable tmpfs, so neither can read a file the other wrote.
+  Where mount namespaces are not allowed (no root, no user namespaces) the workers run without that
+  wall, the test says so, and under ``CI`` it fails. Each reports its name as the task instances' ``hostname`` (see ``worker_identity.py``); a cluster
+  policy (``cluster_policy.py``) sends the tasks that hand files to each other to alternate workers.
 
 The project's side (events and source tables) is an isolated PostgreSQL schema as in the other tiers,
 the model configuration a YAML file written by :class:`tests.integration.conftest.Harness` with
@@ -26,8 +31,12 @@ Redis: ``RETRAINING_TEST_REDIS`` (default ``redis://127.0.0.1:6379/13``).
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
+import shutil
+import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,10 +63,12 @@ from tests.support import isolated_schema
 
 from .worker_identity import WORKER_ENV_VAR
 
+HERE = Path(__file__).resolve().parent
+
 SKIP_ENV_VAR = "RETRAINING_SKIP_DISTRIBUTED"
 REDIS_ENV_VAR = "RETRAINING_TEST_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # a database number nothing else here uses
-WORKERS = ("worker-a", "worker-b")
+WORKERS = ("worker-a", "worker-b")  # also the names of their own queues (cluster_policy.PINNED)
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                   "AWS_DEFAULT_REGION": "us-east-1"}
 # Small enough for a test: one fit with the configured values (no search), a few trees.
@@ -79,6 +90,30 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+# Run as `sh -c HIDE sh <folder>... -- <command>...` inside a private mount namespace: each folder becomes an
+# empty tmpfs no one may enter (mode 000 is no bar to root, but the tmpfs is empty), then the command runs.
+HIDE = ('while [ "$1" != -- ]; do mount -t tmpfs -o size=64k,mode=000 retraining-hidden "$1" || exit 97; shift; done; '
+        'shift; exec "$@"')
+
+
+@functools.cache
+def mount_namespace() -> tuple[str, ...] | None:
+    """The ``unshare`` prefix that gives a process a mount table of its own, if this machine allows one."""
+    for prefix in (("unshare", "--mount", "--propagation", "private"),
+                   ("unshare", "--user", "--map-root-user", "--mount", "--propagation", "private")):
+        folder = tempfile.mkdtemp(prefix="retraining-ns-probe-")
+        try:
+            probe = subprocess.run([*prefix, "sh", "-c", HIDE, "sh", folder, "--", "true"], capture_output=True,
+                                   timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        finally:
+            os.rmdir(folder)
+        if probe.returncode == 0:
+            return prefix
+    return None
 
 
 def _log_says(path: Path, text: str) -> bool:
@@ -190,7 +225,7 @@ def mlflow_database(pg_server: dict[str, str]) -> Iterator[str]:
 @dataclass
 class Worker:
     name: str
-    root: Path  # everything of this worker: cwd/, home/, logs/, worker.pid
+    root: Path  # everything of this worker: cwd/, home/, tmp/, logs/, worker.pid
 
     @property
     def cwd(self) -> Path:
@@ -201,6 +236,10 @@ class Worker:
         return self.root / "home"
 
     @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -208,8 +247,8 @@ class Worker:
         return f"{self.name}."
 
     def files(self) -> list[Path]:
-        """Every file in the worker's working directory and RETRAINING_HOME (not its task logs)."""
-        return sorted(p for folder in (self.cwd, self.home) for p in folder.rglob("*") if p.is_file())
+        """Every file in the worker's working directory, RETRAINING_HOME and TMPDIR (not its task logs)."""
+        return sorted(p for folder in (self.cwd, self.home, self.tmp) for p in folder.rglob("*") if p.is_file())
 
 
 @dataclass
@@ -220,6 +259,7 @@ class Deployment:
     workers: list[Worker]
     mlflow_url: str
     started: float  # monotonic time the fixture began (cold start)
+    walled: bool  # each worker in a mount namespace where the other's folder is hidden
 
     def mlflow(self) -> Any:
         from mlflow import MlflowClient
@@ -260,6 +300,9 @@ def deployment(pg_server: dict[str, str], object_store: ObjectStore, broker_url:
                              })
         # the result backend: the metadata database, as in Airflow's docker-compose
         stack.env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + stack.sql_alchemy_conn
+        # the cluster policy that alternates the file-handing tasks between the workers
+        (stack.home / "config").mkdir()
+        shutil.copy(HERE / "cluster_policy.py", stack.home / "config" / "airflow_local_settings.py")
 
         mlflow_dir = root / "mlflow-server"
         mlflow_dir.mkdir()
@@ -274,19 +317,28 @@ def deployment(pg_server: dict[str, str], object_store: ObjectStore, broker_url:
             env={"MLFLOW_S3_ENDPOINT_URL": object_store.endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             ready=lambda: _http_ok(f"{mlflow_url}/health"),
         ))
-        workers = []
-        for name in WORKERS:
-            worker = Worker(name=name, root=tmp_path_factory.mktemp(name))
-            for folder in (worker.cwd, worker.home, worker.logs):
+        workers = [Worker(name=name, root=tmp_path_factory.mktemp(name)) for name in WORKERS]
+        namespace = mount_namespace()
+        if namespace is None:
+            print("[distributed] WARNING: no mount namespaces here (unshare failed): the workers run in separate "
+                  "folders but could read each other's files by absolute path")
+        for worker in workers:
+            name = worker.name
+            for folder in (worker.cwd, worker.home, worker.tmp, worker.logs):
                 folder.mkdir()
+            command = [str(AIRFLOW), "celery", "worker", "-H", f"{name}@%h", "-q", f"default,{name}", "-c", "1",
+                       "--pid", str(worker.root / "worker.pid")]
+            if namespace:
+                others = [str(w.root) for w in workers if w is not worker]
+                command = [*namespace, "sh", "-c", HIDE, "sh", *others, "--", *command]
             log = stack.log_of(name)
             stack.add_process(ExtraProcess(
                 name=name,
-                args=[str(AIRFLOW), "celery", "worker", "-H", f"{name}@%h", "-q", "default", "-c", "1",
-                      "--pid", str(worker.root / "worker.pid")],
+                args=command,
                 cwd=worker.cwd,
                 env={
                     "RETRAINING_HOME": str(worker.home),
+                    "TMPDIR": str(worker.tmp),
                     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(worker.logs),
                     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.distributed.worker_identity.hostname",
@@ -295,11 +347,10 @@ def deployment(pg_server: dict[str, str], object_store: ObjectStore, broker_url:
                 ready=lambda log=log, name=name: _log_says(log, f"{name}@") and _log_says(log, " ready."),
                 task_logs=worker.logs,
             ))
-            workers.append(worker)
         try:
             stack.start()
             yield Deployment(stack=stack, project=project, store=object_store, workers=workers,
-                             mlflow_url=mlflow_url, started=started)
+                             mlflow_url=mlflow_url, started=started, walled=namespace is not None)
         finally:
             stack.stop()
 
