@@ -5,8 +5,9 @@ What runs (all started by the fixtures, all stopped and dropped afterwards):
 - an S3-compatible object store: moto's ``ThreadedMotoServer`` on a free port of 127.0.0.1, with one
   bucket; the only place where snapshots, prepared splits, reference profiles and MLflow artifacts live;
 - an MLflow tracking server (``mlflow server``): its backend store a fresh PostgreSQL database, its
-  artifacts proxied to ``s3://<bucket>/mlflow`` (``--artifacts-destination``), so the workers need
-  only the tracking URL, as in a production deployment where the server holds the store's credentials;
+  artifacts proxied to ``s3://<bucket>/mlflow`` (``--artifacts-destination``), so the workers reach
+  MLflow's artifacts through the tracking URL alone (no ``MLFLOW_S3_ENDPOINT_URL`` on the workers), as in
+  a production deployment where the tracking server holds the store's credentials;
 - the scheduler harness of tests/scheduler (:class:`tests.scheduler.conftest.AirflowStack`: api-server
   with the REST API, dag-processor, scheduler, on a fresh PostgreSQL metadata database) switched to
   the ``CeleryExecutor``: broker this machine's Redis (a database number of its own, flushed before
@@ -18,8 +19,9 @@ What runs (all started by the fixtures, all stopped and dropped afterwards):
   both run on this machine: each worker also runs in a mount namespace of its own (``unshare``) in which
   the other worker's folder is an empty, unreadable tmpfs, so neither can read a file the other wrote.
   Where mount namespaces are not allowed (no root, no user namespaces) the workers run without that
-  wall, the test says so, and under ``CI`` it fails. Each reports its name as the task instances' ``hostname`` (see ``worker_identity.py``); a cluster
-  policy (``cluster_policy.py``) sends the tasks that hand files to each other to alternate workers.
+  wall, the test says so, and under ``CI`` it fails. Each reports its name as the task instances'
+  ``hostname`` (see ``worker_identity.py``); a cluster policy (``cluster_policy.py``) sends the tasks
+  that hand files to each other to alternate workers.
 
 The project's side (events and source tables) is an isolated PostgreSQL schema as in the other tiers,
 the model configuration a YAML file written by :class:`tests.integration.conftest.Harness` with

@@ -27,6 +27,8 @@ from .conftest import WORKERS, Deployment, skip_requested
 
 pytestmark = [
     pytest.mark.distributed,
+    pytest.mark.scheduler,  # a real scheduler too: `-m "not scheduler"` leaves out every multi-process tier
+    pytest.mark.integration,
     pytest.mark.skipif(skip_requested(), reason="RETRAINING_SKIP_DISTRIBUTED is set"),
 ]
 
