@@ -88,6 +88,7 @@ def step(message: str) -> None:
 def reset(dsn: str) -> None:
     """Forget the previous demo: its MLflow store, snapshots and events rows."""
     from include.retraining.connections import connect
+    from include.retraining.record import promotions
     from include.retraining.record.champion_history import TABLE as HISTORY
     from include.retraining.record.champion_history import ensure_schema
     from include.retraining.record.events import ATTEMPTS
@@ -96,10 +97,13 @@ def reset(dsn: str) -> None:
     for folder in (LOCAL / "mlflow", LOCAL / "storage"):
         shutil.rmtree(folder, ignore_errors=True)
     ensure_schema(dsn)
+    promotions.ensure_schema(dsn)
     with connect(dsn) as conn, conn.cursor() as cur:
         for table in (EVENTS, ATTEMPTS):
             cur.execute(f"DELETE FROM {table} WHERE dag_id = ANY(%s)", (list(MODELS),))
-        cur.execute(f"DELETE FROM {HISTORY} WHERE model_name = ANY(%s)", (list(MODELS.values()),))
+        # the promotion records too: a promotion of the same run "completed earlier" would not be redone
+        for table in (HISTORY, promotions.TABLE):
+            cur.execute(f"DELETE FROM {table} WHERE model_name = ANY(%s)", (list(MODELS.values()),))
 
 
 @contextlib.contextmanager
