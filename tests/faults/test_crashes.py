@@ -173,15 +173,16 @@ def test_mlflow_unreachable_at_register_and_at_deploy_fails_cleanly_and_the_retr
         store.rmdir()
         away.rename(store)
 
-    gate = scenario.folder / "go-register"
-    proc = scenario.tasks(state, *UP_TO_DEPLOY[:-2], "register", faults=f"train.fit=wait:{gate}", wait=False)
-    wait_for(gate, proc)
-    proc.communicate(timeout=600)  # train runs while MLflow is up
+    _done(scenario, state, *UP_TO_DEPLOY[:-2])  # up to the gate, with MLflow up
     unreachable()
     assert scenario.tasks(state, "register") == 1
     reachable()
     assert scenario.versions() == [1]
-    _done(scenario, state, "register")
+    _done(scenario, state, "register")  # the retry
+    unreachable()  # down when deploy starts: nothing may move
+    assert scenario.tasks(state, "deploy") == 1
+    reachable()
+    assert scenario.alias("champion") == 1 and scenario.query("SELECT count(*) AS n FROM model_promotions")[0]["n"] == 1
     gate = scenario.folder / "go-deploy"
     proc = scenario.tasks(state, "deploy", faults=f"deploy.before_reload=wait:{gate}", wait=False)
     wait_for(gate, proc)
