@@ -155,9 +155,13 @@ def champion(cfg: RetrainingConfig, client: Any | None = None) -> ModelVersionIn
 
 
 def load_model(uri: str) -> Any:
+    """Load a model fully into memory; the downloaded files are removed (a long-lived worker's disk stays clean)."""
+    import tempfile
+
     import mlflow.sklearn
 
-    return mlflow.sklearn.load_model(uri)
+    with tempfile.TemporaryDirectory(prefix="retraining-model-") as folder:
+        return mlflow.sklearn.load_model(uri, dst_path=folder)
 
 
 def load_run_json(run_id: str, artifact: str) -> dict[str, Any]:
