@@ -40,6 +40,7 @@ from include.retraining.record.notify import RetrainingNotifier
 
 # Retries of failing tasks; the demo and the tests set RETRAINING_TASK_RETRIES=0 so failures show at once.
 RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("RETRAINING_RETRY_DELAY_SECONDS", "300")))
 SCHEDULE = CronTriggerTimetable("0 */6 * * *", timezone="UTC", interval=timedelta(hours=rt.SCHEDULE_HOURS))
 
 
@@ -115,7 +116,7 @@ def build(model: fleet.ModelEntry):
         # decides under a lock, one training at a time, and a promotion judged against a champion that has
         # changed meanwhile is refused.
         max_active_runs=4,
-        default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": timedelta(minutes=5)},
+        default_args={"owner": "ml-platform", "retries": RETRIES, "retry_delay": RETRY_DELAY},
         params=params(model),
         tags={"mlops", "retraining", "drift", model.tag},
         doc_md=__doc__.replace("### model_retraining", f"### {model.retraining_dag_id}\n\n{model.describe()}", 1),

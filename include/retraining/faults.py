@@ -10,7 +10,9 @@ fault tests set it) a point can:
   lost node does);
 - ``wait:<file>``: create ``<file>.reached``, then block until ``<file>`` exists (up to 10 minutes), so
   a test can stop a database or a server at that very moment and let the task continue after;
-- ``raise``: raise :class:`InjectedFault` (a crash that Python still sees).
+- ``raise``: raise :class:`InjectedFault` (a crash that Python still sees);
+- ``kill-once:<file>``: ``kill`` unless ``<file>`` exists, creating it first: the first process that
+  reaches the point dies, its retry (a new process) goes through.
 
 ``RETRAINING_FAULTS="deploy.before_reload=kill,train.fit=wait:/tmp/go"``; a point fires once per
 process unless its action ends with ``!always``.
@@ -56,6 +58,12 @@ def point(name: str) -> None:
         return
     _fired.add(name)
     log.warning("fault point %s: %s", name, action)
+    if action.startswith("kill-once:"):
+        marker = Path(action.removeprefix("kill-once:"))
+        if marker.exists():
+            return
+        marker.write_text(str(os.getpid()))
+        action = "kill"
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "raise":

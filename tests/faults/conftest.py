@@ -134,6 +134,7 @@ class Scenario:
             "AIRFLOW_CONN_SERVING_API": json.dumps({"conn_type": "http", "host": "127.0.0.1",
                                                     "port": self.serving.port, "schema": "http"}),
             "PYTHONPATH": str(REPO),
+            "FAULTS_MLFLOW_DB_RETRIES": "2",
         })
         if faults:
             env["RETRAINING_FAULTS"] = faults
@@ -275,21 +276,54 @@ def base(fault_pg: PgInstance, tmp_path_factory: pytest.TempPathFactory) -> Iter
         serving.close()
 
 
+def _clone(source: Scenario, folder: Path) -> Scenario:
+    """A copy of ``source``'s state: its database (as a template), MLflow store, serving folder, storage and runs."""
+    name = f"fault_{uuid.uuid4().hex[:8]}"
+    source.pg.execute(f"CREATE DATABASE {name} TEMPLATE {source.dbname}")
+    shutil.copy(source.folder / "mlflow.db", folder / "mlflow.db")
+    shutil.copytree(source.folder / "serving", folder / "serving", symlinks=True)
+    shutil.copytree(source.folder / "storage", folder / "storage")
+    (folder / "model.yaml").write_text(yaml.safe_dump(_config(folder, source.model_name, folder / "storage")))
+    clone = Scenario(source.pg, name, folder, source.model_name, ServingApp())
+    for run_id, state in source.runs.items():
+        clone.runs[run_id] = folder / state.name
+        shutil.copy(state, clone.runs[run_id])
+    return clone
+
+
+@contextlib.contextmanager
+def _cloned(source: Scenario, folder: Path) -> Iterator[Scenario]:
+    clone = _clone(source, folder)
+    try:
+        yield clone
+    finally:
+        clone.serving.close()
+        with_retry(lambda: clone.pg.execute(f"DROP DATABASE IF EXISTS {clone.dbname} WITH (FORCE)"))
+
+
 @pytest.fixture
 def scenario(base: Scenario, tmp_path: Path) -> Iterator[Scenario]:
-    name = f"fault_{uuid.uuid4().hex[:8]}"
-    base.pg.execute(f"CREATE DATABASE {name} TEMPLATE fault_base")
-    shutil.copy(base.folder / "mlflow.db", tmp_path / "mlflow.db")
-    shutil.copytree(base.folder / "serving", tmp_path / "serving", symlinks=True)
-    shutil.copytree(base.folder / "storage", tmp_path / "storage")
-    cfg = _config(tmp_path, base.model_name, tmp_path / "storage")
-    (tmp_path / "model.yaml").write_text(yaml.safe_dump(cfg))
-    serving = ServingApp()
-    try:
-        yield Scenario(base.pg, name, tmp_path, base.model_name, serving)
-    finally:
-        serving.close()
-        with_retry(lambda: base.pg.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    """Champion v1, nothing else: a scenario that runs the drifted window W2 from its start."""
+    with _cloned(base, tmp_path) as clone:
+        yield clone
+
+
+@pytest.fixture(scope="module")
+def registered(base: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """Champion v1 and W2's candidate v2 registered (gate passed), its deploy not run yet: built once."""
+    with _cloned(base, tmp_path_factory.mktemp("fault-registered")) as clone:
+        state = clone.state_file(W2)
+        assert clone.tasks(state, "check", "decide", "collect", "prepare", "train", "evaluate_gate",
+                           "register") == 0, (clone.folder / "driver.log").read_text()[-4000:]
+        assert clone.versions() == [1, 2] and clone.alias("champion") == 1
+        yield clone
+
+
+@pytest.fixture
+def before_deploy(registered: Scenario, tmp_path: Path) -> Iterator[tuple[Scenario, Path]]:
+    """A copy of ``registered`` and W2's run state: the next task to run is ``deploy``."""
+    with _cloned(registered, tmp_path) as clone:
+        yield clone, clone.runs[f"scheduled__{(W2 - timedelta(hours=6)).isoformat()}"]
 
 
 def with_retry(fn: Any, seconds: float = 20) -> Any:

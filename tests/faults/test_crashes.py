@@ -25,9 +25,9 @@ def _done(scenario: Scenario, state: Path, *tasks: str, faults: str = "") -> Non
     assert rc == 0, (scenario.folder / "driver.log").read_text()[-5000:]
 
 
-def test_sigkill_in_deploy_during_the_reload_call_is_finished_by_the_retry(scenario: Scenario):
-    state = scenario.state_file(W2)
-    assert scenario.tasks(state, *UP_TO_DEPLOY, faults="deploy.before_reload=kill") == KILLED
+def test_sigkill_in_deploy_during_the_reload_call_is_finished_by_the_retry(before_deploy: tuple[Scenario, Path]):
+    scenario, state = before_deploy
+    assert scenario.tasks(state, "deploy", faults="deploy.before_reload=kill") == KILLED
     # killed with the aliases moved and the serving link repointed, before the reload call: nothing recorded it
     assert scenario.alias("champion") == 2
     assert scenario.query("SELECT state FROM model_promotions ORDER BY id DESC LIMIT 1")[0]["state"] == "aliases_moved"
@@ -42,9 +42,10 @@ def test_sigkill_in_deploy_during_the_reload_call_is_finished_by_the_retry(scena
     assert scenario.assert_consistent()["champion"] == 2
 
 
-def test_sigkill_in_deploy_is_finished_by_the_next_run_and_recorded_on_the_killed_run(scenario: Scenario):
-    state = scenario.state_file(W2)
-    assert scenario.tasks(state, *UP_TO_DEPLOY, faults="deploy.before_reload=kill") == KILLED
+def test_sigkill_in_deploy_is_finished_by_the_next_run_and_recorded_on_the_killed_run(
+        before_deploy: tuple[Scenario, Path]):
+    scenario, state = before_deploy
+    assert scenario.tasks(state, "deploy", faults="deploy.before_reload=kill") == KILLED
     scenario.tasks(state, "record_outcome")  # Airflow fails the killed task; the final task records the failure
     assert scenario.event(state)["status"] == "failed"
     nxt = scenario.state_file(W3)
@@ -59,9 +60,9 @@ def test_sigkill_in_deploy_is_finished_by_the_next_run_and_recorded_on_the_kille
     assert scenario.assert_consistent()["champion"] == 2
 
 
-def test_sigkill_before_the_aliases_moved_is_reverted_by_the_next_run(scenario: Scenario):
-    state = scenario.state_file(W2)
-    assert scenario.tasks(state, *UP_TO_DEPLOY, faults="deploy.after_intent=kill") == KILLED
+def test_sigkill_before_the_aliases_moved_is_reverted_by_the_next_run(before_deploy: tuple[Scenario, Path]):
+    scenario, state = before_deploy
+    assert scenario.tasks(state, "deploy", faults="deploy.after_intent=kill") == KILLED
     scenario.tasks(state, "record_outcome")
     _done(scenario, scenario.state_file(W3), "check", "decide", "record_outcome")
     row = scenario.event(state)
@@ -72,12 +73,12 @@ def test_sigkill_before_the_aliases_moved_is_reverted_by_the_next_run(scenario: 
     assert scenario.assert_consistent()["champion"] == 1
 
 
-def test_model_rollback_first_finishes_an_interrupted_promotion_then_rolls_it_back(scenario: Scenario):
+def test_model_rollback_first_finishes_an_interrupted_promotion_then_rolls_it_back(
+        before_deploy: tuple[Scenario, Path]):
     from include.retraining import pipeline
 
-    state = scenario.state_file(W2)
-    assert scenario.tasks(state, *UP_TO_DEPLOY, faults="deploy.before_reload=kill") == KILLED
-    os.environ["RETRAINING_CONFIG"] = str(scenario.folder / "model.yaml")
+    scenario, state = before_deploy
+    assert scenario.tasks(state, "deploy", faults="deploy.before_reload=kill") == KILLED
     env = scenario.env()
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -121,10 +122,11 @@ def test_sigkill_in_register_after_the_version_was_created_registers_no_second_v
     assert scenario.assert_consistent()["champion"] == 2
 
 
-def test_events_database_crashed_during_deploy_reload_never_records_a_wrong_failure(scenario: Scenario):
+def test_events_database_crashed_during_deploy_reload_never_records_a_wrong_failure(
+        before_deploy: tuple[Scenario, Path]):
+    scenario, state = before_deploy
     gate = scenario.folder / "go"
-    state = scenario.state_file(W2)
-    proc = scenario.tasks(state, *UP_TO_DEPLOY, faults=f"deploy.before_reload=wait:{gate}", wait=False)
+    proc = scenario.tasks(state, "deploy", faults=f"deploy.before_reload=wait:{gate}", wait=False)
     wait_for(gate, proc)
     scenario.pg.stop()  # the events database dies while deploy holds the lock and calls the serving app
     gate.touch()
@@ -198,10 +200,9 @@ def test_mlflow_unreachable_at_register_and_at_deploy_fails_cleanly_and_the_retr
     assert scenario.assert_consistent()["champion"] == 2
 
 
-def test_two_promotions_racing_one_wins_the_other_is_refused(scenario: Scenario):
-    first = scenario.state_file(W2)
+def test_two_promotions_racing_one_wins_the_other_is_refused(before_deploy: tuple[Scenario, Path]):
+    scenario, first = before_deploy
     second = scenario.state_file(W2, run_type="manual", force_retrain=True)
-    _done(scenario, first, *UP_TO_DEPLOY[:-1])
     _done(scenario, second, *UP_TO_DEPLOY[:-1])
     gate = scenario.folder / "go"
     proc = scenario.tasks(first, "deploy", faults=f"deploy.after_aliases=wait:{gate}", wait=False)
