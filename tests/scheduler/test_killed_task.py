@@ -33,7 +33,7 @@ W2_START, W2_END = at(8, 12), at(8, 18)
 def killing_stack(project: Harness, pg_server: dict[str, str],
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     root = tmp_path_factory.mktemp("airflow-killed-task")
-    stack = AirflowStack(root, pg_server, {name: os.environ[name] for name in PROJECT_ENV}, extra_env={
+    stack = AirflowStack(root, pg_server, {name: os.environ[name] for name in PROJECT_ENV}, api_apps="all", extra_env={
         "RETRAINING_TASK_RETRIES": "1",
         "RETRAINING_RETRY_DELAY_SECONDS": "1",
         "RETRAINING_FAULTS": f"deploy.before_reload=kill-once:{root / 'killed-once'}",
