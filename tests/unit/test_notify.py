@@ -395,3 +395,24 @@ def test_an_unreadable_events_database_still_notifies_the_failure(
     assert record.levelno == logging.WARNING
     assert "unit_model: run failed" in message and "could not be read" in message
     assert "@127.0.0.1:1/events" in message and SECRET not in caplog.text
+
+
+def test_a_promotion_finished_by_a_later_run_is_announced_for_the_run_that_asked_for_it(
+        pg_dsn: str, configured: Any, webhook: WebhookServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TEAM_HOOK", json.dumps({"conn_type": "http", "host": "127.0.0.1",
+                                                             "port": webhook.port}))
+    configured(conn_id="team_hook")
+    # the killed run's row, as recovery completed it; the next run skipped and says what it recovered
+    record_row(pg_dsn, "scheduled__killed", {
+        "status": "deployed", "deployed": True, "decision": "retrain", "trigger_type": "data_drift",
+        "champion_version_before": 1, "champion_version_after": 2, "promotion_id": 7,
+        "promotion_resolution": "completed by model_retraining scheduled__next attempt 1 (recovery of promotion #7)"})
+    record_row(pg_dsn, "scheduled__next", {
+        "status": "skipped", "decision": "skip", "trigger_reason": "no drift",
+        "trigger_metrics": {"recovered": {"promotions": [{"promotion_id": 7, "target_version": 2,
+                                                          "outcome": "completed"}]}}})
+    n.RetrainingNotifier()(context_for("model_retraining", "scheduled__next"))
+    [body] = webhook.bodies()  # the skip itself is not in notify.events; the recovered promotion is
+    assert body["kind"] == "promotion" and body["run_id"] == "scheduled__killed"
+    assert "v2 promoted to champion (was v1)" in body["title"]
+    assert "interrupted promotion #7 completed by run scheduled__next" in body["title"]

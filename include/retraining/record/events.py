@@ -362,6 +362,16 @@ def get_attempts(dsn: str, run: RunKey, attempt: int | None = None) -> list[dict
         return [dict(r) for r in cur.fetchall()]
 
 
+def promotion_row(dsn: str, promotion_id: int) -> dict[str, Any] | None:
+    """The attempt row of the run that asked for promotion ``promotion_id`` (see :mod:`.promotions`), if any."""
+    ensure_schema(dsn)
+    with connect(dsn) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {} WHERE promotion_id = %s ORDER BY attempt DESC LIMIT 1")
+                    .format(sql.Identifier(ATTEMPTS)), (promotion_id,))
+        row = cur.fetchone()
+    return dict(row) if row else None
+
+
 def get_attempt(dsn: str, run: RunKey, attempt: int) -> dict[str, Any] | None:
     found = get_attempts(dsn, run, attempt)
     return found[0] if found else None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -518,6 +518,29 @@ class RetrainingNotifier(BaseNotifier):
             airflow_base_url=airflow_base_url(),
             error=f"{type(exception).__name__}: {exception}" if exception else None, problems=problems,
         )
+        self._deliver(note, settings)
+        recovered = ((row or {}).get("trigger_metrics") or {}).get("recovered") or {}
+        for item in recovered.get("promotions") or []:
+            # an interrupted promotion this run finished (or reverted): announce it as the run that asked for it
+            try:
+                asking = events.promotion_row(dsn, int(item["promotion_id"]))
+            except Exception as exc:
+                log.warning("the row of recovered promotion %s could not be read: %s", item, redact(str(exc)))
+                continue
+            if asking is None:
+                continue
+            found = classify(asking)
+            if found is None:
+                continue
+            recovered_note = build(found, asking, model=model, dag_id=asking["dag_id"], run_id=asking["run_id"],
+                                   tracking_uri=self._tracking_uri(cfg), airflow_base_url=airflow_base_url())
+            self._deliver(replace(recovered_note, title=f"{recovered_note.title} [interrupted promotion "
+                                                        f"#{item['promotion_id']} {item['outcome']} by run "
+                                                        f"{info.run_id}]"), settings)
+
+    def _deliver(self, note: Notification, settings: Any) -> None:
+        """Log ``note`` and send it through ``notify.conn_id`` when its kind is listed in ``notify.events``."""
+        kind = note.kind
         if kind not in settings.events:
             log.info("notification (%s) not sent: not in notify.events %s: %s", kind, settings.events, note.title)
             return
