@@ -401,6 +401,30 @@ class NotifySection(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class FreezeSection(_Strict):
+    """A change freeze: a frozen model is measured and recorded (decision ``frozen``) but never trained or promoted.
+
+    Frozen when ``frozen`` is true here, when the Airflow Variable ``variable`` (all models) or
+    ``<variable>__<model.name>`` (this model) holds a true value or a reason (anything but empty, 0, false, off,
+    no), or when a prerequisite check says so: ``prerequisites`` are ``module:function`` names called with the
+    config, returning None when retraining may go ahead or the reason it may not (for example
+    ``include.retraining.release.freeze:no_open_incident``, which reads the Variable ``retraining_open_incident``).
+    ``model_rollback`` may still roll back (the emergency lever) but not promote while frozen."""
+
+    frozen: bool = False
+    reason: str | None = None
+    variable: str = Field(default="retraining_freeze", pattern=r"^[A-Za-z0-9_.\-]+$")
+    prerequisites: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _callables(self) -> FreezeSection:
+        for name in self.prerequisites:
+            if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", name):
+                raise ValueError(f"prerequisites: {name!r} is not 'module:function' (e.g. "
+                                 "'include.retraining.release.freeze:no_open_incident')")
+        return self
+
+
 class RetrainingConfig(_Strict):
     model: ModelSection
     source: SourceSection
@@ -417,6 +441,7 @@ class RetrainingConfig(_Strict):
     deploy: DeploySection = DeploySection()
     events: EventsSection = EventsSection()
     notify: NotifySection = NotifySection()
+    freeze: FreezeSection = FreezeSection()
 
     @model_validator(mode="before")
     @classmethod

@@ -270,6 +270,7 @@ def _quality_summary(data_quality: dict[str, Any] | None) -> str | None:
 def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str, Any]:
     from . import point_in_time
     from .monitoring.assessment import decide as decide_
+    from .release import freeze
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
@@ -278,6 +279,7 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
         replay = point_in_time.replay_reason(judge["later_changes"]) \
             if judge.get("replay") and info.run_type != "backfill" else None
         # Under a per-model lock, so that two runs deciding at once see each other's retraining.
+        frozen = None if info.run_type == "backfill" else freeze.freeze_reason(cfg)
         with events.model_lock(dsn, cfg.model.name, "decide"):
             history = events.storm_history(dsn, info.key(cfg), info.window_end, cfg.storm.consecutive_windows - 1)
             history["sequential"] = events.sequential_history(
@@ -291,6 +293,7 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
                 manual_reason=info.reason,
                 history=history,
                 replay=replay,
+                frozen=frozen,
             )
             decision["storm_history"] = {k: v for k, v in history.items() if k != "sequential"}
             record(info, cfg, {"trigger_type": decision["trigger_type"], "severity": decision["severity"],
@@ -467,7 +470,7 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
 
     The candidate was judged against ``judged_version``; if the champion changed since, it is not promoted.
     The new champion serves from the end of the run's window (the champion history's ``effective_at``)."""
-    from .release import registry
+    from .release import freeze, registry
     from .release.promotion import switch_champion
 
     cfg = _config_or_record(info, task_id)
@@ -475,6 +478,14 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
         if info.run_type == "backfill":
             raise RuntimeError("backfill runs never deploy")
         version = int(registered["version"])
+        frozen = freeze.freeze_reason(cfg)
+        if frozen:  # frozen after the decision: the candidate stays registered, nothing is promoted
+            record(info, cfg, {"status": "awaiting_approval", "promotion_resolution": f"not promoted: {frozen}"})
+            raise AwaitingApproval(
+                f"{cfg.model.registry_name} v{version} passed the gate and is registered as 'challenger', but "
+                f"the model is frozen ({frozen}): promote it with the model_rollback DAG (action 'promote') once "
+                "the freeze is lifted"
+            )
         if not cfg.deploy.auto_promote:
             record(info, cfg, {"status": "awaiting_approval"})
             raise AwaitingApproval(
@@ -573,13 +584,17 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
     waiting challenger (default: ``challenger``). Writes its own row: trigger_type manual."""
     from .errors import DataValidationError
     from .record import promotions
-    from .release import registry
+    from .release import freeze, registry
     from .release.promotion import switch_champion
 
     cfg = _config_or_record(info, task_id)
     action = str(info.params.get("action") or "rollback")
     reason = info.reason or f"manual {action}"
     with recorded(info, task_id, cfg):
+        frozen = freeze.freeze_reason(cfg) if action == "promote" else None
+        if frozen:
+            raise DataValidationError(f"{cfg.model.name} is frozen ({frozen}): no promotion until the freeze is "
+                                      "lifted; a rollback is still allowed")
         client = registry.setup(cfg)
         name = cfg.model.registry_name
         champ = registry.version_by_alias(client, name, registry.CHAMPION)

@@ -568,8 +568,12 @@ def decide(
     manual_reason: str | None = None,
     history: dict[str, Any] | None = None,
     replay: str | None = None,
+    frozen: str | None = None,
 ) -> dict[str, Any]:
     """Skip or retrain, with trigger type, severity, confidence and reasons in words.
+
+    ``frozen`` (why the model is frozen, see :mod:`..release.freeze`) makes a live run record ``frozen``
+    with what it would have done; it never trains.
 
     ``history`` (see :func:`storm_history`) lets retrain-storm control suppress a retraining that
     drift alone asks for; a suppressed retraining is a decision of its own, with its reason.
@@ -628,6 +632,9 @@ def decide(
         "accumulated": accumulated_test(cfg, assessment, history),
     }
     records_only = check_only or run_type == "backfill" or bool(replay)
+    if frozen and not records_only:
+        return {**result, "decision": "frozen", "retrain": False,
+                "reason": "; ".join(reasons) + f" ({frozen}; would {'retrain' if would_retrain else 'skip'})"}
     suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
     if suppressed and not records_only:
         return {**result, "decision": "suppressed", "retrain": False,
