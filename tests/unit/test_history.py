@@ -34,10 +34,18 @@ def _drift(statistic: float, drifted: bool) -> dict:
     ]}}
 
 
-def _run(dsn: str, model: str, run: str, hours: int, **fields: object) -> None:
+def _run(dsn: str, model: str, run: str, hours: int, took: float | None = None, **fields: object) -> None:
+    """One current row; ``took``: seconds from the row's creation (its first task) to the run's completion."""
+    import psycopg2
+
     window_end = T0 + timedelta(hours=hours)
     upsert_event(dsn, RunKey(model, "model_retraining", run),
                  {"window_end": window_end, "triggered_at": window_end, **fields})
+    if took is not None:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE model_retraining_events SET execution_completed_at = created_at + %s * interval "
+                        "'1 second' WHERE model_name = %s AND run_id = %s", (took, model, run))
+        conn.close()
 
 
 @pytest.fixture
@@ -50,15 +58,15 @@ def recorded(pg_dsn: str) -> str:
     _run(pg_dsn, "fraud", "r2", 24, trigger_type="data_drift", severity="high", decision="retrain",
          status="rejected", trigger_reason=long_reason, execution_attempted=True, champion_version_before=1,
          champion_version_after=1, gate_passed=False, gate_details=_gate("improvement", "significance"),
-         execution_completed_at=T0 + timedelta(hours=24, seconds=600), trigger_metrics=_drift(0.31, True))
+         took=600, trigger_metrics=_drift(0.31, True))
     _run(pg_dsn, "fraud", "r3", 48, trigger_type="data_drift", severity="medium", decision="retrain",
          status="deployed", trigger_reason="drift", execution_attempted=True, champion_version_before=1,
          champion_version_after=2, gate_passed=True, gate_details=_gate("significance"),
-         execution_completed_at=T0 + timedelta(hours=48, seconds=1200), trigger_metrics=_drift(0.25, True))
+         took=1200, trigger_metrics=_drift(0.25, True))
     _run(pg_dsn, "churn", "c1", 24, trigger_type="scheduled", severity="low", decision="retrain",
          status="deployed", trigger_reason="scheduled retraining", execution_attempted=True,
          champion_version_after=1, gate_passed=True, gate_details=_gate(),
-         execution_completed_at=T0 + timedelta(hours=24, seconds=300))
+         took=300)
     for version, previous, hours in ((1, None, 0), (2, 1, 48)):
         champion_history.record(pg_dsn, model_name="fraud", registered_name="fraud", version=version,
                                 previous_version=previous, effective_at=T0 + timedelta(hours=hours), action="deploy",

@@ -18,6 +18,7 @@ else the embedded PostgreSQL. Only light imports, so the command starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -111,10 +112,11 @@ def triggers(dsn: str, model: str | None = None, since: datetime | None = None,
 
 def durations(dsn: str, model: str | None = None, since: datetime | None = None,
               until: datetime | None = None) -> list[Row]:
-    """Seconds from trigger (``triggered_at``, else the row's creation) to completion, for runs that
-    executed a retraining: count, median, p90 and max per model."""
+    """Wall-clock seconds from the run's first task (its row's creation) to its completion, for runs that
+    executed a retraining: count, median, p90 and max per model. (Not from ``triggered_at``: for a backfill, a
+    replay or a run dated in the past that is the window's time, not when the run started.)"""
     where, params = _filters(model, since, until)
-    seconds = "extract(epoch FROM execution_completed_at - coalesce(triggered_at, created_at))"
+    seconds = "extract(epoch FROM execution_completed_at - created_at)"
     rows = _query(
         dsn,
         f"SELECT model_name, count(*) AS runs, "
@@ -256,7 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse, query, print; exit status 1 (with the reason on stderr) when there is nothing to read."""
     args = _parser().parse_args(argv)
     try:
-        rows = answer(args, args.dsn or resolve_dsn(EVENTS_CONN_ID))
+        # Airflow's logging (reached through the connection lookup) writes to stdout: keep stdout for the answer
+        with contextlib.redirect_stdout(sys.stderr):
+            rows = answer(args, args.dsn or resolve_dsn(EVENTS_CONN_ID))
     except NoRunsRecorded as exc:
         print(exc, file=sys.stderr)
         return 1
