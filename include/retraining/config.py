@@ -285,6 +285,8 @@ class TrainingSection(_Strict):
     validation_fraction: float = Field(default=0.15, gt=0, lt=1)
     test_fraction: float = Field(default=0.15, gt=0, lt=1)
     seed: int = 42
+    # Threads for training and scoring; None: derived from the cores this task may use (include/retraining/threads.py).
+    threads: int | None = Field(default=None, ge=1, le=256)
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingSection:
@@ -425,6 +427,21 @@ class FreezeSection(_Strict):
         return self
 
 
+class WatchSection(_Strict):
+    """The watch after a promotion: for the next ``windows`` scheduled windows, the new champion and the one it
+    replaced are scored on the same labelled rows that arrived after the promotion; when the new champion is
+    significantly worse by the gate's own evidence rules (the primary metric below the previous champion's by
+    more than ``max_drop``, with the gate's significance test on those paired rows, or a no-regression criterion
+    broken), the previous champion is restored through the same recoverable promotion path, recorded as
+    ``trigger_type = 'post_deploy_watch'``, ``decision = 'rollback'``, and announced. Live runs only: backfills
+    and replays never roll back."""
+
+    enabled: bool = True
+    windows: int = Field(default=4, ge=1, le=100)
+    min_rows: int = Field(default=200, ge=20)  # labelled rows after the promotion needed to judge
+    max_drop: float = Field(default=0.0, ge=0)  # primary metric margin, same units as gate.min_improvement
+
+
 class RetrainingConfig(_Strict):
     model: ModelSection
     source: SourceSection
@@ -442,6 +459,7 @@ class RetrainingConfig(_Strict):
     events: EventsSection = EventsSection()
     notify: NotifySection = NotifySection()
     freeze: FreezeSection = FreezeSection()
+    watch: WatchSection = WatchSection()
 
     @model_validator(mode="before")
     @classmethod
