@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__, storage
+from .. import threads as thread_budget
 from ..config import RetrainingConfig
 from ..metrics import HIGHER_IS_BETTER, bootstrap_se, clean, encode_labels, metric_names, metrics_of, outputs, score
 from ..release.registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
@@ -112,8 +113,10 @@ def hyperparameters(cfg: RetrainingConfig, model_type: str, tuned: dict[str, Any
 
 
 def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray,
-                    tuned: dict[str, Any] | None = None) -> Any:
+                    tuned: dict[str, Any] | None = None, threads: int | None = None) -> Any:
+    """The family's estimator; ``threads``: its ``n_jobs`` (default: the task's budget, :mod:`..threads`)."""
     params = hyperparameters(cfg, model_type, tuned)
+    n_jobs = threads if threads is not None else thread_budget.for_config(cfg).threads
     task = cfg.model.task
     seed = cfg.training.seed
     classifier = task != "regression"
@@ -126,26 +129,26 @@ def build_estimator(cfg: RetrainingConfig, model_type: str, y_train: np.ndarray,
             params.setdefault("enable_categorical", True)
             params.setdefault("feature_types", ["q"] * len(cfg.columns.numeric) + ["c"] * n_cat)
         if not classifier:
-            return xgb.XGBRegressor(random_state=seed, n_jobs=2, tree_method="hist", **params)
+            return xgb.XGBRegressor(random_state=seed, n_jobs=n_jobs, tree_method="hist", **params)
         if task == "binary":
             pos = max(int((y_train == 1).sum()), 1)
             params.setdefault("scale_pos_weight", (len(y_train) - pos) / pos)
             params.setdefault("eval_metric", "auc")  # early stopping on ranking quality
         else:
             params.setdefault("eval_metric", "mlogloss")
-        return xgb.XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", **params)
+        return xgb.XGBClassifier(random_state=seed, n_jobs=n_jobs, tree_method="hist", **params)
     if model_type == "lightgbm":
         import lightgbm as lgb
 
         if not classifier:
-            return lgb.LGBMRegressor(random_state=seed, n_jobs=2, **params)
-        return lgb.LGBMClassifier(random_state=seed, n_jobs=2, class_weight="balanced", **params)
+            return lgb.LGBMRegressor(random_state=seed, n_jobs=n_jobs, **params)
+        return lgb.LGBMClassifier(random_state=seed, n_jobs=n_jobs, class_weight="balanced", **params)
     if model_type == "random_forest":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
         if not classifier:
-            return RandomForestRegressor(random_state=seed, n_jobs=2, **params)
-        return RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced", **params)
+            return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **params)
+        return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, class_weight="balanced", **params)
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if not classifier:
@@ -161,8 +164,9 @@ def targets(cfg: RetrainingConfig, frame: pd.DataFrame, classes: list[Any]) -> n
 
 
 def fit(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, validation: pd.DataFrame, classes: list[Any],
-        tuned: dict[str, Any] | None = None) -> Any:
-    """Fit preprocessor and estimator (early stopping on ``validation`` where supported)."""
+        tuned: dict[str, Any] | None = None, threads: int | None = None) -> Any:
+    """Fit preprocessor and estimator (early stopping on ``validation`` where supported), with ``threads``
+    threads (default: the task's budget)."""
     from sklearn.pipeline import Pipeline
 
     features = cfg.columns.features
@@ -171,7 +175,8 @@ def fit(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, validation:
     preprocessor = build_preprocessor(cfg, model_type)
     x_train = preprocessor.fit_transform(train[features])
     x_val = preprocessor.transform(validation[features])
-    estimator = build_estimator(cfg, model_type, y_train, tuned)
+    n_jobs = threads if threads is not None else thread_budget.for_config(cfg).threads
+    estimator = build_estimator(cfg, model_type, y_train, tuned, n_jobs)
     if model_type == "xgboost":
         estimator.fit(x_train, y_train, eval_set=[(x_val, y_val)], verbose=False)
     elif model_type == "lightgbm":
@@ -204,7 +209,8 @@ def cv_folds(cfg: RetrainingConfig, train: pd.DataFrame, classes: list[Any]) -> 
     return list(KFold(n_splits=k, shuffle=True, random_state=cfg.training.seed).split(train))
 
 
-def search(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, classes: list[Any]) -> dict[str, Any]:
+def search(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, classes: list[Any],
+           threads: int | None = None) -> dict[str, Any]:
     """Optuna search of the family's hyperparameters by k-fold cross-validation of the primary metric.
 
     Each trial is a nested MLflow run under the active (candidate) run. Seeded: the same data and
@@ -227,7 +233,7 @@ def search(cfg: RetrainingConfig, model_type: str, train: pd.DataFrame, classes:
         scores = []
         for fold_train, fold_val in folds:
             part_train, part_val = train.iloc[fold_train], train.iloc[fold_val]
-            model = fit(cfg, model_type, part_train, part_val, classes, params)
+            model = fit(cfg, model_type, part_train, part_val, classes, params, threads)
             value = score(model, part_val[features], targets(cfg, part_val, classes), cfg.model.task)[metric]
             scores.append(value)
         value = float(np.nanmean(scores))
@@ -277,7 +283,19 @@ def train_candidate(
     run_tags: dict[str, str],
     snapshot: dict[str, Any],
 ) -> dict[str, Any]:
-    """Search, train, score on validation and test, and log everything to one MLflow run."""
+    """Search, train, score on validation and test, and log everything to one MLflow run, with the task's
+    thread budget (:mod:`..threads`) for the libraries' threads."""
+    thread_budget.quiet_waiting()  # before the OpenMP runtimes load
+    setup(cfg)
+    budget = thread_budget.for_config(cfg)
+    log.info("training and scoring with %d thread%s: %s", budget.threads, "" if budget.threads == 1 else "s",
+             budget.reason)
+    with thread_budget.limited(budget.threads):
+        return _train_candidate(cfg, prepared, run_tags, snapshot, budget.threads)
+
+
+def _train_candidate(cfg: RetrainingConfig, prepared: dict[str, Any], run_tags: dict[str, str],
+                     snapshot: dict[str, Any], threads: int) -> dict[str, Any]:
     import hashlib
     import json
 
@@ -287,7 +305,6 @@ def train_candidate(
 
     from ..redaction import redact_config
 
-    setup(cfg)
     model_type = cfg.model.type
     splits = {name: storage.read_parquet(uri) for name, uri in prepared["splits"].items()}
     classes = prepared["classes"]
@@ -310,12 +327,12 @@ def train_candidate(
             log.info("searching %s hyperparameters: %d trials, %d-fold %s validation of %s",
                      model_type, cfg.training.search.trials, cfg.training.search.folds,
                      cfg.training.search.validation, cfg.primary_metric)
-            searched = search(cfg, model_type, splits["train"], classes)
+            searched = search(cfg, model_type, splits["train"], classes, threads)
             tuned = searched["best_params"]
             mlflow.log_metric(f"cv_best_{searched['metric']}", searched["best_score"])
         search_seconds = time.monotonic() - started
         log.info("training %s on %d rows (%d features)", model_type, len(splits["train"]), len(features))
-        model = fit(cfg, model_type, splits["train"], splits["validation"], classes, tuned)
+        model = fit(cfg, model_type, splits["train"], splits["validation"], classes, tuned, threads)
         fit_seconds = time.monotonic() - started - search_seconds
         # test: the out-of-time holdout (what the gate and the baseline use); test_in_time: random
         # held-out rows of the training period, reported for comparison (they flatter every model)
