@@ -10,12 +10,18 @@ data of its interval (plus the configured lookback):
    labelled rows.
 2. **decide** (branch) retrains on drift, degraded performance, a forced trigger or when
    there is no champion yet; otherwise skips. Check-only and backfill runs only record.
+   In the windows after a promotion the **post-deploy watch** scores the new champion and the one it
+   replaced on the same new labelled rows; if the new one is significantly worse, **rollback_champion**
+   restores the previous one (trigger `post_deploy_watch`, decision `rollback`).
 3. **collect → prepare → train → evaluate_gate → register → deploy**: a content-hashed
    training snapshot, an out-of-time holdout (the newest labelled rows, which the candidate
    never sees), a candidate tracked in MLflow, a gate against the champion on that holdout,
    registration and promotion by the `champion` alias
    (the former champion keeps `previous_champion` for rollback).
 4. **record_outcome** completes the run's row in `model_retraining_events`, whatever happened.
+
+Every change of champion (deploy, watch rollback, `model_rollback`) is an event of the asset
+`retraining_champion__<model>` with the new version in its extra: schedule scoring DAGs on it.
 
 Backfills and replays of past windows are judged by the champion of their time and never train
 or deploy. One DAG per model: every model configuration in `$RETRAINING_CONFIG_DIR` (default
@@ -37,6 +43,7 @@ from include.retraining import runtime as rt
 from include.retraining.config import MODEL_TYPES
 from include.retraining.point_in_time import start_date
 from include.retraining.record.notify import RetrainingNotifier
+from include.retraining.release import assets
 
 # Retries of failing tasks; the demo and the tests set RETRAINING_TASK_RETRIES=0 so failures show at once.
 RETRIES = int(os.environ.get("RETRAINING_TASK_RETRIES", "2"))
@@ -122,6 +129,8 @@ def build(model: fleet.ModelEntry):
         doc_md=__doc__.replace("### model_retraining", f"### {model.retraining_dag_id}\n\n{model.describe()}", 1),
     )
     def model_retraining():
+        champion = assets.champion(model.name)
+
         @task.sensor(task_id=rt.CHECK, mode="reschedule", poke_interval=600, timeout=6 * 3600)
         def check_drift_and_performance():
             return rt.check()
@@ -154,9 +163,14 @@ def build(model: fleet.ModelEntry):
         def register(trained):
             return rt.register(trained)
 
-        @task(task_id=rt.DEPLOY)
+        # each change of champion is an event of the model's champion asset (the new version in its extra)
+        @task(task_id=rt.DEPLOY, outlets=[champion])
         def deploy(registered):
             return rt.deploy(registered)
+
+        @task(task_id=rt.ROLLBACK, outlets=[champion])
+        def rollback_champion():
+            return rt.rollback()
 
         # the run is complete here: its row says what happened, and the notifier tells people
         @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE,
@@ -173,10 +187,11 @@ def build(model: fleet.ModelEntry):
         gate = evaluate_gate(prepared, trained)
         registered = register(trained)
         deployed = deploy(registered)
-        branch >> [snapshot, skipped]
+        rolled_back = rollback_champion()
+        branch >> [snapshot, skipped, rolled_back]
         gate >> registered
-        # Not downstream of the two branches: a branch skips all its direct downstream tasks it does not follow.
-        [assessment, skipped, snapshot, prepared, trained, registered, deployed] >> record_outcome()
+        # Not downstream of the branches: a branch skips all its direct downstream tasks it does not follow.
+        [assessment, skipped, snapshot, prepared, trained, registered, deployed, rolled_back] >> record_outcome()
 
     return model_retraining()
 

@@ -28,6 +28,7 @@ from airflow.sdk import Param, dag, task
 from include.retraining import fleet
 from include.retraining import runtime as rt
 from include.retraining.record.notify import RetrainingNotifier
+from include.retraining.release import assets
 
 
 def build(model: fleet.ModelEntry):
@@ -63,7 +64,8 @@ def build(model: fleet.ModelEntry):
         doc_md=__doc__.replace("### model_rollback", f"### {model.rollback_dag_id}\n\n{model.describe()}", 1),
     )
     def model_rollback():
-        @task(task_id=rt.SWITCH, on_success_callback=RetrainingNotifier(),
+        # the champion asset: a DAG scheduled on it (batch scoring, serving) learns of every change of champion
+        @task(task_id=rt.SWITCH, outlets=[assets.champion(model.name)], on_success_callback=RetrainingNotifier(),
               on_failure_callback=RetrainingNotifier(failed=True))
         def switch_champion():
             return rt.switch()

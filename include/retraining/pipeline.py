@@ -176,6 +176,10 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
         result.update({"attempt": info.attempt, "window": window.as_dict()})
         if recovered:
             result["recovered"] = recovered
+        if result["status"] == "ok":
+            watched = post_deploy_watch(info, cfg, dsn, result)
+            if watched:
+                result["watch"] = watched
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
                                   "model_type": cfg.model.type, "attempt_key": info.attempt_key}
         if result["status"] == "waiting":
@@ -194,8 +198,9 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "labelled_rows": result["labelled_rows"],
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
                                                                 "schema_changes", "rows", "labelled_rows",
-                                                                "before_labels", "window", "judge", "recovered")
-                                    if k != "recovered" or result.get(k)},
+                                                                "before_labels", "window", "judge", "recovered",
+                                                                "watch")
+                                    if k not in ("recovered", "watch") or result.get(k)},
                 "data_quality": _quality_summary(result.get("quality")),
                 "judged_by_version": judged.get("version"),
                 "champion_source": judged.get("source"),
@@ -204,6 +209,22 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
             },
         )
         return result
+
+
+def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]
+                      ) -> dict[str, Any] | None:
+    """The post-deploy watch's verdict (see :mod:`.release.watch`) for a live run of the current window judged by
+    the registry's champion; None for backfills, replays, windows without a sound champion measurement, or when
+    no promotion is under watch."""
+    from .release import registry, watch
+
+    judge = assessment.get("judge") or {}
+    champion = assessment.get("champion") or {}
+    if (info.run_type == "backfill" or judge.get("source") != "registry" or judge.get("replay")
+            or not champion.get("version") or assessment.get("schema_changes")
+            or (assessment.get("quality") or {}).get("blocking")):
+        return None
+    return watch.observe(cfg, registry.setup(cfg), dsn, int(champion["version"]), info.window_end, info.grid)
 
 
 def recover_interrupted(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> dict[str, Any] | None:
@@ -298,7 +319,8 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
             decision["storm_history"] = {k: v for k, v in history.items() if k != "sequential"}
             record(info, cfg, {"trigger_type": decision["trigger_type"], "severity": decision["severity"],
                                "confidence": decision["confidence"], "trigger_reason": decision["reason"],
-                               "decision": decision["decision"], "execution_attempted": decision["retrain"]})
+                               "decision": decision["decision"],
+                               "execution_attempted": decision["retrain"] or bool(decision.get("rollback"))})
         report = drift_report(info, cfg, assessment, decision)
         if report:
             record(info, cfg, {"drift_report_uri": report["uri"], "drift_report_run_id": report["run_id"]})
@@ -504,6 +526,31 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
         return {k: v for k, v in moved.items() if k != "resumed"}
 
 
+def rollback_champion(info: RunInfo, task_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """The post-deploy watch's rollback: restore the champion the watched promotion replaced, through the same
+    recoverable promotion path as a deploy, unless the champion changed since the watch judged it."""
+    from .release import registry
+    from .release.promotion import switch_champion
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        if info.run_type == "backfill":
+            raise RuntimeError("backfill runs never roll back")
+        target = int(decision["rollback_to"])
+        judged = decision.get("champion_version")
+        moved = switch_champion(cfg, registry.setup(cfg), events_dsn(cfg), target,
+                                reason=f"{info.dag_id} {info.run_id}: {decision['reason']}"[:2000],
+                                effective_at=info.window_end, action="rollback", run=info.key(cfg),
+                                attempt=attempt_of(info, cfg), expected_champion=judged)
+        record(info, cfg, {"deployed": True, "candidate_version": target,
+                           "champion_version_before": moved["champion_before"],
+                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
+                           **({"promotion_resolution": "completed by a retry of rollback_champion"}
+                              if moved["resumed"] else {})})
+        log.warning("post-deploy watch: champion v%s -> v%s", moved["champion_before"], moved["champion_after"])
+        return {k: v for k, v in moved.items() if k != "resumed"}
+
+
 # --- finalize --------------------------------------------------------------------------------
 
 FAILED_STATES = {"failed", "upstream_failed"}
@@ -517,6 +564,7 @@ def summarize(
     recorded_error: str | None,
     check_task_id: str,
     deploy_task_id: str = "deploy",
+    rolled_back: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The final fields of the run's row, from what each task left behind. Pure."""
     failed = sorted(t for t, s in states.items() if s == "failed")
@@ -534,6 +582,17 @@ def summarize(
             fields["failed_task"] = failed[0]
         return {"fields": fields, "failed": failed}
     kind = decision["decision"]
+    if kind == "rollback":  # the post-deploy watch
+        if failed:
+            fields.update({"status": "failed", "execution_successful": False})
+            if not recorded_error:
+                fields["error"] = f"task(s) {failed} failed"
+                fields["failed_task"] = failed[0]
+        elif rolled_back is not None:
+            fields.update({"status": "rolled_back", "execution_successful": True, "deployed": True})
+        else:
+            fields.update({"status": "incomplete", "execution_successful": False})
+        return {"fields": fields, "failed": failed}
     if kind != "retrain":
         fields.update({"status": {"skip": "skipped"}.get(kind, kind), "execution_successful": None})
         return {"fields": fields, "failed": failed}
@@ -561,6 +620,7 @@ def finalize(
     states: Mapping[str, str | None],
     check_task_id: str,
     deploy_task_id: str = "deploy",
+    rolled_back: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Complete the run's row whatever happened; returns the fields and the failed tasks."""
     try:
@@ -570,7 +630,8 @@ def finalize(
     dsn = events_dsn(cfg)
     attempt = attempt_of(info, cfg)
     row = events.get_attempt(dsn, info.key(cfg), attempt) or {}
-    result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id, deploy_task_id)
+    result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id, deploy_task_id,
+                       rolled_back)
     fields = {**info.run_fields(cfg), **result["fields"]}
     events.upsert_event(dsn, info.key(cfg), fields, attempt=attempt)
     log.info("run %s finished: %s", info.run_id, fields.get("status"))
@@ -627,4 +688,5 @@ def switch(info: RunInfo, task_id: str) -> dict[str, Any]:
                            "status": "rolled_back" if action == "rollback" else "promoted",
                            "execution_successful": True, "execution_completed_at": datetime.now(timezone.utc)})
         log.info("%s: champion %s -> v%s", action, moved["champion_before"], moved["champion_after"])
-        return {k: moved[k] for k in ("champion_before", "champion_after", "previous_champion")}
+        return {**{k: moved[k] for k in ("champion_before", "champion_after", "previous_champion", "promotion_id")},
+                "action": action}

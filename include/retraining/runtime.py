@@ -23,8 +23,9 @@ TRAIN = "train"
 GATE = "evaluate_gate"
 REGISTER = "register"
 DEPLOY = "deploy"
+ROLLBACK = "rollback_champion"  # the post-deploy watch's rollback
 FINALIZE = "record_outcome"
-ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, FINALIZE)
+ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, ROLLBACK, FINALIZE)
 SWITCH = "switch_champion"  # the only task of model_rollback
 
 DECISION_KEY = "decision"
@@ -120,6 +121,8 @@ def decide(assessment: dict[str, Any]) -> str:
     context = _context()
     decision = _fail_fast(lambda: pipeline.decide(run_info(context, assessment), DECIDE, assessment))
     context["ti"].xcom_push(key=DECISION_KEY, value=decision)
+    if decision.get("rollback"):
+        return ROLLBACK
     return COLLECT if decision["retrain"] else SKIP
 
 
@@ -175,9 +178,37 @@ def deploy(registered: dict[str, Any]) -> dict[str, Any]:
     context = _context()
     judged = (_pull(context, GATE, GATE_KEY) or {}).get("champion_version")
     try:
-        return _fail_fast(lambda: pipeline.deploy(_info(context), DEPLOY, registered, judged))
+        moved = _fail_fast(lambda: pipeline.deploy(_info(context), DEPLOY, registered, judged))
     except pipeline.AwaitingApproval as exc:
-        raise AirflowSkipException(str(exc)) from exc
+        raise AirflowSkipException(str(exc)) from exc  # a skipped task emits no asset event
+    _announce(context, moved, "deploy")
+    return moved
+
+
+def rollback() -> dict[str, Any]:
+    """The post-deploy watch found the new champion worse: restore the one it replaced."""
+    from . import pipeline
+
+    context = _context()
+    decision = _pull(context, DECIDE, DECISION_KEY) or {}
+    moved = _fail_fast(lambda: pipeline.rollback_champion(_info(context), ROLLBACK, decision))
+    _announce(context, moved, "rollback")
+    return moved
+
+
+def _announce(context: Mapping[str, Any], moved: Mapping[str, Any], action: str) -> None:
+    """The champion asset's event extra: which version serves now (see :mod:`.release.assets`)."""
+    from .release.assets import announce
+
+    info = _info(context) if action != "switch" else run_info(context)
+    try:
+        cfg = info.config()
+        names = {"model": cfg.model.name, "registered_name": cfg.model.registry_name}
+    except Exception:  # the config was read by the task already; never fail a done promotion over the extra
+        names = {}
+    announce(context, {**names, "version": moved.get("champion_after"), "previous_version": moved.get("champion_before"),
+                       "action": moved.get("action") or action, "promotion_id": moved.get("promotion_id"),
+                       "dag_id": info.dag_id, "run_id": info.run_id})
 
 
 def finalize() -> dict[str, Any]:
@@ -199,6 +230,7 @@ def finalize() -> dict[str, Any]:
         states=states,
         check_task_id=CHECK,
         deploy_task_id=DEPLOY,
+        rolled_back=_pull(context, ROLLBACK),
     )
     if result["failed"]:
         raise AirflowFailException(
@@ -211,4 +243,7 @@ def switch() -> dict[str, Any]:
     """``model_rollback``: move the champion alias back (or promote a waiting challenger)."""
     from . import pipeline
 
-    return _fail_fast(lambda: pipeline.switch(run_info(_context()), SWITCH))
+    context = _context()
+    moved = _fail_fast(lambda: pipeline.switch(run_info(context), SWITCH))
+    _announce(context, moved, "switch")
+    return moved

@@ -604,8 +604,28 @@ def decide(
             + " (fix the feed; infinities and all-missing features always block, quality.max_missing_rate /"
             " max_missing_increase and quality.threshold_mode set the missing-value limits)",
         }
+    records_only = check_only or run_type == "backfill" or bool(replay)
+    watch = assessment.get("watch") or {}
+    if watch.get("status") == "worse" and not records_only:
+        # the post-deploy watch found the new champion significantly worse than the one it replaced: restore that
+        # one first (also under a freeze: a rollback is the emergency lever); drift is judged again next window
+        test = watch.get("significance") or {}
+        return {
+            "decision": "rollback",
+            "retrain": False,
+            "rollback": True,
+            "trigger_type": "post_deploy_watch",
+            "severity": "high",
+            "confidence": round(1 - float(test.get("p_value") or 0.0), 4) if test else 1.0,
+            "signals": ["post_deploy_watch"],
+            "would_retrain": False,
+            "rollback_to": watch["previous_version"],
+            "reason": watch["reason"] + (f" ({manual_reason})" if manual_reason else ""),
+        }
     signals = _signals(cfg, assessment, history)
     reasons = [s[2] for s in signals]
+    if watch.get("status") == "worse":
+        reasons.append(f"would roll back: {watch['reason']}")
     if assessment.get("champion") is None:
         would_retrain = True
         trigger_type = requested
@@ -631,7 +651,6 @@ def decide(
         "would_retrain": would_retrain,
         "accumulated": accumulated_test(cfg, assessment, history),
     }
-    records_only = check_only or run_type == "backfill" or bool(replay)
     if frozen and not records_only:
         return {**result, "decision": "frozen", "retrain": False,
                 "reason": "; ".join(reasons) + f" ({frozen}; would {'retrain' if would_retrain else 'skip'})"}
