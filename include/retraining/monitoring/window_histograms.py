@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,15 +50,19 @@ from ..connections import connect
 from ..errors import DataValidationError
 from ..sources import as_utc, window_clause
 from .drift import numeric_histogram
+from .sql_dialects import DUCKDB, POSTGRES, Dialect, NumericPlan, merged_plans, quote_ident, split_counts
 
 log = logging.getLogger(__name__)
 
 # One query evaluates at most this many aggregates: PostgreSQL limits a row (and so a
 # partial aggregate's state tuple) to 1664 columns. Past it, numeric features take more scans.
 MAX_AGGREGATES_PER_QUERY = 1000
-FLOAT4_OID = 700
-BOOL_OID = 16
-NUMERIC_OIDS = {16, 20, 21, 23, 26, 700, 701, 1700}  # bool, integers, oid, real, double precision, numeric
+AGGREGATES_PER_FEATURE = 8  # histogram, count, avg, stddev_samp, min, max, two tail means
+# PostgreSQL windows the planner estimates above SAMPLE_ABOVE_ROWS rows are read from a block
+# sample of about SAMPLE_ROWS rows (see the module docstring for its error); None: always exact.
+SAMPLE_ABOVE_ROWS: int | None = 2_000_000
+SAMPLE_ROWS = 500_000
+SAMPLE_SEED = 0  # REPEATABLE: the same window of the same table samples the same blocks
 
 
 def _checked_edges(numeric: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -136,123 +140,93 @@ def _relation_types(cur: Any, relation: sql.Composable, needed: Sequence[str]) -
     return types
 
 
-def _as_float8(col: str, type_oid: int) -> sql.Composable:
-    ident = sql.Identifier(col)
-    if type_oid == FLOAT4_OID:
-        # Through text, as psycopg2 reads a real: 0.1::real is the Python float 0.1, not 0.10000000149.
-        return sql.SQL("{}::text::float8").format(ident)
-    if type_oid == BOOL_OID:
-        return sql.SQL("{}::int::float8").format(ident)
-    return sql.SQL("{}::float8").format(ident)
-
-
-def _numeric_chunks(edges: dict[str, list[float]]) -> Iterator[list[str]]:
+def _numeric_chunks(edges: Mapping[str, Sequence[float]]) -> Iterator[list[str]]:
     chunk: list[str] = []
     size = 0
-    for col, col_edges in edges.items():
-        cost = len(col_edges) + 8
-        if chunk and size + cost > MAX_AGGREGATES_PER_QUERY:
+    for col in edges:
+        if chunk and size + AGGREGATES_PER_FEATURE > MAX_AGGREGATES_PER_QUERY:
             yield chunk
             chunk, size = [], 0
         chunk.append(col)
-        size += cost
+        size += AGGREGATES_PER_FEATURE
     yield chunk
 
 
-def _sql_numeric(
-    cur: Any,
-    relation: sql.Composable,
-    where: sql.Composable,
-    params: list,
-    edges: dict[str, list[float]],
-    types: dict[str, int],
-    limits: Mapping[str, tuple[float, float]],
+def _scan_numeric(
+    execute: Callable[[str], list[tuple]],
+    dialect: Dialect,
+    source: str,
+    where: str,
+    plans: dict[str, NumericPlan],
+    values: Mapping[str, str],
 ) -> tuple[int, dict[str, dict[str, Any]]]:
+    """One scan per chunk of features (one for up to 125 features): the histograms on the merged edges, the
+    statistics and the tail means; then a second scan only for the columns holding NaN or infinities.
+
+    ``execute`` runs a query and returns its rows; ``values`` is each column read as a double."""
     rows = 0
     found: dict[str, tuple] = {}
-    for chunk in _numeric_chunks(edges):
-        select: list[sql.Composable] = [sql.SQL("count(*)")]
+    for chunk in _numeric_chunks(plans):
+        select = ["count(*)"]
         for col in chunk:
-            v = _as_float8(col, types[col])
-            cumulative = [
-                sql.SQL("count(*) FILTER (WHERE {} <= {}::float8)").format(v, sql.Literal(e)) for e in edges[col]
-            ]
-            select.append(sql.SQL("ARRAY[{}]::bigint[]").format(sql.SQL(", ").join(cumulative)))
-            select.extend(sql.SQL(f"{agg}({{}})").format(v) for agg in ("count", "avg", "stddev_samp", "min", "max"))
-            if edges[col]:  # the means of the two open outer bins (finite values only; NaN sorts above Infinity)
-                low, high = sql.Literal(edges[col][0]), sql.Literal(edges[col][-1])
-                select.append(sql.SQL("avg({v}) FILTER (WHERE {v} <= {lo}::float8 AND {v} > '-Infinity')").format(
-                    v=v, lo=low))
-                select.append(sql.SQL("avg({v}) FILTER (WHERE {v} > {hi}::float8 AND {v} < 'Infinity')").format(
-                    v=v, hi=high))
-            else:
-                select.extend([sql.SQL("NULL::float8"), sql.SQL("NULL::float8")])
-            if col in limits:  # values outside the reference's [min, max], infinities included, NaN not
-                select.append(sql.SQL("count(*) FILTER (WHERE ({v} < {lo}::float8 OR {v} > {hi}::float8) "
-                                      "AND {v} <> 'NaN')").format(
-                    v=v, lo=sql.Literal(limits[col][0]), hi=sql.Literal(limits[col][1])))
-            else:
-                select.append(sql.SQL("NULL::bigint"))
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(", ").join(select), relation, where), params)
-        row = cur.fetchone()
+            select += dialect.numeric_aggregates(values[col], plans[col])
+        row = execute(f"SELECT {', '.join(select)} FROM {source} WHERE {where}")[0]
         rows = int(row[0])
         for i, col in enumerate(chunk):
-            found[col] = row[1 + 9 * i : 10 + 9 * i]
+            found[col] = row[1 + AGGREGATES_PER_FEATURE * i: 1 + AGGREGATES_PER_FEATURE * (i + 1)]
 
-    # NaN and infinities reach min/max (NaN sorts above everything in PostgreSQL). Only then is
-    # a second, exact pass needed for those columns: NaN is missing, infinities have no mean (and
-    # are counted there: a column outside this pass holds none).
-    non_finite = [
-        col for col, (_, n, _, _, lo, hi, _, _, _) in found.items() if n and (math.isnan(hi) or math.isinf(hi) or math.isinf(lo))
-    ]
+    # NaN and infinities reach min/max (NaN sorts above everything). Only then is a second,
+    # exact pass needed for those columns' statistics: infinities have no mean.
+    non_finite = [col for col, (_, n, _, _, lo, hi, _, _) in found.items()
+                  if n and (math.isnan(hi) or math.isinf(hi) or math.isinf(lo))]
     exact: dict[str, tuple] = {}
     if non_finite:
-        select = []
-        for col in non_finite:
-            v = _as_float8(col, types[col])
-            finite = sql.SQL("FILTER (WHERE {v} > '-Infinity' AND {v} < 'Infinity')").format(v=v)
-            select.append(sql.SQL("count({}) FILTER (WHERE {} <> 'NaN')").format(v, v))
-            select.extend(
-                sql.SQL(f"{agg}({{}}) {{}}").format(v, finite) for agg in ("count", "avg", "stddev_samp", "min", "max")
-            )
-            select.append(sql.SQL("count(*) FILTER (WHERE {v} = 'Infinity' OR {v} = '-Infinity')").format(v=v))
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(", ").join(select), relation, where), params)
-        row = cur.fetchone()
-        exact = {col: row[7 * i : 7 * i + 7] for i, col in enumerate(non_finite)}
+        select = [agg for col in non_finite for agg in dialect.finite_aggregates(values[col])]
+        row = execute(f"SELECT {', '.join(select)} FROM {source} WHERE {where}")[0]
+        exact = {col: row[5 * i: 5 * i + 5] for i, col in enumerate(non_finite)}
         log.info("exact pass for %d numeric column(s) holding NaN or infinities: %s", len(non_finite), non_finite)
 
     result: dict[str, dict[str, Any]] = {}
-    for col, (cumulative, n, mean, std, lo, hi, low_mean, high_mean, outside) in found.items():
-        binned = int(n)
-        infinite = 0
+    for col, (raw, n, mean, std, lo, hi, low_mean, high_mean) in found.items():
+        plan = plans[col]
+        counts, infinite, outside, binned = split_counts(plan, dialect.parse_histogram(raw, plan))
         if col in exact:
-            binned, n, mean, std, lo, hi, infinite = exact[col]
-        cumulative = [int(c) for c in cumulative]
-        counts = np.diff([0, *cumulative, int(binned)]).tolist()
-        result[col] = _numeric_entry(edges[col], counts, rows - int(binned), int(n), mean, std, lo, hi,
+            n, mean, std, lo, hi = exact[col]
+        result[col] = _numeric_entry(plan.edges, counts, rows - binned, int(n or 0), mean, std, lo, hi,
                                      (low_mean, high_mean), outside, infinite)
     return rows, result
 
 
-def _sql_categorical(
-    cur: Any, relation: sql.Composable, where: sql.Composable, params: list, columns: list[str]
+def _scan_categorical(
+    execute: Callable[[str], list[tuple]], dialect: Dialect, source: str, where: str, columns: list[str]
 ) -> tuple[int, dict[str, dict[str, Any]]]:
-    idents = [sql.Identifier(c) for c in columns]
-    query = sql.SQL("SELECT {flags}, {cols}, count(*) FROM {rel} WHERE {where} GROUP BY GROUPING SETS ({sets})").format(
-        flags=sql.SQL(", ").join(sql.SQL("GROUPING({})").format(i) for i in idents),
-        cols=sql.SQL(", ").join(idents),
-        rel=relation,
-        where=where,
-        sets=sql.SQL(", ").join(sql.SQL("({})").format(i) for i in idents),
-    )
-    cur.execute(query, params)
+    """One ``GROUP BY GROUPING SETS ((c1), (c2), ...)``: one scan, a small hash table per column."""
     raw: dict[str, dict[Any, int]] = {c: {} for c in columns}
     width = len(columns)
-    for row in cur:
-        j = row[:width].index(0)  # the one column this group is grouped by
+    for row in execute(dialect.categorical_query(source, where, columns)):
+        j = list(row[:width]).index(0)  # the one column this group is grouped by
         raw[columns[j]][row[width + j]] = int(row[-1])
     rows = sum(raw[columns[0]].values())
     return rows, {c: _category_counts(raw[c]) for c in columns}
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _sample_clause(cur: Any, relation: sql.Composable, source: str, where: str,
+                   sample_above_rows: int | None, sample_rows: int) -> tuple[str, dict[str, Any] | None]:
+    """``TABLESAMPLE SYSTEM (p) REPEATABLE (0)`` for a table whose window the planner estimates above
+    ``sample_above_rows`` rows, so that about ``sample_rows`` rows are read; else nothing."""
+    if sample_above_rows is None or not isinstance(relation, sql.Identifier):
+        return "", None
+    cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {source} WHERE {where}")
+    plan = cur.fetchone()[0]
+    estimate = int((plan[0] if isinstance(plan, list) else plan)["Plan"]["Plan Rows"])
+    if estimate <= sample_above_rows:
+        return "", None
+    percent = max(min(100.0 * sample_rows / estimate, 100.0), 1e-6)
+    return (f" TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE ({SAMPLE_SEED})",
+            {"method": "TABLESAMPLE SYSTEM", "percent": round(percent, 6), "estimated_window_rows": estimate})
 
 
 def sql_histograms(
@@ -264,6 +238,8 @@ def sql_histograms(
     numeric: Mapping[str, Sequence[float]],
     categorical: Sequence[str],
     bounds: Mapping[str, tuple[float, float]] | None = None,
+    sample_above_rows: int | None | str = "default",
+    sample_rows: int | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in ``relation``, computed by PostgreSQL.
 
@@ -273,24 +249,44 @@ def sql_histograms(
     Returns ``{"rows", "numeric": {col: {...}}, "categorical": {col: {...}}}`` in the
     shape of :func:`.drift.summarize`. Two scans of the window (numeric, categorical),
     plus one more only for numeric columns holding NaN or infinities.
+
+    A table window the planner estimates above ``sample_above_rows`` rows (default
+    :data:`SAMPLE_ABOVE_ROWS`; None: never) is read from a repeatable block sample of about
+    ``sample_rows`` rows (default :data:`SAMPLE_ROWS`): the summary then describes the sample
+    (``rows`` is the rows sampled) and says so under ``sample``. Query sources are always exact.
     """
     edges = _checked_edges(numeric)
     categories = list(dict.fromkeys(categorical))
+    threshold = SAMPLE_ABOVE_ROWS if sample_above_rows == "default" else sample_above_rows
     began = time.perf_counter()
     # no bounds: every row with a timestamp, as in the Parquet files
-    where, params = window_clause(timestamp, start, end, unbounded="{} IS NOT NULL")
+    where_sql, params = window_clause(timestamp, start, end, unbounded="{} IS NOT NULL")
+    sample: dict[str, Any] | None = None
     with connect(dsn) as conn:
         # Both queries see one snapshot, so their row counts agree even while rows arrive.
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
         with conn.cursor() as cur:
             types = _relation_types(cur, relation, [timestamp, *edges, *categories])
+            # Everything is bound into the text once (no parameters, so no %-escaping of the rest).
+            where = cur.mogrify(where_sql.as_string(conn), params).decode()
+            source = relation.as_string(conn)
+            tablesample, sample = _sample_clause(cur, relation, source, where, threshold,
+                                                 SAMPLE_ROWS if sample_rows is None else sample_rows)
+            source += tablesample
+
+            def execute(query: str) -> list[tuple]:
+                cur.execute(query)
+                return cur.fetchall()
+
             rows = 0
             numeric_result: dict[str, dict[str, Any]] = {}
             try:
                 if edges or not categories:
-                    rows, numeric_result = _sql_numeric(cur, relation, where, params, edges, types, bounds or {})
+                    values = {c: POSTGRES.as_double(c, types[c]) for c in edges}
+                    plans = merged_plans(edges, {c: v for c, v in (bounds or {}).items() if c in edges})
+                    rows, numeric_result = _scan_numeric(execute, POSTGRES, source, where, plans, values)
             except (psycopg2.errors.InvalidTextRepresentation, psycopg2.errors.CannotCoerce) as exc:
-                suspects = [c for c in edges if types[c] not in NUMERIC_OIDS]
+                suspects = [c for c in edges if types[c] not in POSTGRES.NUMERIC_TYPES]
                 raise DataValidationError(
                     f"numeric feature(s) {suspects} of the SQL source are not numbers "
                     f"({str(exc).strip().splitlines()[0]}); fix the source or list them under columns.categorical"
@@ -298,15 +294,19 @@ def sql_histograms(
             numeric_done = time.perf_counter()
             categorical_result: dict[str, dict[str, Any]] = {}
             if categories:
-                cat_rows, categorical_result = _sql_categorical(cur, relation, where, params, categories)
+                cat_rows, categorical_result = _scan_categorical(execute, POSTGRES, source, where, categories)
                 rows = rows if edges else cat_rows
     done = time.perf_counter()
     log.info(
         "histograms of %d rows, %d numeric and %d categorical column(s), in PostgreSQL for [%s, %s) "
-        "in %.2fs (numeric %.2fs, categorical %.2fs)",
+        "in %.2fs (numeric %.2fs, categorical %.2fs)%s",
         rows, len(edges), len(categories), start, end, done - began, numeric_done - began, done - numeric_done,
+        f", from a {sample['percent']:.3f}% block sample of ~{sample['estimated_window_rows']:,} rows" if sample else "",
     )  # fmt: skip
-    return {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
+    result: dict[str, Any] = {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
+    if sample:
+        result["sample"] = sample
+    return result
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -434,6 +434,7 @@ def parquet_histograms(
     categorical: Sequence[str],
     batch_rows: int = 250_000,
     bounds: Mapping[str, tuple[float, float]] | None = None,
+    engine: str = "duckdb",
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet ``paths``, read in batches.
 
@@ -441,7 +442,16 @@ def parquet_histograms(
     ``batch_rows`` rows at a time, each batch binned with :func:`.drift.numeric_histogram`
     and dropped, so memory is bounded by the batch size (and the files' page and
     dictionary sizes), not by the window. Same output as :func:`sql_histograms`.
+
+    ``engine="duckdb"`` (the default) hands the same question to DuckDB instead
+    (:func:`file_histograms`); ``"arrow"`` is the batch path described above.
     """
+    if engine == "duckdb":
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be positive, got {batch_rows}")
+        return file_histograms("parquet", paths, timestamp, start, end, numeric, categorical, bounds)
+    if engine != "arrow":
+        raise ValueError(f"engine must be 'duckdb' or 'arrow', got {engine!r}")
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
@@ -518,3 +528,92 @@ def parquet_histograms(
         "numeric": numeric_result,
         "categorical": {col: _category_counts(raw[col]) for col in categories},
     }
+
+
+# --------------------------------------------------------------------------- DuckDB (Parquet, CSV)
+
+DUCKDB_THREADS = 2
+DUCKDB_MEMORY_LIMIT = "256MB"  # DuckDB's own buffers (in this process); aggregates here are small
+DUCKDB_NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+
+
+def file_histograms(
+    kind: str,
+    paths: Sequence[str],
+    timestamp: str,
+    start: datetime | None,
+    end: datetime | None,
+    numeric: Mapping[str, Sequence[float]],
+    categorical: Sequence[str],
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """Histograms of the rows with ``start <= timestamp < end`` in Parquet or CSV ``paths``, computed by DuckDB.
+
+    The same queries as :func:`sql_histograms` (:mod:`.sql_dialects`), over ``read_parquet``
+    or ``read_csv``: DuckDB reads only the columns asked for, skips Parquet row groups outside
+    the window on their statistics and streams the rest, so memory is DuckDB's buffers
+    (capped at :data:`DUCKDB_MEMORY_LIMIT`) and the aggregates, not the window.
+    """
+    import duckdb
+
+    edges = _checked_edges(numeric)
+    categories = list(dict.fromkeys(categorical))
+    files = [str(p) for p in paths]
+    absent = [f for f in files if not Path(f).exists()]
+    if absent or not files:
+        raise DataValidationError(f"{kind.capitalize()} file(s) not found: {absent or 'none given'}")
+    began = time.perf_counter()
+    source = DUCKDB.relation(kind, files)
+    conn = duckdb.connect(":memory:", config={"threads": DUCKDB_THREADS, "memory_limit": DUCKDB_MEMORY_LIMIT})
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        types = {name: str(kind_) for name, kind_, *_ in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        missing_cols = [c for c in dict.fromkeys([timestamp, *edges, *categories]) if c not in types]
+        if missing_cols:
+            raise DataValidationError(
+                f"the {kind} files have no column(s) {missing_cols} that the histograms need "
+                f"(available: {sorted(types)})"
+            )
+        where = DUCKDB.window(timestamp, types[timestamp], start, end)
+
+        def execute(query: str) -> list[tuple]:
+            return conn.execute(query).fetchall()
+
+        rows = 0
+        numeric_result: dict[str, dict[str, Any]] = {}
+        if edges or not categories:
+            for col in edges:
+                _check_numbers(conn, kind, source, where, col, types[col])
+            values = {c: DUCKDB.as_double(c, types[c]) for c in edges}
+            plans = merged_plans(edges, {c: v for c, v in (bounds or {}).items() if c in edges})
+            rows, numeric_result = _scan_numeric(execute, DUCKDB, source, where, plans, values)
+        categorical_result: dict[str, dict[str, Any]] = {}
+        if categories:
+            cat_rows, categorical_result = _scan_categorical(execute, DUCKDB, source, where, categories)
+            rows = rows if edges else cat_rows
+    finally:
+        conn.close()
+    log.info(
+        "histograms of %d rows, %d numeric and %d categorical column(s), in DuckDB over %d %s file(s) "
+        "for [%s, %s) in %.2fs", rows, len(edges), len(categories), len(files), kind, start, end,
+        time.perf_counter() - began,
+    )  # fmt: skip
+    return {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
+
+
+def _check_numbers(conn: Any, kind: str, source: str, where: str, column: str, type_name: str) -> None:
+    """A numeric feature must be numbers; text that reads as numbers (CSV) is, as sources.coerce_types reads it."""
+    if type_name.upper().startswith(DUCKDB_NUMBERS):
+        return
+    ident = quote_ident(column)
+    bad = conn.execute(
+        f"SELECT count(*), min({ident}) FROM {source} WHERE {where} AND {ident} IS NOT NULL "
+        f"AND TRY_CAST({ident} AS DOUBLE) IS NULL"
+    ).fetchone()
+    if type_name.upper() != "VARCHAR" or bad[0]:
+        example = f", e.g. {bad[1]!r}" if bad[0] else ""
+        raise DataValidationError(
+            f"numeric feature {column!r} is not numbers in the {kind} files ({type_name}, {bad[0]} value(s) "
+            f"that are not numbers{example}); fix the source or list the column under columns.categorical"
+        )
