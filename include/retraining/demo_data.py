@@ -9,7 +9,9 @@ logistic model. Labels arrive late: a row's label is ``NULL`` until
 
 From ``drift_at`` on, the population changes (lower incomes and credit scores,
 higher debt-to-income) and a new loan purpose, ``bnpl_refinance``, appears with a
-much higher default rate: data drift and concept drift a retrained model can learn.
+much higher default rate: data drift and concept drift a retrained model can learn. With
+``concept_until`` the higher default rates end there while the new population stays (a transient
+change that misleads a model retrained on it: the post-deploy watch's case).
 
 :func:`generate_losses` is the same applications with a regression target instead, the
 amount lost on each loan (``loss_amount``, for the demo's second model, ``loan_loss``): it
@@ -58,9 +60,14 @@ class StreamSpec:
     label_delay_hours: float = 3.0
     as_of: datetime | None = None  # labels not yet known at this time are NULL; default: ``end``
     seed: int = 7
+    # From this time on the drifted population's defaults follow the original concept again (a transient change:
+    # a model retrained on it learned a pattern that stopped holding); None: the drift lasts.
+    concept_until: datetime | None = None
 
 
-def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
+def _segment(rng: np.random.Generator, n: int, drifted: bool, concept: bool | None = None) -> pd.DataFrame:
+    """``n`` applications; ``drifted`` changes the population and (unless ``concept`` is False) the defaults."""
+    concept = drifted if concept is None else concept
     shift = 1.0 if drifted else 0.0
     age = np.clip(rng.normal(42, 12, n), 18, 80).round()
     income = np.exp(rng.normal(np.log(62_000) - 0.28 * shift, 0.45, n)).round(-2)
@@ -91,7 +98,7 @@ def _segment(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
         + 0.7 * ((age < 25) | (age > 68))
         - 0.6 * ((home == "OWN") & (income > 80_000))
     )
-    if drifted:
+    if concept:
         logit = logit + 3.0 * (purpose == "bnpl_refinance") + 0.8 * (region == "south")
     defaulted = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
@@ -121,9 +128,13 @@ def generate(spec: StreamSpec | None = None) -> pd.DataFrame:
     offsets = np.sort(rng.uniform(0, hours * 3600, n))
     ts = pd.to_datetime(spec.start) + pd.to_timedelta(offsets, unit="s")
     drifted = np.zeros(n, dtype=bool) if spec.drift_at is None else np.asarray(ts >= pd.Timestamp(spec.drift_at))
-    frame = pd.concat(
-        [_segment(rng, int((~drifted).sum()), False), _segment(rng, int(drifted.sum()), True)], ignore_index=True
-    )
+    if spec.concept_until is None:
+        parts = [_segment(rng, int((~drifted).sum()), False), _segment(rng, int(drifted.sum()), True)]
+    else:
+        reverted = np.asarray(ts >= pd.Timestamp(spec.concept_until)) & drifted
+        parts = [_segment(rng, int((~drifted).sum()), False), _segment(rng, int((drifted & ~reverted).sum()), True),
+                 _segment(rng, int(reverted.sum()), True, concept=False)]
+    frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, TIMESTAMP, ts)
     frame.insert(0, ID, np.arange(1, n + 1, dtype=np.int64))
     as_of = pd.Timestamp(spec.as_of or spec.end)

@@ -179,6 +179,20 @@ def test_trigger_type_and_severity_are_checked_by_the_table(pg_dsn: str) -> None
     assert get_event(pg_dsn, key("bad", "dag")) is None
 
 
+def test_a_table_made_before_a_trigger_type_existed_learns_it(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ensure_schema(pg_dsn)
+    with connect(pg_dsn) as conn, conn.cursor() as cur:  # as the package before the post-deploy watch made it
+        for table in (TABLE, events.ATTEMPTS):
+            cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_trigger_type_check")
+            cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_trigger_type_check "
+                        "CHECK (trigger_type IS NULL OR trigger_type IN ('manual', 'none'))")
+    monkeypatch.setattr(events, "_ready", set())
+    upsert_event(pg_dsn, key("watched"), {"trigger_type": "post_deploy_watch"})
+    assert get_event(pg_dsn, key("watched"))["trigger_type"] == "post_deploy_watch"
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        upsert_event(pg_dsn, key("bad", "dag"), {"trigger_type": "cosmic_rays"})
+
+
 def test_get_event_of_an_unknown_run(pg_dsn: str) -> None:
     assert get_event(pg_dsn, key("never", "dag")) is None
 

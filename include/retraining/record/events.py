@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 TABLE = "model_retraining_events"
 ATTEMPTS = "model_retraining_event_attempts"
-TRIGGER_TYPES = ("data_drift", "concept_drift", "performance_degradation", "scheduled", "manual", "none")
+TRIGGER_TYPES = ("data_drift", "concept_drift", "performance_degradation", "scheduled", "manual", "post_deploy_watch",
+                 "none")
 SEVERITIES = ("low", "medium", "high", "critical")
 METRIC_COLUMNS = {"r2": "r2", "rmse": "rmse", "accuracy": "accuracy", "f1": "f1", "roc_auc": "auc"}
 KEY = ("model_name", "dag_id", "run_id")
@@ -187,6 +188,19 @@ def _upgrade(cur: Any, table: str, unique: tuple[str, ...]) -> None:
             t, sql.Identifier(_unique_name(table)), sql.SQL(", ").join(map(sql.Identifier, unique))))
     for name, definition in INDEXES[table].items():
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} " + definition).format(sql.Identifier(name), t))
+    if not _trigger_types_current(cur, table):  # a trigger type added since the table was made
+        check = sql.Identifier(f"{table}_trigger_type_check")
+        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(t, check))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (trigger_type IS NULL OR trigger_type IN ({}))")
+                    .format(t, check, sql.SQL(", ").join(sql.Literal(v) for v in TRIGGER_TYPES)))
+
+
+def _trigger_types_current(cur: Any, table: str) -> bool:
+    """Whether the table's trigger-type check admits every type of :data:`TRIGGER_TYPES`."""
+    cur.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+                (table, f"{table}_trigger_type_check"))
+    found = cur.fetchone()
+    return found is not None and all(f"'{v}'" in found[0] for v in TRIGGER_TYPES)
 
 
 def _up_to_date(cur: Any) -> bool:
@@ -200,6 +214,8 @@ def _up_to_date(cur: Any) -> bool:
     for table, column in cur.fetchall():
         found.setdefault(table, set()).add(column)
     if any(not set(COLUMNS) <= found.get(table, set()) for table in (TABLE, ATTEMPTS)):
+        return False
+    if not all(_trigger_types_current(cur, table) for table in (TABLE, ATTEMPTS)):
         return False
     cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN (%s, %s)",
                 (TABLE, ATTEMPTS))

@@ -71,10 +71,10 @@ def watched_promotion(cfg: RetrainingConfig, dsn: str, champion_version: int | N
         return None
     if newest.target_version != champion_version or newest.champion_before == champion_version:
         return None
-    elapsed = window_end - newest.effective_at
-    if elapsed <= timedelta(0):
+    elapsed = (window_end - newest.effective_at).total_seconds()  # (pendulum's Duration does not divide)
+    if elapsed <= 0:
         return None
-    look = math.ceil(elapsed / grid)
+    look = math.ceil(elapsed / grid.total_seconds())
     return Watched(newest, look) if look <= cfg.watch.windows else None
 
 
