@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from include.retraining import fleet
 from include.retraining import runtime as rt
@@ -111,12 +111,19 @@ def params(model: fleet.ModelEntry) -> dict[str, Param]:
 START_DATE = start_date()
 
 
+def schedule(model: fleet.ModelEntry) -> CronTriggerTimetable | AssetOrTimeSchedule:
+    """Every six hours; also when the model's labelled-data asset is updated, if its file asks (window.labels_asset)."""
+    if model.labels_asset:
+        return AssetOrTimeSchedule(timetable=SCHEDULE, assets=[assets.labelled_data(model.name)])
+    return SCHEDULE
+
+
 def build(model: fleet.ModelEntry):
     """The retraining DAG of one model of the fleet (``model_retraining`` for the default model)."""
 
     @dag(
         dag_id=model.retraining_dag_id,
-        schedule=SCHEDULE,
+        schedule=schedule(model),
         start_date=START_DATE,
         catchup=False,
         # Runs may overlap (a scheduled run waiting for labels never holds back a person's run): storm control

@@ -146,6 +146,9 @@ class WindowSection(_Strict):
     lookback_hours: int = Field(default=6, ge=1, le=24 * 90)
     min_labelled_rows: int = Field(default=500, ge=1)
     label_wait_hours: float = Field(default=5.0, ge=0)
+    # Also check when the asset retraining_labelled_data__<model.name> is updated (new labelled rows arrived; see
+    # include/retraining/release/assets.py); such a run checks the latest window holding enough labelled rows.
+    labels_asset: bool = False
 
 
 class DriftColumnRule(_Strict):

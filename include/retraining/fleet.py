@@ -8,7 +8,7 @@ and ``model_rollback__<model.name>``. Adding a YAML file adds a model; removing 
 (their runs and rows stay in Airflow and in the events table).
 
 This module runs at parse time, every time the DAG processor re-parses the DAG files, so it reads
-only ``model.name``, ``model.task`` and ``model.type`` of each file with PyYAML; the full, validated
+only ``model.name``, ``model.task``, ``model.type`` and ``window.labels_asset`` of each file with PyYAML; the full, validated
 configuration (pydantic, :mod:`.config`) is loaded by the tasks, from :func:`config_path_for`.
 
 Rules, each chosen so that a mistake shows as a DAG import error in the UI rather than as a model
@@ -64,6 +64,7 @@ class ModelEntry:
     type: str
     path: Path
     is_default: bool = False
+    labels_asset: bool = False  # window.labels_asset: also scheduled on the model's labelled-data asset
 
     @property
     def retraining_dag_id(self) -> str:
@@ -130,8 +131,9 @@ def read_entry(file: Path, is_default: bool = False) -> ModelEntry | None:
     if not isinstance(name, str) or not _NAME.match(name) or not name.strip("."):
         raise FleetError(f"{file}: model.name must be letters, digits, '_', '.' or '-' (it names the model's DAGs), "
                          f"got {name!r}")
+    window = raw.get("window") if isinstance(raw.get("window"), dict) else {}
     return ModelEntry(name=name, task=str(model.get("task") or "binary"), type=str(model.get("type") or "xgboost"),
-                      path=file, is_default=is_default)
+                      path=file, is_default=is_default, labels_asset=window.get("labels_asset") is True)
 
 
 def folder_files(folder: Path) -> list[Path]:

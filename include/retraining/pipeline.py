@@ -257,8 +257,9 @@ ORPHAN_RUN_HOURS = 3.0
 
 def choose_window(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> Any:
     """The attempt's window: kept from an earlier poke of the same attempt, else from the data interval,
-    else the latest window holding labelled data: for a manual run without a logical date, or one dated off
-    the schedule's grid (the trigger form's default date is the moment it was opened)."""
+    else the latest window holding labelled data: for a manual run without a logical date, one dated off
+    the schedule's grid (the trigger form's default date is the moment it was opened), or a run triggered by
+    the model's labelled-data asset."""
     from .point_in_time import Window, floor_to_grid, latest_window_with_data
 
     row = events.get_attempt(dsn, info.key(cfg), info.attempt or 0) or {}
@@ -266,13 +267,18 @@ def choose_window(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> Any:
         rule = ((row.get("trigger_metrics") or {}).get("window") or {})
         return Window(row["window_start"], row["window_end"], rule.get("rule", "data_interval"), rule.get("note"))
     end = info.data_interval_end
+    if info.run_type == "asset_triggered":  # new labelled rows arrived (window.labels_asset): the latest window
+        end = None
     if end is not None and not (info.run_type == "manual" and end != floor_to_grid(end, info.grid)):
         start, end = info.window(cfg)
         return Window(start, end, "data_interval")
     # a manual run without a date, or dated off the schedule's grid (the trigger form fills in the moment it
     # was opened): the latest window with labelled data as of then
     window = latest_window_with_data(cfg, end or info.run_after, info.grid)
-    if end is not None:
+    if info.run_type == "asset_triggered":
+        window = replace(window, note=f"triggered by new labelled data (the model's labelled-data asset): "
+                                      f"{window.note.split(': ', 1)[-1]}")
+    elif end is not None:
         window = replace(window, note=f"manual run dated {end:%Y-%m-%d %H:%M} UTC, not the end of a scheduled window: "
                                       f"{window.note.split(': ', 1)[-1]}")
     log.info("%s: window [%s, %s)", window.note, window.start, window.end)

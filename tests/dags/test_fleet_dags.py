@@ -66,3 +66,21 @@ def test_a_file_that_is_no_model_config_adds_no_dag(folder: Path) -> None:
     (folder / "settings.yaml").write_text("airflow:\n  variables: []\n")
     dags = bag()
     assert dags.import_errors == {} and sorted(dags.dag_ids) == ["model_retraining", "model_rollback"]
+
+
+def test_each_model_has_a_champion_asset_and_may_be_scheduled_on_new_labels(folder: Path) -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    labelled = {**BUNDLED, "model": {**BUNDLED["model"], "name": "fraud"},
+                "window": {**(BUNDLED.get("window") or {}), "labels_asset": True}}
+    (folder / "fraud.yaml").write_text(yaml.safe_dump(labelled))
+    dags = bag()
+    assert dags.import_errors == {}
+    fraud, default = dags.dags["model_retraining__fraud"], dags.dags["model_retraining"]
+    outlets = {t.task_id: [o.name for o in t.outlets] for t in fraud.tasks if t.outlets}
+    assert outlets == {rt.DEPLOY: ["retraining_champion__fraud"], rt.ROLLBACK: ["retraining_champion__fraud"]}
+    assert [o.uri for o in dags.dags["model_rollback__fraud"].get_task(rt.SWITCH).outlets] == [
+        "x-retraining://fraud/champion"]
+    assert isinstance(fraud.timetable, AssetOrTimeSchedule)  # every six hours and when new labels arrive
+    assert "retraining_labelled_data__fraud" in repr(fraud.timetable.asset_condition)
+    assert not isinstance(default.timetable, AssetOrTimeSchedule)  # opt-in (window.labels_asset)

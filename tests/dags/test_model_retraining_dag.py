@@ -104,7 +104,7 @@ def test_task_ids_and_graph(dag):
     assert set(dag.task_ids) == set(rt.ALL_TASKS)
     down = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert down[rt.CHECK] >= {rt.DECIDE}
-    assert down[rt.DECIDE] == {rt.COLLECT, rt.SKIP}
+    assert down[rt.DECIDE] == {rt.COLLECT, rt.SKIP, rt.ROLLBACK}
     assert rt.PREPARE in down[rt.COLLECT] and rt.TRAIN in down[rt.PREPARE]
     assert rt.GATE in down[rt.TRAIN]
     assert down[rt.GATE] == {rt.REGISTER}
@@ -122,7 +122,7 @@ def test_trigger_rules_and_task_settings(dag):
     assert sensor.mode == "reschedule"
     assert sensor.timeout == 6 * 3600
     assert dag.get_task(rt.FINALIZE).trigger_rule == TriggerRule.ALL_DONE
-    for task_id in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.REGISTER, rt.DEPLOY, rt.SKIP):
+    for task_id in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.REGISTER, rt.DEPLOY, rt.ROLLBACK, rt.SKIP):
         assert dag.get_task(task_id).trigger_rule == TriggerRule.ALL_SUCCESS
     assert dag.get_task(rt.TRAIN).execution_timeout == timedelta(hours=2)
     assert dag.get_task(rt.DECIDE).task_type.startswith("_Branch")

@@ -152,3 +152,18 @@ def test_a_replay_records_what_it_would_decide_and_names_its_judge():
 def test_the_reason_a_person_typed_is_always_recorded():
     out = decide(build_config(), {**NO_DRIFT, "judge": None}, run_type="manual", manual_reason="new feature shipped")
     assert out["decision"] == "skip" and out["reason"].endswith("reason given by the trigger: new feature shipped")
+
+
+def test_a_run_triggered_by_new_labels_checks_the_latest_window_with_labelled_data(tmp_path: Path, pg_dsn: str):
+    from include.retraining.pipeline import RunInfo, choose_window
+
+    ts = every(10, datetime(2026, 3, 8, 12, tzinfo=UTC), datetime(2026, 3, 9, 6, tzinfo=UTC))
+    cfg = source(tmp_path, ts, [t < datetime(2026, 3, 9, 3, tzinfo=UTC) for t in ts])
+    # the asset event came at 14:37; the data interval Airflow gives such a run is not a window of ours
+    info = RunInfo(dag_id="model_retraining", run_id="asset_triggered__1", run_type="asset_triggered",
+                   data_interval_start=datetime(2026, 3, 9, 14, 37, tzinfo=UTC),
+                   data_interval_end=datetime(2026, 3, 9, 14, 37, tzinfo=UTC),
+                   run_after=datetime(2026, 3, 9, 14, 37, tzinfo=UTC))
+    window = choose_window(info, cfg, pg_dsn)
+    assert (window.start, window.end) == (datetime(2026, 3, 9, 0, tzinfo=UTC), datetime(2026, 3, 9, 6, tzinfo=UTC))
+    assert window.note.startswith("triggered by new labelled data")
