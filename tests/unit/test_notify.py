@@ -151,6 +151,11 @@ def test_suppressed_rollback_and_approval_headlines() -> None:
     note = n.build(n.ROLLBACK, rollback, model="m", dag_id="model_rollback", run_id="manual__1")
     assert note.title == "[retraining] m: rolled back to v1 (was v2)"
     assert "reason: v2 misbehaves" in note.text and "requested by: alice" in note.text
+    watched = {**rollback, "trigger_type": "post_deploy_watch", "requested_by": None,
+               "trigger_reason": "post-deploy watch of v2: the new champion is significantly worse"}
+    note = n.build(n.classify(watched), watched, model="m", dag_id="model_retraining", run_id="scheduled__1")
+    assert note.title == "[retraining] m: rolled back to v1 by the post-deploy watch (was v2)"
+    assert "significantly worse" in note.text
     waiting = {"status": "awaiting_approval", "decision": "retrain", "candidate_version": 4}
     assert "v4 passed the gate and awaits approval" in n.build(n.AWAITING_APPROVAL, waiting, model="m", dag_id="d",
                                                                run_id="r").title

@@ -135,7 +135,8 @@ def _headline(kind: str, model: str, row: Mapping[str, Any]) -> str:
     if kind == MANUAL_PROMOTION:
         return f"{model}: {_version(after)} promoted to champion by hand{was}"
     if kind == ROLLBACK:
-        return f"{model}: rolled back to {_version(after)}{was}"
+        by = " by the post-deploy watch" if row.get("trigger_type") == "post_deploy_watch" else ""
+        return f"{model}: rolled back to {_version(after)}{by}{was}"
     if kind == GATE_REJECTION:
         return f"{model}: candidate rejected by the evaluation gate, champion stays {_version(before)}"
     if kind == SUPPRESSED:
