@@ -1,32 +1,39 @@
-"""Time the current window's drift histograms on a large window: in PostgreSQL, or over Parquet in batches.
+"""Time the window's drift histograms where the data lives, against one scan of the same rows.
 
-SQL mode (default): builds a table of N rows x 20 numeric + 5 categorical columns inside
-PostgreSQL with ``generate_series`` (in a schema of its own, dropped afterwards; no row
-passes through Python), takes reference edges at the deciles of a 1% sample, then times
-:func:`include.retraining.monitoring.window_histograms.sql_histograms` over the whole table.
+PostgreSQL: builds (or reuses) a table of N rows x 20 numeric + 5 categorical columns with
+``generate_series`` in the schema ``bench_histograms`` (no row passes through Python; about
+245 bytes a row on disk: 2.4 GB for 10M rows), takes ~100 fine edges per numeric feature
+(percentiles of a 1% sample, as a profile holds them) and reference bounds, then times in one run:
 
-Parquet mode (``--parquet``): a child process writes N rows to Parquet files in chunks
-(so the writing does not count towards this process's memory), then this process times
-:func:`include.retraining.monitoring.window_histograms.parquet_histograms` over them.
+* ``SELECT count(*)`` of the window (the same ``WHERE``): the scan the push-down is measured against;
+* the push-down as the drift check runs it (:func:`sql_histograms` with its defaults: exact up to
+  ``SAMPLE_ABOVE_ROWS`` rows, a block sample of ``SAMPLE_ROWS`` rows above);
+* with ``--exact``, the exact push-down on every row, and the error of the sample against it on
+  every statistic of the summary.
 
-Each run prints the wall time, rows per second and the Python process's peak resident
-memory (``ru_maxrss``: the high-water mark, imports included), and the peak before the
-call (with pandas, pyarrow and psycopg2 already imported) for comparison.
+DuckDB (unless ``--no-parquet``): a child process has DuckDB write the same kind of rows to
+Parquet; this process times ``count(*)`` of the window over ``read_parquet`` and
+:func:`file_histograms` (``--arrow`` also times the pyarrow batch path).
+
+Each line prints seconds, the ratio to the count and this process's peak RSS (``ru_maxrss``, imports
+included); the run ends with ``uptime``: the machine is shared, read the figures with its load.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/sql_histograms.py [--rows 10000000] [--repeat 2] [--dsn DSN]
-    .venv/bin/python benchmarks/sql_histograms.py --parquet [--rows 1000000] [--batch-rows 1000000]
+    .venv/bin/python benchmarks/sql_histograms.py [--rows 10000000] [--exact] [--keep] [--no-parquet]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import multiprocessing
 import os
 import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_DSN = os.environ.get("RETRAINING_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+SCHEMA = "bench_histograms"
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 NUMERIC = [f"x{i:02d}" for i in range(1, 21)]
 # (name, number of categories, share of NULLs)
@@ -48,210 +56,283 @@ CATEGORICAL = [
     ("device", 200, 0.0),
     ("region", 1000, 0.05),
 ]
-BINS = 10
+PERCENTILES = 100  # fine bins per numeric feature, as a profile's fine_edges
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def numeric_sql(i: int) -> str:
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def numeric_sql(i: int, rand: str = "random()") -> str:
     """Four shapes in turn: uniform, normal (Box-Muller), whole numbers (ties on the edges), exponential; some NULLs."""
     shape = [
-        "random() * 100",
-        "50 + 10 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())",
-        "floor(random() * 20)",
-        "-ln(1 - random())",
+        f"{rand} * 100",
+        f"50 + 10 * sqrt(-2 * ln(1 - {rand})) * cos(2 * pi() * {rand})",
+        f"floor({rand} * 20)",
+        f"-ln(1 - {rand})",
     ][i % 4]
-    return f"CASE WHEN random() < 0.01 THEN NULL ELSE {shape} END" if i % 3 == 0 else shape
+    return f"CASE WHEN {rand} < 0.01 THEN NULL ELSE {shape} END" if i % 3 == 0 else shape
 
 
-def build_table(dsn: str, schema: str, rows: int) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    columns = [sql.SQL("{} + g * interval '1 second' AS ts").format(sql.Literal(T0))]
-    columns += [sql.SQL(numeric_sql(i) + "::float8 AS {}").format(sql.Identifier(c)) for i, c in enumerate(NUMERIC)]
+def select_list(rand: str, timestamp: str, to_double: str) -> str:
+    columns = [f"{timestamp} AS ts"]
+    columns += [f"CAST({numeric_sql(i, rand)} AS {to_double}) AS {c}" for i, c in enumerate(NUMERIC)]
     for name, k, nulls in CATEGORICAL:
-        value = f"'{name}_' || floor(random() * {k})::int"
-        expr = f"CASE WHEN random() < {nulls} THEN NULL ELSE {value} END" if nulls else value
-        columns.append(sql.SQL(expr + " AS {}").format(sql.Identifier(name)))
+        value = f"'{name}_' || CAST(floor({rand} * {k}) AS INTEGER)"
+        columns.append(f"CASE WHEN {rand} < {nulls} THEN NULL ELSE {value} END AS {name}" if nulls else
+                       f"{value} AS {name}")
+    return ", ".join(columns)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def ensure_table(dsn: str, rows: int) -> str:
+    """``bench_histograms.events_<rows>``, built once with generate_series and reused while it exists."""
+    import psycopg2
+
+    table = f"{SCHEMA}.events_{rows}"
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        cur.execute("SELECT setseed(0.42)")
-        cur.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM generate_series(0, %s) AS g").format(
-                sql.Identifier(schema, "events"), sql.SQL(", ").join(columns)
-            ),
-            [rows - 1],
-        )
-        cur.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(schema, "events")))
-        cur.execute("SELECT pg_size_pretty(pg_total_relation_size(%s))", [f"{schema}.events"])
-        print(f"table {schema}.events: {rows:,} rows, {cur.fetchone()[0]}", flush=True)
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        if cur.fetchone()[0]:
+            print(f"reusing table {table}", flush=True)
+        else:
+            started = time.perf_counter()
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            cur.execute("SELECT setseed(0.42)")
+            timestamp = f"timestamptz '{T0.isoformat()}' + g * interval '1 second'"
+            cur.execute(f"CREATE UNLOGGED TABLE {table} AS SELECT {select_list('random()', timestamp, 'float8')} "
+                        "FROM generate_series(0, %s) AS g", [rows - 1])
+            cur.execute(f"VACUUM (ANALYZE) {table}")
+            print(f"built {table} in {time.perf_counter() - started:.1f}s", flush=True)
+        cur.execute("SELECT pg_size_pretty(pg_total_relation_size(%s))", [table])
+        print(f"table {table}: {rows:,} rows, {cur.fetchone()[0]} on disk", flush=True)
     conn.close()
+    return table
 
 
-def reference_edges(dsn: str, schema: str) -> dict[str, list[float]]:
-    """Decile edges of each numeric column in a 1% sample, computed by PostgreSQL (only the edges come back)."""
+def reference(dsn: str, table: str) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]]]:
+    """Percentile edges and [min, max] bounds of each numeric column in a 1% sample (only these come back)."""
     import psycopg2
-    from psycopg2 import sql
 
-    fractions = [i / BINS for i in range(1, BINS)]
-    select = sql.SQL(", ").join(
-        sql.SQL("percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY {})").format(sql.Identifier(c)) for c in NUMERIC
-    )
+    fractions = [i / PERCENTILES for i in range(1, PERCENTILES)]
+    select = ", ".join(f"percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY {c}), min({c}), max({c})"
+                       for c in NUMERIC)
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM (1) REPEATABLE (7)").format(
-                select, sql.Identifier(schema, "events")
-            ),
-            [fractions] * len(NUMERIC),
-        )
+        cur.execute(f"SELECT {select} FROM {table} TABLESAMPLE SYSTEM (1) REPEATABLE (7)", [fractions] * len(NUMERIC))
         row = cur.fetchone()
     conn.close()
-    return {c: sorted(set(edges)) for c, edges in zip(NUMERIC, row, strict=True)}
+    edges = {c: sorted(set(row[3 * i])) for i, c in enumerate(NUMERIC)}
+    bounds = {c: (row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(NUMERIC)}
+    return edges, bounds
+
+
+def timed(label: str, call: Callable[[], Any], scan: float | None = None) -> tuple[float, Any]:
+    before = peak_rss_mb()
+    started = time.perf_counter()
+    result = call()
+    seconds = time.perf_counter() - started
+    ratio = f" = {seconds / scan:.2f}x the count" if scan else ""
+    print(f"  {label}: {seconds:.2f}s{ratio}; peak RSS {peak_rss_mb():.0f} MB (before {before:.0f} MB)", flush=True)
+    return seconds, result
 
 
 def run_sql(args: argparse.Namespace) -> None:
+    import psycopg2
     from psycopg2 import sql
 
+    from include.retraining.monitoring import window_histograms
     from include.retraining.monitoring.window_histograms import sql_histograms
 
-    schema = f"bench_histograms_{os.getpid()}"
-    started = time.perf_counter()
-    try:
-        build_table(args.dsn, schema, args.rows)
-        print(f"built in {time.perf_counter() - started:.1f}s", flush=True)
-        edges = reference_edges(args.dsn, schema)
-        end = T0 + timedelta(seconds=args.rows)
-        categorical = [name for name, _, _ in CATEGORICAL]
-        for run in range(1, args.repeat + 1):
-            report(
-                f"sql run {run}",
-                args.rows,
-                lambda: sql_histograms(args.dsn, sql.Identifier(schema, "events"), "ts", T0, end, edges, categorical),
-            )
-    finally:
-        import psycopg2
+    table = ensure_table(args.dsn, args.rows)
+    edges, bounds = reference(args.dsn, table)
+    end = T0 + timedelta(seconds=args.rows)
+    categorical = [name for name, _, _ in CATEGORICAL]
+    relation = sql.Identifier(*table.split("."))
+    conn = psycopg2.connect(args.dsn)
 
-        conn = psycopg2.connect(args.dsn)
-        conn.autocommit = True
+    def count() -> int:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        conn.close()
-        print(f"dropped schema {schema}")
+            cur.execute(f"SELECT count(*) FROM {table} WHERE ts >= %s AND ts < %s", [T0, end])
+            return int(cur.fetchone()[0])
+
+    def pushdown(**kwargs: Any) -> Callable[[], dict[str, Any]]:
+        return lambda: sql_histograms(args.dsn, relation, "ts", T0, end, edges, categorical, bounds, **kwargs)
+
+    threshold, target = window_histograms.SAMPLE_ABOVE_ROWS, window_histograms.SAMPLE_ROWS
+    print(f"PostgreSQL, {args.rows:,} rows x {len(NUMERIC)} numeric ({sum(len(e) + 1 for e in edges.values())} bins) "
+          f"+ {len(categorical)} categorical; default: exact up to {threshold:,} rows, else ~{target:,} sampled rows")
+    print(f"  load before: {uptime()}", flush=True)
+    counts, runs = [], []
+    for run in range(args.repeat):
+        counts.append(timed(f"count(*) {run + 1}", count)[0])
+        seconds, result = timed(f"push-down {run + 1} (default)", pushdown(), statistics.median(counts))
+        runs.append(seconds)
+    scan = statistics.median(counts)
+    sampled = result
+    print(f"  => count(*) median {scan:.2f}s, push-down median {statistics.median(runs):.2f}s: "
+          f"{statistics.median(runs) / scan:.2f}x the scan; rows summarised {sampled['rows']:,}"
+          f"{' (sample: ' + str(sampled['sample']) + ')' if sampled.get('sample') else ''}", flush=True)
+    if args.exact:
+        seconds, exact = timed("push-down exact (every row)", pushdown(sample_above_rows=None), scan)
+        assert exact["rows"] == args.rows, (exact["rows"], args.rows)
+        assert sum(exact["numeric"]["x01"]["counts"]) + exact["numeric"]["x01"]["missing"] == args.rows
+        if sampled.get("sample"):
+            print_sample_error(sampled, exact)
+    conn.close()
+    print(f"  load after: {uptime()}", flush=True)
+    if not args.keep:
+        drop(args.dsn, table)
 
 
-def write_parquet(directory: str, rows: int, chunk_rows: int) -> None:
-    """N rows in files of ``chunk_rows``, generated chunk by chunk (run in a child process)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def drop(dsn: str, table: str) -> None:
+    import psycopg2
 
-    rng = np.random.default_rng(42)
-    for index, first in enumerate(range(0, rows, chunk_rows)):
-        n = min(chunk_rows, rows - first)
-        data: dict[str, pa.Array] = {
-            "ts": pa.array(
-                np.datetime64(T0.replace(tzinfo=None), "s") + np.arange(first, first + n), pa.timestamp("s", "UTC")
-            )
-        }
-        for i, col in enumerate(NUMERIC):
-            values = [
-                rng.random(n) * 100,
-                rng.normal(50, 10, n),
-                np.floor(rng.random(n) * 20),
-                rng.exponential(1.0, n),
-            ][i % 4]
-            mask = rng.random(n) < 0.01 if i % 3 == 0 else None
-            data[col] = pa.array(values, mask=mask)
-        for name, k, nulls in CATEGORICAL:
-            labels = np.array([f"{name}_{j}" for j in range(k)], dtype=object)[rng.integers(0, k, n)]
-            data[name] = pa.array(labels, mask=rng.random(n) < nulls if nulls else None)
-        pq.write_table(pa.table(data), Path(directory) / f"part-{index:05d}.parquet", row_group_size=256 * 1024)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.close()
+    print(f"dropped {table} (--keep keeps it for the next run)")
+
+
+def _share(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+def print_sample_error(sampled: dict[str, Any], exact: dict[str, Any]) -> None:
+    """The sample's error on every statistic of the summary, the worst feature of each."""
+    worst: dict[str, float] = {}
+
+    def note(key: str, value: float) -> None:
+        worst[key] = max(worst.get(key, 0.0), value)
+
+    for col, e in exact["numeric"].items():
+        s = sampled["numeric"][col]
+        p, q = _share(s["counts"]), _share(e["counts"])
+        note("bin share, max abs error (points)", 100 * max(abs(a - b) for a, b in zip(p, q, strict=True)))
+        note("PSI(sample, exact)", sum((a - b) * math.log((a + 1e-6) / (b + 1e-6)) for a, b in zip(p, q, strict=True)))
+        note("missing rate, abs error (points)", 100 * abs(s["missing"] / sampled["rows"] - e["missing"] / exact["rows"]))
+        note("mean, error in stds", abs(s["mean"] - e["mean"]) / e["std"])
+        note("std, relative error (%)", 100 * abs(s["std"] / e["std"] - 1))
+        span = e["max"] - e["min"]
+        note("min, error in ranges (%)", 100 * abs(s["min"] - e["min"]) / span)
+        note("max, error in ranges (%)", 100 * abs(s["max"] - e["max"]) / span)
+        for side in (0, 1):
+            if e["tail_means"][side] is not None and s["tail_means"][side] is not None:
+                note("tail means, error in stds", abs(s["tail_means"][side] - e["tail_means"][side]) / e["std"])
+        present_s, present_e = sampled["rows"] - s["missing"], exact["rows"] - e["missing"]
+        note("out-of-range share, abs error (points)",
+             100 * abs(s["out_of_range"] / present_s - e["out_of_range"] / present_e))
+        note("infinite, count difference", abs(s["infinite"] - e["infinite"]))
+    for col, e in exact["categorical"].items():
+        s = sampled["categorical"][col]
+        labels = set(e["counts"]) | set(s["counts"])
+        ps, pe = sum(s["counts"].values()), sum(e["counts"].values())
+        note("category share, max abs error (points)",
+             100 * max(abs(s["counts"].get(k, 0) / ps - e["counts"].get(k, 0) / pe) for k in labels))
+        note("categories missed by the sample", len(set(e["counts"]) - set(s["counts"])))
+    print(f"  error of the {sampled['rows']:,}-row sample against the exact summary (worst feature):")
+    for key, value in worst.items():
+        print(f"    {key}: {value:.4g}")
+
+
+# --------------------------------------------------------------------------- DuckDB on Parquet
+
+
+def write_parquet(directory: str, rows: int) -> None:
+    """N rows of the same shapes, written by DuckDB to Parquet (run in a child process: not this one's memory)."""
+    import duckdb
+
+    conn = duckdb.connect(config={"threads": 2, "memory_limit": "512MB"})
+    conn.execute("SELECT setseed(0.42)")
+    timestamp = f"TIMESTAMPTZ '{T0.isoformat()}' + to_seconds(range)"
+    conn.execute(f"COPY (SELECT {select_list('random()', timestamp, 'DOUBLE')} FROM range({rows})) "
+                 f"TO '{directory}/part.parquet' (FORMAT parquet, ROW_GROUP_SIZE 262144)")
 
 
 def run_parquet(args: argparse.Namespace) -> None:
-    import numpy as np
+    import duckdb
 
-    from include.retraining.monitoring.window_histograms import parquet_histograms
+    from include.retraining.monitoring.window_histograms import DUCKDB_THREADS, file_histograms, parquet_histograms
 
     directory = tempfile.mkdtemp(prefix="bench-histograms-")
     try:
         started = time.perf_counter()
-        writer = multiprocessing.get_context("spawn").Process(
-            target=write_parquet, args=(directory, args.rows, args.chunk_rows)
-        )
+        writer = multiprocessing.get_context("spawn").Process(target=write_parquet, args=(directory, args.rows))
         writer.start()
         writer.join()
         if writer.exitcode:
             raise SystemExit(f"writing the Parquet files failed (exit code {writer.exitcode})")
         paths = sorted(str(p) for p in Path(directory).glob("*.parquet"))
         size = sum(Path(p).stat().st_size for p in paths) / 2**20
-        print(
-            f"wrote {args.rows:,} rows to {len(paths)} file(s), {size:.0f} MB, in {time.perf_counter() - started:.1f}s"
-        )
-        # the reference edges of the generating distributions' deciles, as a profile would hold them
-        deciles = np.linspace(0, 1, BINS + 1)[1:-1]
-        shapes = [
-            [float(q * 100) for q in deciles],
-            [50.0 + 10.0 * float(z) for z in (-1.2816, -0.8416, -0.5244, -0.2533, 0.0, 0.2533, 0.5244, 0.8416, 1.2816)],
-            [float(v) for v in range(2, 20, 2)],
-            [float(-np.log(1 - q)) for q in deciles],
-        ]
-        edges = {col: shapes[i % 4] for i, col in enumerate(NUMERIC)}
+        print(f"DuckDB on Parquet: wrote {args.rows:,} rows, {size:.0f} MB, in {time.perf_counter() - started:.1f}s")
+        conn = duckdb.connect(config={"threads": DUCKDB_THREADS})
+        fractions = [i / PERCENTILES for i in range(1, PERCENTILES)]
+        row = conn.execute("SELECT " + ", ".join(f"quantile_cont({c}, {fractions}), min({c}), max({c})" for c in NUMERIC)
+                           + f" FROM read_parquet({paths}) USING SAMPLE 1%").fetchone()
+        edges = {c: sorted(set(row[3 * i])) for i, c in enumerate(NUMERIC)}
+        bounds = {c: (row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(NUMERIC)}
         end = T0 + timedelta(seconds=args.rows)
         categorical = [name for name, _, _ in CATEGORICAL]
-        for run in range(1, args.repeat + 1):
-            report(
-                f"parquet run {run}",
-                args.rows,
-                lambda: parquet_histograms(paths, "ts", T0, end, edges, categorical, batch_rows=args.batch_rows),
-            )
+
+        def count() -> int:
+            return int(conn.execute(f"SELECT count(*) FROM read_parquet({paths}) WHERE ts >= ? AND ts < ?",
+                                    [T0, end]).fetchone()[0])
+
+        print(f"  load before: {uptime()}", flush=True)
+        counts, runs = [], []
+        for run in range(args.repeat):
+            counts.append(timed(f"count(*) {run + 1}", count)[0])
+            seconds, result = timed(
+                f"file_histograms {run + 1}",
+                lambda: file_histograms("parquet", paths, "ts", T0, end, edges, categorical, bounds),
+                statistics.median(counts))
+            runs.append(seconds)
+            assert result["rows"] == args.rows, (result["rows"], args.rows)
+        scan = statistics.median(counts)
+        print(f"  => count(*) median {scan:.2f}s, DuckDB push-down median {statistics.median(runs):.2f}s: "
+              f"{statistics.median(runs) / scan:.2f}x the scan (exact, every row)", flush=True)
+        if args.arrow:
+            timed("pyarrow batches (engine='arrow')", lambda: parquet_histograms(
+                paths, "ts", T0, end, edges, categorical, 1_000_000, bounds, engine="arrow"), scan)
+        print(f"  load after: {uptime()}", flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def report(label: str, rows: int, call: Callable[[], dict[str, Any]]) -> None:
-    before = peak_rss_mb()
-    started = time.perf_counter()
-    result = call()
-    seconds = time.perf_counter() - started
-    assert result["rows"] == rows, (result["rows"], rows)
-    counted = sum(result["numeric"]["x01"]["counts"]) + result["numeric"]["x01"]["missing"]
-    assert counted == rows, (counted, rows)
-    print(
-        f"{label}: {rows:,} rows in {seconds:.2f}s = {rows / seconds:,.0f} rows/s; "
-        f"peak RSS {peak_rss_mb():.0f} MB (before the call {before:.0f} MB)",
-        flush=True,
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=None, help="rows (default 10,000,000; 1,000,000 with --parquet)")
-    parser.add_argument("--parquet", action="store_true", help="time parquet_histograms instead of sql_histograms")
-    parser.add_argument("--dsn", default=DEFAULT_DSN, help="PostgreSQL to build the table in (SQL mode)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs (the first may read from a cold cache)")
-    parser.add_argument("--batch-rows", type=int, default=1_000_000, help="parquet_histograms batch size")
-    parser.add_argument("--chunk-rows", type=int, default=250_000, help="rows per Parquet file written")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows in the window (default 10,000,000)")
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="PostgreSQL to build the table in")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (medians are compared)")
+    parser.add_argument("--exact", action="store_true", help="also the exact push-down, and the sample's error")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL table for the next run")
+    parser.add_argument("--no-sql", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--no-parquet", action="store_true", help="skip DuckDB on Parquet")
+    parser.add_argument("--arrow", action="store_true", help="also time the pyarrow batch path on Parquet")
     args = parser.parse_args()
-    args.rows = args.rows or (1_000_000 if args.parquet else 10_000_000)
-    logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s")
-    # The libraries first, so that "before the call" is the baseline the call's own memory adds to.
+    logging.basicConfig(level=logging.WARNING)
+    # The libraries first, so that "before" is the baseline the calls' own memory adds to.
+    import duckdb  # noqa: F401
     import pandas  # noqa: F401
-    import pyarrow.dataset  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
+    import psycopg2  # noqa: F401
 
     import include.retraining.monitoring.window_histograms  # noqa: F401
 
-    if args.parquet:
-        run_parquet(args)
-    else:
+    if not args.no_sql:
         run_sql(args)
+    if not args.no_parquet:
+        run_parquet(args)
+    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB; {uptime()}")
     return 0
 
 

@@ -268,3 +268,45 @@ def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
             values = values.astype("Int64")  # 3.0 and 3 are the same category, NULLs or not
         frame[col] = values.astype("string").astype(object).where(values.notna(), np.nan)
     return frame
+
+
+def source_engine(cfg: RetrainingConfig) -> str:
+    """The SQL engine that summarises this source's windows (see :mod:`.monitoring.sql_dialects`).
+
+    Parquet and CSV files: ``duckdb``. A SQL source: from its Airflow connection's type
+    (``postgres``, the default when the connection is not an Airflow one, e.g. the embedded
+    server); a connection of another type is an error naming it, before any query runs.
+    """
+    from .connections import _airflow_connection
+    from .monitoring.sql_dialects import dialect_for
+
+    if cfg.source.kind != "sql":
+        return dialect_for(cfg.source.kind).name
+    conn = _airflow_connection(cfg.source.conn_id or "")
+    return dialect_for("sql", getattr(conn, "conn_type", None) or "postgres").name
+
+
+def window_summary(
+    cfg: RetrainingConfig,
+    start: datetime | None,
+    end: datetime | None,
+    numeric: dict[str, list[float]],
+    categorical: list[str],
+    bounds: dict[str, tuple[float, float]] | None = None,
+) -> dict:
+    """The window's drift summary (:func:`.monitoring.drift.summarize`'s shape) computed by the source's engine:
+    PostgreSQL for a SQL source, DuckDB over the Parquet or CSV files; only the aggregates reach Python."""
+    from .monitoring import window_histograms
+
+    engine = source_engine(cfg)
+    args = (cfg.columns.timestamp, start, end, numeric, categorical, bounds)
+    if cfg.source.kind == "sql" and engine == "postgresql":
+        return window_histograms.sql_histograms(source_dsn(cfg), source_relation(cfg), *args)
+    if cfg.source.kind in ("parquet", "csv"):
+        paths = files(cfg)
+        absent = [f for f in paths if not Path(f).exists()]
+        if absent or not paths:
+            raise DataValidationError(f"data file(s) not found: {absent or cfg.source.path} "
+                                      "(source.path in the model configuration)")
+        return window_histograms.file_histograms(cfg.source.kind, paths, *args)
+    raise DataValidationError(f"no window summary for a {cfg.source.kind!r} source through {engine}")
