@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,12 +75,144 @@ MAX_CATEGORY_BINS = 30  # categories shown per histogram in a result (the rest a
 def numeric_histogram(values: np.ndarray, edges: Sequence[float]) -> tuple[list[int], int]:
     """Counts per bin ``(-inf, e1], (e1, e2], ..., (ek, inf)`` and the number of missing values."""
     values = np.asarray(values, dtype=float)
-    nan = np.isnan(values)
-    missing = int(nan.sum())
-    present = values[~nan] if missing else values
+    if _grid_tables(edges, values.size) is not None:
+        nan = int(np.count_nonzero(np.isnan(values)))
+        return [int(c) for c in bin_counts(values, edges, nan)], nan
+    nan_mask = np.isnan(values)
+    missing = int(nan_mask.sum())
+    present = values[~nan_mask] if missing else values
     idx = bin_index(present, np.asarray(edges, dtype=float))
     counts = np.bincount(idx, minlength=len(edges) + 1)
     return [int(c) for c in counts], missing
+
+
+# --- counting values on the bins in one pass: a lookup table of a fine uniform grid ------------------
+
+COUNT_GRID = 1 << 16  # cells of the uniform grid over [e1, ek]
+COUNT_CHUNK = 1 << 15  # values per step: the step's temporaries stay in the CPU cache
+COUNT_MIN_VALUES = 4096
+_EXACT_SCALE = 2.0**48  # max(|e1|, |ek|) * cells / (ek - e1) above this: rounding could move a value by a cell
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Per grid cell (0: below ``e1`` and NaN, 1..G: ``[e1 + (j-1)/scale, e1 + j/scale)``, G+1: ``ek`` and
+    above): the bin of a value in it is ``base + (value > first) + (value > second)``, the edges within the
+    cell or its two neighbours (``+inf`` for none), or bin ``k + 1`` (none: recount) with three or more."""
+
+    offset: float
+    scale: float
+    base: np.ndarray
+    first: np.ndarray
+    second: np.ndarray | None
+
+
+_grid_cache: dict[bytes, _Grid | None] = {}
+
+
+def _grid_tables(edges: Sequence[float] | np.ndarray, n_values: int) -> _Grid | None:
+    """The lookup tables of these edges (cached), or None where a binary search is as good or exactness
+    cannot be guaranteed (few values or edges, an empty or extreme range)."""
+    if n_values < COUNT_MIN_VALUES or len(edges) < 2:
+        return None
+    e = np.asarray(edges, dtype=float)
+    key = e.tobytes()
+    if key in _grid_cache:
+        return _grid_cache[key]
+    grid = _build_grid(e)
+    if len(_grid_cache) >= 256:
+        _grid_cache.clear()
+    _grid_cache[key] = grid
+    return grid
+
+
+def _build_grid(edges: np.ndarray) -> _Grid | None:
+    lo, hi = float(edges[0]), float(edges[-1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return None
+    cells = COUNT_GRID
+    scale = cells / (hi - lo)
+    if not math.isfinite(scale) or max(abs(lo), abs(hi)) * scale >= _EXACT_SCALE:
+        return None
+    k = edges.size
+    offset = lo - 1.0 / scale
+    # each edge's cell, by the same arithmetic as the values' (bin_counts); a value and an edge whose cells
+    # are more than two apart are apart by more than a cell's width of rounding: the edge is below the value
+    # (its cell is lower) or above it, so a cell's bin needs only the edges whose cells are within two of it
+    with np.errstate(invalid="ignore", over="ignore"):
+        at = np.minimum((edges - offset) * scale, cells + 1).astype(np.int64)
+    at = np.clip(at, 0, cells + 1)
+    near_lo, near_hi = np.clip(at - 2, 0, cells + 1), np.clip(at + 2, 0, cells + 1)
+    opens = np.bincount(near_lo, minlength=cells + 3)
+    closes = np.bincount(near_hi + 1, minlength=cells + 3)
+    covering = np.cumsum(opens - closes)[: cells + 2]
+    base = np.cumsum(closes)[: cells + 2]  # edges whose neighbourhood ends below the cell: below its values
+    first = np.full(cells + 2, np.inf)
+    second = np.full(cells + 2, np.inf)
+    some = covering >= 1
+    first[some] = edges[base[some]]
+    two = covering == 2
+    second[two] = edges[base[two] + 1]
+    base = base.astype(np.int32)
+    crowded = covering > 2
+    base[crowded], first[crowded] = k + 1, np.inf  # recounted by binary search
+    return _Grid(offset=offset, scale=scale, base=base, first=first, second=second if two.any() else None)
+
+
+def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int | None = None) -> np.ndarray:
+    """Counts of the non-missing float64 ``values`` on the bins ``(-inf, e1], ..., (ek, inf)``: exactly those of
+    ``searchsorted(edges, values, side="left")``, counted without a binary search per value.
+
+    Each value's cell of a uniform grid over ``[e1, ek]`` is found by arithmetic; a table gives the bin of
+    the cell's values below its edges, and comparing the value with the (at most two) edges in and next to
+    the cell gives its bin. Values in a cell with more edges are counted again by binary search. ``nan``:
+    how many values are NaN, when the caller knows (they are counted in the lowest bin and taken out).
+    """
+    k = len(edges)
+    values = np.asarray(values, dtype=float)
+    grid = _grid_tables(edges, values.size)
+    if grid is None:
+        present = values[~np.isnan(values)] if nan is None or nan else values
+        return np.bincount(bin_index(present, np.asarray(edges, dtype=float)), minlength=k + 1)
+    if nan is None:
+        nan = int(np.count_nonzero(np.isnan(values)))
+    counts = np.zeros(k + 2, dtype=np.int64)
+    size = min(values.size, COUNT_CHUNK)
+    cell_f, edge, above = np.empty(size), np.empty(size), np.empty(size, dtype=bool)
+    cell, idx = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)
+    recount: list[np.ndarray] = []
+    with np.errstate(invalid="ignore", over="ignore"):
+        for begin in range(0, values.size, COUNT_CHUNK):
+            v = values[begin:begin + COUNT_CHUNK]
+            m = v.size
+            t, c, i, e, a = cell_f[:m], cell[:m], idx[:m], edge[:m], above[:m]
+            np.subtract(v, grid.offset, out=t)
+            np.multiply(t, grid.scale, out=t)
+            np.minimum(t, COUNT_GRID + 1, out=t)  # +inf and beyond: the last cell; NaN stays NaN
+            c[...] = t  # truncation toward 0; NaN, below e1 and -inf become <= 0, clipped to cell 0 below
+            np.take(grid.base, c, out=i, mode="clip")
+            np.take(grid.first, c, out=e, mode="clip")
+            np.greater(v, e, out=a)
+            i += a
+            if grid.second is not None:
+                np.take(grid.second, c, out=e, mode="clip")
+                np.greater(v, e, out=a)
+                i += a
+            chunk_counts = np.bincount(i, minlength=k + 2)
+            if chunk_counts[k + 1]:
+                recount.append(v[i == k + 1])
+            counts += chunk_counts
+    counts = counts[: k + 1]
+    if recount:
+        again = np.concatenate(recount)
+        in_grid_nan = 0
+        if grid.base[0] > k:  # NaN fell in cell 0, which is recounted here: it is no value
+            in_grid_nan = int(np.count_nonzero(np.isnan(again)))
+            again = again[~np.isnan(again)]
+        counts += np.bincount(np.searchsorted(np.asarray(edges, dtype=float), again, side="left"), minlength=k + 1)
+        nan -= in_grid_nan
+    counts[0] -= nan  # NaN: in cell 0, below every edge
+    return counts
 
 
 GRID_CELLS = 4096
@@ -125,7 +258,22 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _categorical_counts(values: pd.Series) -> tuple[dict[str, int], int]:
-    """Counts of the non-missing values as strings (``1`` and ``"1"`` are one category) and the missing count."""
+    """Counts of the non-missing values as strings (``1`` and ``"1"`` are one category) and the missing count.
+
+    A column that carries integer codes and its categories (a pandas ``Categorical``, what a dictionary-encoded
+    Parquet column or a source that sends codes gives; an Arrow dictionary column) is counted on its codes,
+    without touching a Python object per cell; other columns by hashing each value.
+    """
+    import pandas as pd
+
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return categorical_counts_from_codes(values.cat.codes.to_numpy(), dtype.categories)
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        if pa.types.is_dictionary(dtype.pyarrow_dtype):
+            return _arrow_dictionary_counts(pa.chunked_array(values.array.__arrow_array__()))
     counts = values.value_counts(dropna=True, sort=False)
     missing = int(len(values) - counts.sum())
     merged: dict[str, int] = {}
@@ -136,13 +284,58 @@ def _categorical_counts(values: pd.Series) -> tuple[dict[str, int], int]:
     return merged, missing
 
 
+def categorical_counts_from_codes(codes: np.ndarray, categories: Sequence[Any]) -> tuple[dict[str, int], int]:
+    """Category counts (as strings, categories without values left out) and the missing count of a column
+    given as integer ``codes`` into ``categories`` (code -1, or any negative code, is missing): one
+    ``bincount``. The same answer as counting the decoded values."""
+    codes = np.asarray(codes)
+    size = len(categories)
+    shifted = np.add(codes, 1, dtype=np.intp)
+    np.maximum(shifted, 0, out=shifted)
+    if shifted.size and int(shifted.max()) > size:
+        raise ValueError(f"a category code is {int(shifted.max()) - 1}, but there are only {size} categories")
+    counts = np.bincount(shifted, minlength=size + 1)
+    merged: dict[str, int] = {}
+    for category, count in zip(categories, counts[1:].tolist(), strict=True):
+        if count:
+            label = str(category)
+            merged[label] = merged.get(label, 0) + count
+    return merged, int(counts[0])
+
+
+def _arrow_dictionary_counts(chunked: Any) -> tuple[dict[str, int], int]:
+    """Counts of an Arrow dictionary column, chunk by chunk on its indices (chunks may differ in dictionary)."""
+    import pyarrow.compute as pc
+
+    merged: dict[str, int] = {}
+    missing = 0
+    for chunk in chunked.chunks:
+        codes = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+        counts, chunk_missing = categorical_counts_from_codes(codes, chunk.dictionary.to_pylist())
+        missing += chunk_missing
+        for label, count in counts.items():
+            merged[label] = merged.get(label, 0) + count
+    return merged, missing
+
+
 def _finite_stats(finite: np.ndarray) -> dict[str, float | None]:
+    mean = float(finite.mean()) if finite.size else None
     return {
-        "mean": float(finite.mean()) if finite.size else None,
-        "std": float(finite.std(ddof=1)) if finite.size > 1 else None,
+        "mean": mean,
+        "std": _sample_std(finite, mean) if finite.size > 1 else None,
         "min": float(finite.min()) if finite.size else None,
         "max": float(finite.max()) if finite.size else None,
     }
+
+
+def _sample_std(finite: np.ndarray, mean: float | None) -> float:
+    """The standard deviation (ddof 1) of finite values around their ``mean``: one subtraction and a dot
+    product (numpy's ``std`` squares into a third array), equal to ``finite.std(ddof=1)`` up to rounding."""
+    if mean is None or not math.isfinite(mean):
+        return float(finite.std(ddof=1))
+    centred = finite - mean
+    with np.errstate(over="ignore"):
+        return math.sqrt(float(np.dot(centred, centred)) / (finite.size - 1))
 
 
 def build_profile(
@@ -254,19 +447,63 @@ def summarize(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, Any]
     for col, ref in profile["numeric"].items():
         if col not in frame:
             continue
-        values = frame[col].to_numpy(dtype=float)
-        edges = fine_edges(ref)
-        counts, missing = numeric_histogram(values, edges)
-        finite = values[np.isfinite(values)]
-        out["numeric"][col] = {"counts": counts, "missing": missing, **_finite_stats(finite),
-                               "tail_means": tail_means(finite, edges),
-                               "out_of_range": out_of_range(values, ref.get("min"), ref.get("max")),
-                               "infinite": int(np.isinf(values).sum())}
+        out["numeric"][col] = numeric_summary(frame[col].to_numpy(dtype=float), fine_edges(ref), ref.get("min"),
+                                              ref.get("max"))
     for col in profile["categorical"]:
         if col in frame:
             counts_, missing = _categorical_counts(frame[col])
             out["categorical"][col] = {"counts": counts_, "missing": missing}
     return out
+
+
+def numeric_summary(values: np.ndarray, edges: Sequence[float], lo: float | None, hi: float | None) -> dict[str, Any]:
+    """One numeric column's part of :func:`summarize`: ``counts`` on ``edges``, ``missing``, ``mean``, ``std``,
+    ``min``, ``max`` (of the finite values), ``tail_means``, ``out_of_range`` (of the reference's [lo, hi]) and
+    ``infinite``.
+
+    In few passes over the values: one sum tells a column without NaN or infinities (then the finite
+    values are the values, no copy); the bin counts give the out-of-range count (a version-3 profile's
+    outer bins hold exactly the values outside [lo, hi]) and whether the tail bins hold values at all.
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = float(np.add.reduce(values)) if n else 0.0
+    missing = infinite = neg_infinite = 0
+    finite = values
+    if not math.isfinite(total):  # NaN or +/-inf somewhere (or a sum beyond the float range)
+        nan = np.isnan(values)
+        inf = np.isinf(values)
+        missing, infinite = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
+        if infinite:
+            neg_infinite = int(np.count_nonzero(values[inf] < 0))
+        if missing or infinite:
+            finite = values[~(nan | inf)]
+            total = float(np.add.reduce(finite)) if finite.size else 0.0
+    counts = bin_counts(values, edges, missing)
+    m = finite.size
+    stats: dict[str, float | None] = {"mean": None, "std": None, "min": None, "max": None}
+    if m:
+        mean = total / m
+        stats["mean"] = mean
+        if m > 1:
+            stats["std"] = _sample_std(finite, mean)
+        stats["min"], stats["max"] = float(finite.min()), float(finite.max())
+    k = len(edges)
+    if k and m:
+        below, beyond = int(counts[0]) - neg_infinite, int(counts[k]) - (infinite - neg_infinite)
+        tails = [float(finite[finite <= edges[0]].mean()) if below else None,
+                 float(finite[finite > edges[-1]].mean()) if beyond else None]
+    else:
+        tails = [None, None]
+    if lo is None or hi is None:
+        outside = None
+    elif k >= 2 and edges[-1] == hi and edges[0] == float(np.nextafter(lo, -np.inf)):
+        outside = int(counts[0] + counts[k])  # the outer bins: below lo (-inf too) and above hi (+inf too)
+    else:
+        outside = out_of_range(values, lo, hi)
+    return {"counts": [int(c) for c in counts], "missing": missing, **stats, "tail_means": tails,
+            "out_of_range": outside, "infinite": infinite}
 
 
 def window_edges(profile: Mapping[str, Any]) -> dict[str, list[float]]:
