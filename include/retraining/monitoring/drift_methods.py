@@ -105,7 +105,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 from . import stats as shared
@@ -245,7 +245,7 @@ def chisquare_from_counts(reference_counts: Sequence[float], current_counts: Seq
         return 0.0  # a category the reference never had: an infinite statistic
     keep = expected > 0  # a reference category absent now adds 0 to the statistic and 1 degree of freedom
     statistic = float(np.sum((cur[keep] - expected[keep]) ** 2 / expected[keep]))
-    return float(stats.chi2.sf(statistic, ref.size - 1))
+    return float(special.chdtrc(ref.size - 1, statistic))  # stats.chi2.sf, without its checks (~1 ms a call)
 
 
 def linf_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
