@@ -300,6 +300,15 @@ def test_sql_errors_name_the_problem(pg_dsn: str) -> None:
 # --- Parquet --------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["duckdb", "arrow"])
+def parquet_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each Parquet test through DuckDB (the default) and through the pyarrow batch path."""
+    monkeypatch.setattr(window_histograms, "PARQUET_ENGINE", request.param)
+    return request.param
+
+
+
+@pytest.mark.usefixtures("parquet_engine")
 def test_parquet_batches_and_files_give_the_one_pass_answer(tmp_path: Path, pg_dsn: str) -> None:
     frame = random_frame()
     many = write_parquet(frame, tmp_path / "many", files=4)
@@ -314,6 +323,7 @@ def test_parquet_batches_and_files_give_the_one_pass_answer(tmp_path: Path, pg_d
     assert_same(batched, sql_histograms(pg_dsn, TABLE, "ts", start, end, NUMERIC, CATEGORICAL))
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_parquet_edges_nan_infinities_and_unseen_category(tmp_path: Path) -> None:
     values = [1.0, 2.0, 3.0, 0.5, np.nan, None, np.inf, -np.inf, 2.0000001]
     table = pa.table(
@@ -332,6 +342,7 @@ def test_parquet_edges_nan_infinities_and_unseen_category(tmp_path: Path) -> Non
     assert_same(got, expected(table.to_pandas(), {"x": EDGES}, ["colour"]))
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_parquet_half_open_window_naive_timestamps_and_empty_window(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {
@@ -352,6 +363,7 @@ def test_parquet_half_open_window_naive_timestamps_and_empty_window(tmp_path: Pa
     assert empty == expected(frame.iloc[:0], {"x": EDGES}, ["c"])
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_parquet_date_column_as_the_timestamp(tmp_path: Path) -> None:
     days = [T0.date() + timedelta(days=i) for i in range(4)]
     pq.write_table(pa.table({"day": pa.array(days, pa.date32()), "x": [0.5, 1.5, 2.5, 3.5]}), tmp_path / "d.parquet")
@@ -362,6 +374,7 @@ def test_parquet_date_column_as_the_timestamp(tmp_path: Path) -> None:
     assert got["numeric"]["x"]["counts"] == [0, 1, 1, 0]
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_parquet_errors_name_the_problem(tmp_path: Path) -> None:
     frame = pd.DataFrame({"ts": [at(0), at(1)], "x": ["1.5", "lots"]})
     paths = write_parquet(frame, tmp_path, files=1)
@@ -375,6 +388,7 @@ def test_parquet_errors_name_the_problem(tmp_path: Path) -> None:
         parquet_histograms(paths, "ts", None, None, {}, ["x"], batch_rows=0)
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_edges_from_a_reference_profile_round_trip(tmp_path: Path) -> None:
     """Edges as build_profile stores them (reference quantiles) bin the reference itself exactly as drift does."""
     frame = random_frame(2000, seed=11)
@@ -383,6 +397,7 @@ def test_edges_from_a_reference_profile_round_trip(tmp_path: Path) -> None:
     assert_same(got, expected(frame, edges, CATEGORICAL))
 
 
+@pytest.mark.usefixtures("parquet_engine")
 def test_sql_and_parquet_count_infinities_as_summarize_does(tmp_path: Path, pg_dsn: str) -> None:
     """+/-inf per numeric feature, in double precision, real and integer columns: the count the quality check
     blocks on is the same whichever path summarised the window."""

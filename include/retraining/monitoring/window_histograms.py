@@ -104,6 +104,7 @@ AGGREGATES_PER_FEATURE = 8  # histogram, count, avg, stddev_samp, min, max, two 
 SAMPLE_ABOVE_ROWS: int | None = 2_000_000
 SAMPLE_ROWS = 300_000
 SAMPLE_SEED = 0  # REPEATABLE: the same window of the same table samples the same blocks
+PARQUET_ENGINE = "duckdb"  # parquet_histograms: "duckdb" (file_histograms) or "arrow" (pyarrow batches)
 
 
 def _checked_edges(numeric: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -477,7 +478,7 @@ def parquet_histograms(
     categorical: Sequence[str],
     batch_rows: int = 250_000,
     bounds: Mapping[str, tuple[float, float]] | None = None,
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet ``paths``, read in batches.
 
@@ -486,9 +487,10 @@ def parquet_histograms(
     and dropped, so memory is bounded by the batch size (and the files' page and
     dictionary sizes), not by the window. Same output as :func:`sql_histograms`.
 
-    ``engine="duckdb"`` (the default) hands the same question to DuckDB instead
-    (:func:`file_histograms`); ``"arrow"`` is the batch path described above.
+    ``engine="duckdb"`` (the default, :data:`PARQUET_ENGINE`) hands the same question to DuckDB
+    instead (:func:`file_histograms`); ``"arrow"`` is the batch path described above.
     """
+    engine = engine or PARQUET_ENGINE
     if engine == "duckdb":
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be positive, got {batch_rows}")
