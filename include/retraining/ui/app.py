@@ -73,9 +73,11 @@ def airflow_readable_dags() -> ReadableDags:
     """Airflow's authentication for the app's routes: the user from the request's token (bearer header or
     the UI's cookie; none: 401), and the DAG ids the auth manager lets them read."""
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.core_api.security import GetUserDep
+    from airflow.api_fastapi.core_api.security import get_user
 
-    def readable(user: GetUserDep) -> Sequence[str] | None:
+    # Depends() in the default, not GetUserDep in the annotation: annotations are strings here (PEP 563)
+    # and FastAPI resolves them in this module's globals, where a local import is not.
+    def readable(user: Any = Depends(get_user)) -> Sequence[str] | None:  # noqa: B008
         return sorted(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
 
     return readable
