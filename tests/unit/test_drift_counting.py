@@ -146,3 +146,21 @@ def test_the_p_value_functions_are_scipys_distributions() -> None:
         assert [special.chdtrc(df, x) for x in points * 20] == [stats.chi2.sf(x, df) for x in points * 20]
     d, p = drift.binned_ks([5000.0] * 40, [4990.0] * 20 + [5010.0] * 20)  # 100 000 effective rows: the limit
     assert p == stats.kstwobign.sf(d * np.sqrt(100_000))
+
+
+def test_missing_values_of_every_kind_are_counted_apart() -> None:
+    values = pd.Series(["a", None, np.nan, "b", pd.NA, pd.NaT, "a", 1, "1", float("nan"), 2.5], dtype=object)
+    counts, missing = drift._categorical_counts(values)
+    plain = values.value_counts(dropna=True, sort=False)
+    assert missing == len(values) - int(plain.sum()) == 5
+    assert counts == {"a": 2, "b": 1, "1": 2, "2.5": 1}
+    assert list(counts) == list(dict.fromkeys(str(k) for k in plain.index))  # first-seen order, as before
+
+
+def test_a_large_window_summarized_on_threads_is_the_same() -> None:
+    rng = np.random.default_rng(26)
+    rows = drift.PARALLEL_MIN_ROWS
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.poisson(3, rows).astype(float),
+                          "c": rng.lognormal(size=rows), "k": rng.choice(np.array(["u", "v"], dtype=object), rows)})
+    profile = drift.build_profile(frame.iloc[:20_000], ["a", "b", "c"], ["k"])
+    assert drift.summarize(frame, profile, threads=3) == drift.summarize(frame, profile, threads=1)

@@ -274,13 +274,18 @@ def _categorical_counts(values: pd.Series) -> tuple[dict[str, int], int]:
 
         if pa.types.is_dictionary(dtype.pyarrow_dtype):
             return _arrow_dictionary_counts(pa.chunked_array(values.array.__arrow_array__()))
-    counts = values.value_counts(dropna=True, sort=False)
-    missing = int(len(values) - counts.sum())
+    # missing values counted as keys and taken out after: a missing-value test per cell costs as much as hashing
+    counts = values.value_counts(dropna=False, sort=False)
+    missing = 0
     merged: dict[str, int] = {}
     for key, count in counts.items():
-        if count:
-            label = str(key)
-            merged[label] = merged.get(label, 0) + int(count)
+        if not count:
+            continue
+        if isinstance(na := pd.isna(key), bool) and na:  # None, NaN, NaT, pd.NA: as dropna=True drops them
+            missing += int(count)
+            continue
+        label = str(key)
+        merged[label] = merged.get(label, 0) + int(count)
     return merged, missing
 
 
@@ -435,7 +440,10 @@ def fine_edges(reference: Mapping[str, Any]) -> list[float]:
     return list(reference.get("fine_edges", reference["edges"]))
 
 
-def summarize(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, Any]:
+PARALLEL_MIN_ROWS = 200_000  # from this many rows a window's numeric columns are summarised on several threads
+
+
+def summarize(frame: pd.DataFrame, profile: Mapping[str, Any], threads: int | None = None) -> dict[str, Any]:
     """The window's sufficient statistics on the profile's bins, in one pass over each column.
 
     The same shape as :func:`.window_histograms.sql_histograms` returns for the profile's fine
@@ -443,13 +451,33 @@ def summarize(frame: pd.DataFrame, profile: Mapping[str, Any]) -> dict[str, Any]
     ``std``, ``min``, ``max``, ``tail_means``, ``out_of_range`` and ``infinite`` (how many values are
     +/-inf); per categorical feature ``counts`` and ``missing``. Features the
     frame lacks are left out (the check reports them as a schema change).
+
+    A large window's numeric columns are summarised side by side on ``threads`` threads (default: the
+    task's thread budget, :mod:`...threads`; NumPy releases the GIL while it counts).
     """
     out: dict[str, Any] = {"rows": int(len(frame)), "numeric": {}, "categorical": {}}
-    for col, ref in profile["numeric"].items():
-        if col not in frame:
-            continue
-        out["numeric"][col] = numeric_summary(frame[col].to_numpy(dtype=float), fine_edges(ref), ref.get("min"),
-                                              ref.get("max"))
+    columns = [(col, ref) for col, ref in profile["numeric"].items() if col in frame]
+
+    def one(item: tuple[str, Mapping[str, Any]]) -> dict[str, Any]:
+        col, ref = item
+        return numeric_summary(frame[col].to_numpy(dtype=float), fine_edges(ref), ref.get("min"), ref.get("max"))
+
+    workers = 1
+    if len(frame) >= PARALLEL_MIN_ROWS and len(columns) > 1:
+        if threads is None:
+            from ..threads import budget
+
+            threads = budget().threads
+        workers = min(threads, len(columns))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift-summary") as pool:
+            summaries = list(pool.map(one, columns))
+    else:
+        summaries = [one(item) for item in columns]
+    for (col, _), summary in zip(columns, summaries, strict=True):
+        out["numeric"][col] = summary
     for col in profile["categorical"]:
         if col in frame:
             counts_, missing = _categorical_counts(frame[col])
