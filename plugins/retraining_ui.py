@@ -9,6 +9,7 @@
 - Two buttons on the task instances of the retraining DAGs: "Retraining decision" (the page, opened on
   the run's row: decision, reason, gate, drift) and "Drift report" (the run's HTML drift report, when
   its check found drift).
+- The run's note, set when a retraining run ends: the decision, its reason and a link to the page.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
+from include.retraining.ui import run_note
 from include.retraining.ui.app import create_app
 
 PREFIX = "/retraining"
@@ -51,6 +54,19 @@ class DriftReportLink(BaseOperatorLink):
         return _run_url(ti_key, to="report")
 
 
+class RunNoteListener:
+    """When a retraining run ends (in the scheduler, or the api-server when a person marks it), its decision
+    and reason become the run's note, unless it has one (see include/retraining/ui/run_note.py)."""
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
+        run_note.annotate(dag_run)
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
+        run_note.annotate(dag_run)
+
+
 class RetrainingUIPlugin(AirflowPlugin):
     name = "retraining_ui"
     fastapi_apps = [{"app": create_app(prefix=PREFIX), "url_prefix": PREFIX, "name": "Model retraining history"}]
@@ -61,3 +77,4 @@ class RetrainingUIPlugin(AirflowPlugin):
          "url_route": "retraining"},
     ]
     global_operator_extra_links = [RetrainingDecisionLink(), DriftReportLink()]
+    listeners = [RunNoteListener()]

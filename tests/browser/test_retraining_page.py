@@ -148,9 +148,9 @@ def test_direct_page_filters_drift_report_and_screenshot(admin_page: Any, ui_sta
     timing("direct page checked", time.monotonic() - started)
 
 
-def test_task_extra_links_open_the_runs_row(admin_page: Any, ui_stack: UIStack) -> None:
+def test_task_extra_links_and_the_run_note(admin_page: Any, ui_stack: UIStack) -> None:
     """A run of model_retraining (the DAG paused, so it never starts) has the two buttons on its tasks; the
-    decision button opens the page on that run's row."""
+    decision button opens the page on that run's row; marking the run successful sets its note."""
     stack = ui_stack.stack
     stack.api("PATCH", f"/dags/{seed.CREDIT_DAG}", {"is_paused": True})
     run = stack.api("POST", f"/dags/{seed.CREDIT_DAG}/dagRuns", {"dag_run_id": "manual__ui_check",
@@ -164,6 +164,11 @@ def test_task_extra_links_open_the_runs_row(admin_page: Any, ui_stack: UIStack) 
     events.upsert_event(ui_stack.seeded.dsn, events.RunKey(seed.CREDIT, seed.CREDIT_DAG, "manual__ui_check"),
                         {"decision": "skip", "status": "skipped", "trigger_type": "none", "window_end": seed.T0,
                          "trigger_reason": "no drift: checked from the UI test"})
+    # marked successful by a person: the plugin's listener writes the decision as the run's note
+    stack.api("PATCH", f"/dags/{seed.CREDIT_DAG}/dagRuns/manual__ui_check", {"state": "success"})
+    note = stack.api("GET", f"/dags/{seed.CREDIT_DAG}/dagRuns/manual__ui_check")["note"]
+    assert note.startswith("**skip** (none) → **skipped**") and "checked from the UI test" in note
+    assert f"[Retraining page]({decision})" in note
     page = admin_page
     page.goto(ui_stack.url + decision)
     page.locator("body[data-loaded=true]").wait_for()

@@ -291,8 +291,11 @@ def find_run(dsn: str, dag_id: str, run_id: str, dags: Sequence[str] | None = No
     where, params = _where(Filters(dag_id=dag_id), dags)
     found = history._query(
         dsn,
-        f"SELECT id, model_name, decision, status, left(trigger_reason, {REASON_CHARS}) AS trigger_reason, "
-        f"drift_report_uri, drift_report_run_id FROM {events.TABLE} WHERE run_id = %s AND {where} "
+        f"SELECT id, model_name, decision, status, trigger_type, severity, champion_version_before, "
+        f"champion_version_after, candidate_version, gate_passed, deployed, failed_task, "
+        f"left(trigger_reason, {REASON_CHARS}) AS trigger_reason, left(error, {REASON_CHARS}) AS error, "
+        f"gate_details->'reasons' AS gate_reasons, drift_report_uri, drift_report_run_id "
+        f"FROM {events.TABLE} WHERE run_id = %s AND {where} "
         f"ORDER BY updated_at DESC LIMIT 1",
         [run_id, *params],
     )
