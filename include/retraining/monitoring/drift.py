@@ -88,7 +88,7 @@ def numeric_histogram(values: np.ndarray, edges: Sequence[float]) -> tuple[list[
 
 # --- counting values on the bins in one pass: a lookup table of a fine uniform grid ------------------
 
-COUNT_GRID = 1 << 16  # cells of the uniform grid over [e1, ek]
+COUNT_GRID = 1 << 14  # cells of the uniform grid over [e1, ek] (the tables stay in the CPU cache)
 COUNT_CHUNK = 1 << 15  # values per step: the step's temporaries stay in the CPU cache
 COUNT_MIN_VALUES = 4096
 _EXACT_SCALE = 2.0**48  # max(|e1|, |ek|) * cells / (ek - e1) above this: rounding could move a value by a cell
