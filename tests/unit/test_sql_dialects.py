@@ -26,7 +26,7 @@ from include.retraining.monitoring.sql_dialects import (
     dialect_for,
     split_counts,
 )
-from include.retraining.monitoring.window_histograms import sql_histograms
+from include.retraining.monitoring.window_histograms import file_histograms, sql_histograms
 from include.retraining.sources import load_window, source_engine, window_summary
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -216,3 +216,21 @@ def test_duckdb_text_in_a_numeric_feature_is_named(tmp_path: Path) -> None:
     cfg = build_config(source={"kind": "csv", "path": str(tmp_path / "bad.csv")}, columns=COLUMNS)
     with pytest.raises(DataValidationError, match=r"numeric feature 'x' is not numbers in the csv files.*'lots'"):
         window_summary(cfg, None, None, {"x": [1.0]}, [], None)
+
+
+def test_duckdb_sample_above_the_threshold(tmp_path: Path, profile: dict[str, Any]) -> None:
+    data = frame(10_000, seed=4, special=False)
+    write_parquet(data, tmp_path / "data.parquet")
+    paths = [str(tmp_path / "data.parquet")]
+    args = ("ts", None, None, window_edges(profile), CATEGORICAL, bounds(profile))
+    exact = file_histograms("parquet", paths, *args, sample_above_rows=None)
+    assert "sample" not in exact and exact["rows"] == 10_000
+    whole = file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=20_000)
+    assert whole.pop("sample") == {"method": "DuckDB TABLESAMPLE (system)", "percent": 100.0, "window_rows": 10_000}
+    assert_same(whole, exact)
+    part = file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=4000)
+    assert part == file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=4000)  # repeatable
+    assert 0 < part["rows"] < 10_000 and part["sample"]["percent"] == 40.0
+    assert sum(part["numeric"]["x"]["counts"]) + part["numeric"]["x"]["missing"] == part["rows"]
+    assert sum(part["categorical"]["colour"]["counts"].values()) + part["categorical"]["colour"]["missing"] \
+        == part["rows"]  # both queries read the same sample

@@ -99,10 +99,11 @@ log = logging.getLogger(__name__)
 # partial aggregate's state tuple) to 1664 columns. Past it, numeric features take more scans.
 MAX_AGGREGATES_PER_QUERY = 1000
 AGGREGATES_PER_FEATURE = 8  # histogram, count, avg, stddev_samp, min, max, two tail means
-# PostgreSQL windows the planner estimates above SAMPLE_ABOVE_ROWS rows are read from a block
-# sample of about SAMPLE_ROWS rows (see the module docstring for its error); None: always exact.
+# Windows above SAMPLE_ABOVE_ROWS rows (PostgreSQL: the planner's estimate; DuckDB: counted) are
+# read from a block sample of about SAMPLE_ROWS rows (see the module docstring for its error);
+# None: always exact.
 SAMPLE_ABOVE_ROWS: int | None = 2_000_000
-SAMPLE_ROWS = 300_000
+SAMPLE_ROWS = 200_000
 SAMPLE_SEED = 0  # REPEATABLE: the same window of the same table samples the same blocks
 PARQUET_ENGINE = "duckdb"  # parquet_histograms: "duckdb" (file_histograms) or "arrow" (pyarrow batches)
 
@@ -592,6 +593,8 @@ def file_histograms(
     numeric: Mapping[str, Sequence[float]],
     categorical: Sequence[str],
     bounds: Mapping[str, tuple[float, float]] | None = None,
+    sample_above_rows: int | None | str = "default",
+    sample_rows: int | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet or CSV ``paths``, computed by DuckDB.
 
@@ -599,6 +602,11 @@ def file_histograms(
     or ``read_csv``: DuckDB reads only the columns asked for, skips Parquet row groups outside
     the window on their statistics and streams the rest, so memory is DuckDB's buffers
     (capped at :data:`DUCKDB_MEMORY_LIMIT`) and the aggregates, not the window.
+
+    A window of more than ``sample_above_rows`` rows (default :data:`SAMPLE_ABOVE_ROWS`; None:
+    never) is summarised from a repeatable sample of about ``sample_rows`` rows (default
+    :data:`SAMPLE_ROWS`) in runs of 2,048 consecutive rows (``TABLESAMPLE ... (system, seed)``),
+    said under ``sample`` as in :func:`sql_histograms`.
     """
     import duckdb
 
@@ -623,7 +631,24 @@ def file_histograms(
         where = DUCKDB.window(timestamp, types[timestamp], start, end)
 
         def execute(query: str) -> list[tuple]:
-            return conn.execute(query).fetchall()
+            try:
+                return conn.execute(query).fetchall()
+            except duckdb.OutOfMemoryException as exc:
+                raise MemoryError(f"DuckDB needs more than DUCKDB_MEMORY_LIMIT={DUCKDB_MEMORY_LIMIT} for these "
+                                  f"files (large row groups?): raise it in {__name__} ({exc})") from exc
+
+        threshold = SAMPLE_ABOVE_ROWS if sample_above_rows == "default" else sample_above_rows
+        sample: dict[str, Any] | None = None
+        if threshold is not None:
+            window_rows = int(execute(f"SELECT count(*) FROM {source} WHERE {where}")[0][0])  # reads the timestamps
+            if window_rows > threshold:
+                target = SAMPLE_ROWS if sample_rows is None else sample_rows
+                percent = max(min(100.0 * target / window_rows, 100.0), 1e-6)
+                source = (f"(SELECT * FROM {source} WHERE {where}) AS window_rows "
+                          f"TABLESAMPLE {percent:.6f} PERCENT (system, {SAMPLE_SEED})")
+                where = "TRUE"
+                sample = {"method": "DuckDB TABLESAMPLE (system)", "percent": round(percent, 6),
+                          "window_rows": window_rows}
 
         rows = 0
         numeric_result: dict[str, dict[str, Any]] = {}
@@ -641,10 +666,14 @@ def file_histograms(
         conn.close()
     log.info(
         "histograms of %d rows, %d numeric and %d categorical column(s), in DuckDB over %d %s file(s) "
-        "for [%s, %s) in %.2fs", rows, len(edges), len(categories), len(files), kind, start, end,
+        "for [%s, %s) in %.2fs%s", rows, len(edges), len(categories), len(files), kind, start, end,
         time.perf_counter() - began,
+        f", from a {sample['percent']:.3f}% sample of {sample['window_rows']:,} rows" if sample else "",
     )  # fmt: skip
-    return {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
+    result: dict[str, Any] = {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
+    if sample:
+        result["sample"] = sample
+    return result
 
 
 def _check_numbers(conn: Any, kind: str, source: str, where: str, column: str, type_name: str) -> None:
