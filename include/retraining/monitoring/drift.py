@@ -292,14 +292,21 @@ def _categorical_counts(values: pd.Series) -> tuple[dict[str, int], int]:
 def categorical_counts_from_codes(codes: np.ndarray, categories: Sequence[Any]) -> tuple[dict[str, int], int]:
     """Category counts (as strings, categories without values left out) and the missing count of a column
     given as integer ``codes`` into ``categories`` (code -1, or any negative code, is missing): one
-    ``bincount``. The same answer as counting the decoded values."""
+    ``bincount``. The same answer as counting the decoded values.
+
+    This is how a source that can send codes hands a categorical column to :func:`summarize`: as
+    ``pandas.Categorical.from_codes(codes, categories)`` (no copy), which is counted here."""
     codes = np.asarray(codes)
     size = len(categories)
     shifted = np.add(codes, 1, dtype=np.intp)
-    np.maximum(shifted, 0, out=shifted)
-    if shifted.size and int(shifted.max()) > size:
-        raise ValueError(f"a category code is {int(shifted.max()) - 1}, but there are only {size} categories")
-    counts = np.bincount(shifted, minlength=size + 1)
+    try:
+        counts = np.bincount(shifted, minlength=size + 1)
+    except ValueError:  # below -1
+        np.maximum(shifted, 0, out=shifted)
+        counts = np.bincount(shifted, minlength=size + 1)
+    if counts.size > size + 1:
+        raise ValueError(f"a category code is {counts.size - 2}, but there are only {size} categories: codes "
+                         "must index the categories given with them")
     merged: dict[str, int] = {}
     for category, count in zip(categories, counts[1:].tolist(), strict=True):
         if count:
