@@ -163,6 +163,8 @@ class AirflowStack:
                 "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                # this repo's plugins, as a deployment has them (the retraining page, the run-note listener)
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 # a paused DAG does not run its backfill: new DAGs start unpaused (checked in wait_ready)
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",

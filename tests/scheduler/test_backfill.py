@@ -109,6 +109,16 @@ def test_backfill_replays_eight_windows_and_only_records(first_backfill, airflow
     assert project.alias_version("champion") == champion
     assert model_versions(project) == [1, 2]  # a backfill never registers a model
 
+    # the plugin's listener, in the scheduler, made each run's decision and reason its note
+    notes = {r["run_id"]: r["content"] for r in airflow_stack.query(
+        "SELECT dr.run_id, n.content FROM dag_run dr JOIN dag_run_note n ON n.dag_run_id = dr.id "
+        "WHERE dr.run_type = 'backfill'")}
+    assert set(notes) == {r["run_id"] for r in runs}, notes
+    by_run = {row["run_id"]: row for row in rows}
+    for run_id, note in notes.items():
+        assert note.startswith("**check_only**") and "/retraining/run?" in note, note
+        assert by_run[run_id]["trigger_reason"][:60] in note, note
+
 
 def assert_judged_by_the_champion_of_their_time(rows: list[dict[str, Any]]) -> None:
     """Quiet before the drift, "would retrain" after it: every window judged by v1, not by today's v2."""

@@ -208,3 +208,22 @@ def test_an_empty_database_answers_with_empty_lists(pg_dsn: str) -> None:
 
 def test_page_file_exists_beside_the_app() -> None:
     assert Path(ui_app.PAGE).is_file()
+
+
+def test_a_watch_rollback_shows_its_evidence(pg_dsn: str) -> None:
+    run = events.RunKey("credit_risk", "model_retraining", "scheduled__2026-03-09T00:00:00+00:00")
+    watch = {"status": "worse", "new_version": 2, "previous_version": 1, "promoted_at": "2026-03-08T18:00:00+00:00",
+             "look": 1, "windows": 4, "rows": 3076, "metric": "roc_auc", "margin": 0.0426, "confidence": 0.9875,
+             "new_metrics": {"roc_auc": 0.8114, "f1": 0.5}, "previous_metrics": {"roc_auc": 0.854, "f1": 0.55},
+             "significance": {"method": "paired_bootstrap", "ci_low": 0.0337, "ci_high": 0.0526, "p_value": 0.001},
+             "reason": "post-deploy watch of v2: the new champion is significantly worse"}
+    events.upsert_event(pg_dsn, run, {"decision": "rollback", "trigger_type": "post_deploy_watch", "status": "rolled_back",
+                                      "trigger_reason": watch["reason"], "trigger_metrics": {"watch": watch},
+                                      "champion_version_before": 2, "champion_version_after": 1, "deployed": True})
+    (row,) = queries.list_events(pg_dsn, f(trigger="post_deploy_watch"))
+    assert (row["decision"], row["status"]) == ("rollback", "rolled_back")
+    detail = queries.event_detail(pg_dsn, row["id"])
+    assert detail["watch"] == {"status": "worse", "new_version": 2, "previous_version": 1,
+                               "promoted_at": "2026-03-08T18:00:00+00:00", "look": 1, "windows": 4, "rows": 3076,
+                               "metric": "roc_auc", "margin": 0.0426, "confidence": 0.9875, "reason": watch["reason"],
+                               "new": 0.8114, "previous": 0.854, "ci_low": 0.0337, "ci_high": 0.0526}

@@ -239,6 +239,7 @@ def event_detail(dsn: str, event_id: int, dags: Sequence[str] | None = None, lin
         f"drift_report_run_id, champion_source, promotion_id, promotion_resolution, model_type, "
         f"trigger_metrics->'drift' AS drift, trigger_metrics->'performance' AS performance, "
         f"trigger_metrics->'estimated' AS estimated, trigger_metrics->'window' AS window_rule, "
+        f"trigger_metrics->'watch' AS watch, "
         f"gate_details - 'plots' - 'candidate_metrics_in_time' AS gate "
         f"FROM {events.TABLE} WHERE id = %s AND {where}",
         [event_id, *params],
@@ -269,6 +270,16 @@ def event_detail(dsn: str, event_id: int, dags: Sequence[str] | None = None, lin
         "current": (perf.get("current") or {}).get(perf.get("metric")),
         "baseline": (perf.get("baseline") or {}).get(perf.get("metric")),
     } if perf else None
+    watch = row.pop("watch") or {}
+    # the post-deploy watch's evidence (release/watch.py): both champions on the rows since the promotion
+    row["watch"] = None if not watch else {
+        **{k: watch.get(k) for k in ("status", "new_version", "previous_version", "promoted_at", "look", "windows",
+                                      "rows", "metric", "margin", "confidence", "reason")},
+        "new": (watch.get("new_metrics") or {}).get(watch.get("metric")),
+        "previous": (watch.get("previous_metrics") or {}).get(watch.get("metric")),
+        "ci_low": (watch.get("significance") or {}).get("ci_low"),
+        "ci_high": (watch.get("significance") or {}).get("ci_high"),
+    }
     row["attempts"] = history._query(
         dsn,
         f"SELECT attempt, decision, status, trigger_type, left(trigger_reason, {REASON_CHARS}) AS trigger_reason, "
