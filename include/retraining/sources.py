@@ -293,20 +293,32 @@ def window_summary(
     numeric: dict[str, list[float]],
     categorical: list[str],
     bounds: dict[str, tuple[float, float]] | None = None,
+    window_rows: int | None = None,
 ) -> dict:
     """The window's drift summary (:func:`.monitoring.drift.summarize`'s shape) computed by the source's engine:
-    PostgreSQL for a SQL source, DuckDB over the Parquet or CSV files; only the aggregates reach Python."""
+    PostgreSQL for a SQL source, DuckDB over the Parquet or CSV files; only the aggregates reach Python.
+
+    ``window_rows``: the window's row count if the caller has it (the sensor counted it), so the
+    choice between an exact summary and a sample needs no estimate. ``drift.pushdown_sample_above_rows``
+    and ``drift.pushdown_sample_rows``, when the configuration has them, override the module's
+    defaults (``SAMPLE_ABOVE_ROWS``, ``SAMPLE_ROWS`` in :mod:`.monitoring.window_histograms`).
+    """
     from .monitoring import window_histograms
 
     engine = source_engine(cfg)
     args = (cfg.columns.timestamp, start, end, numeric, categorical, bounds)
+    sampling = {
+        "sample_above_rows": getattr(cfg.drift, "pushdown_sample_above_rows", "default"),
+        "sample_rows": getattr(cfg.drift, "pushdown_sample_rows", None),
+        "window_rows": window_rows,
+    }
     if cfg.source.kind == "sql" and engine == "postgresql":
-        return window_histograms.sql_histograms(source_dsn(cfg), source_relation(cfg), *args)
+        return window_histograms.sql_histograms(source_dsn(cfg), source_relation(cfg), *args, **sampling)
     if cfg.source.kind in ("parquet", "csv"):
         paths = files(cfg)
         absent = [f for f in paths if not Path(f).exists()]
         if absent or not paths:
             raise DataValidationError(f"data file(s) not found: {absent or cfg.source.path} "
                                       "(source.path in the model configuration)")
-        return window_histograms.file_histograms(cfg.source.kind, paths, *args)
+        return window_histograms.file_histograms(cfg.source.kind, paths, *args, **sampling)
     raise DataValidationError(f"no window summary for a {cfg.source.kind!r} source through {engine}")

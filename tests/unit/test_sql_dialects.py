@@ -172,7 +172,11 @@ def test_postgres_block_sample_above_the_threshold(pg_dsn: str, profile: dict[st
     part = sql_histograms(pg_dsn, table, *args, sample_above_rows=100, sample_rows=1000)
     again = sql_histograms(pg_dsn, table, *args, sample_above_rows=100, sample_rows=1000)
     assert part == again  # REPEATABLE: the same blocks every time
-    assert part["sample"]["estimated_window_rows"] == 3000
+    assert (part["sample"]["window_rows"], part["sample"]["window_rows_from"]) == (3000, "planner estimate")
+    counted = sql_histograms(pg_dsn, table, *args, sample_above_rows=100, sample_rows=1000, window_rows=3000)
+    assert counted == {**part, "sample": {**part["sample"], "window_rows_from": "count"}}
+    overestimated = sql_histograms(pg_dsn, table, *args, sample_above_rows=100, sample_rows=1000, window_rows=10**8)
+    assert overestimated == exact  # a sample far below sample_rows: the window is read whole
     assert 0 < part["rows"] < 3000
     assert sum(part["numeric"]["x"]["counts"]) + part["numeric"]["x"]["missing"] == part["rows"]
     assert sum(part["categorical"]["colour"]["counts"].values()) + part["categorical"]["colour"]["missing"] \
@@ -226,7 +230,8 @@ def test_duckdb_sample_above_the_threshold(tmp_path: Path, profile: dict[str, An
     exact = file_histograms("parquet", paths, *args, sample_above_rows=None)
     assert "sample" not in exact and exact["rows"] == 10_000
     whole = file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=20_000)
-    assert whole.pop("sample") == {"method": "DuckDB TABLESAMPLE (system)", "percent": 100.0, "window_rows": 10_000}
+    assert whole.pop("sample") == {"method": "DuckDB TABLESAMPLE (system)", "percent": 100.0, "window_rows": 10_000,
+                                   "window_rows_from": "count"}
     assert_same(whole, exact)
     part = file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=4000)
     assert part == file_histograms("parquet", paths, *args, sample_above_rows=100, sample_rows=4000)  # repeatable

@@ -256,20 +256,24 @@ def _scan_categorical(
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _sample_clause(cur: Any, relation: sql.Composable, source: str, where: str,
-                   sample_above_rows: int | None, sample_rows: int) -> tuple[str, dict[str, Any] | None]:
-    """``TABLESAMPLE SYSTEM (p) REPEATABLE (0)`` for a table whose window the planner estimates above
-    ``sample_above_rows`` rows, so that about ``sample_rows`` rows are read; else nothing."""
+def _sample_clause(cur: Any, relation: sql.Composable, source: str, where: str, sample_above_rows: int | None,
+                   sample_rows: int, window_rows: int | None) -> tuple[str, dict[str, Any] | None]:
+    """``TABLESAMPLE SYSTEM (p) REPEATABLE (0)`` for a table whose window holds more than ``sample_above_rows``
+    rows (``window_rows`` when the caller counted them, else the planner's estimate), so that about
+    ``sample_rows`` rows are read; else nothing."""
     if sample_above_rows is None or not isinstance(relation, sql.Identifier):
         return "", None
-    cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {source} WHERE {where}")
-    plan = cur.fetchone()[0]
-    estimate = int((plan[0] if isinstance(plan, list) else plan)["Plan"]["Plan Rows"])
-    if estimate <= sample_above_rows:
+    counted = window_rows is not None
+    if window_rows is None:
+        cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {source} WHERE {where}")
+        plan = cur.fetchone()[0]
+        window_rows = int((plan[0] if isinstance(plan, list) else plan)["Plan"]["Plan Rows"])
+    if window_rows <= sample_above_rows:
         return "", None
-    percent = max(min(100.0 * sample_rows / estimate, 100.0), 1e-6)
+    percent = max(min(100.0 * sample_rows / window_rows, 100.0), 1e-6)
     return (f" TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE ({SAMPLE_SEED})",
-            {"method": "TABLESAMPLE SYSTEM", "percent": round(percent, 6), "estimated_window_rows": estimate})
+            {"method": "TABLESAMPLE SYSTEM", "percent": round(percent, 6), "window_rows": window_rows,
+             "window_rows_from": "count" if counted else "planner estimate"})
 
 
 def sql_histograms(
@@ -283,6 +287,7 @@ def sql_histograms(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     sample_above_rows: int | None | str = "default",
     sample_rows: int | None = None,
+    window_rows: int | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in ``relation``, computed by PostgreSQL.
 
@@ -293,10 +298,12 @@ def sql_histograms(
     shape of :func:`.drift.summarize`. Two scans of the window (numeric, categorical),
     plus one more only for numeric columns holding NaN or infinities.
 
-    A table window the planner estimates above ``sample_above_rows`` rows (default
-    :data:`SAMPLE_ABOVE_ROWS`; None: never) is read from a repeatable block sample of about
-    ``sample_rows`` rows (default :data:`SAMPLE_ROWS`): the summary then describes the sample
-    (``rows`` is the rows sampled) and says so under ``sample``. Query sources are always exact.
+    A table window of more than ``sample_above_rows`` rows (default :data:`SAMPLE_ABOVE_ROWS`;
+    None: never; ``window_rows`` if the caller counted them, else the planner's estimate) is read
+    from a repeatable block sample of about ``sample_rows`` rows (default :data:`SAMPLE_ROWS`):
+    the summary then describes the sample (``rows`` is the rows sampled) and says so under
+    ``sample``. A sample far smaller than asked (the estimate was wrong) is replaced by the exact
+    answer. Query sources are always exact.
     """
     edges = _checked_edges(numeric)
     categories = list(dict.fromkeys(categorical))
@@ -315,9 +322,8 @@ def sql_histograms(
             # Everything is bound into the text once (no parameters, so no %-escaping of the rest).
             where = cur.mogrify(where_sql.as_string(conn), params).decode()
             source = relation.as_string(conn)
-            tablesample, sample = _sample_clause(cur, relation, source, where, threshold,
-                                                 SAMPLE_ROWS if sample_rows is None else sample_rows)
-            source += tablesample
+            target = SAMPLE_ROWS if sample_rows is None else sample_rows
+            tablesample, sample = _sample_clause(cur, relation, source, where, threshold, target, window_rows)
 
             def execute(query: str) -> list[tuple]:
                 cur.execute(query)
@@ -329,7 +335,14 @@ def sql_histograms(
                 if edges or not categories:
                     values = {c: POSTGRES.as_double(c, types[c]) for c in edges}
                     plans = merged_plans(edges, {c: v for c, v in (bounds or {}).items() if c in edges})
-                    rows, numeric_result = _scan_numeric(execute, POSTGRES, source, where, plans, values)
+                    rows, numeric_result = _scan_numeric(execute, POSTGRES, source + tablesample, where, plans, values)
+                    expected = sample["percent"] / 100 * sample["window_rows"] if sample else 0
+                    if sample and rows < expected / 2:  # the window is much smaller than estimated: read it all
+                        log.info("a %.3f%% sample held %d rows, not ~%d: the window is read whole",
+                                 sample["percent"], rows, expected)
+                        tablesample, sample = "", None
+                        rows, numeric_result = _scan_numeric(execute, POSTGRES, source, where, plans, values)
+                source += tablesample
             except (psycopg2.errors.InvalidTextRepresentation, psycopg2.errors.CannotCoerce) as exc:
                 suspects = [c for c in edges if types[c] not in POSTGRES.NUMERIC_TYPES]
                 raise DataValidationError(
@@ -346,7 +359,7 @@ def sql_histograms(
         "histograms of %d rows, %d numeric and %d categorical column(s), in PostgreSQL for [%s, %s) "
         "in %.2fs (numeric %.2fs, categorical %.2fs)%s",
         rows, len(edges), len(categories), start, end, done - began, numeric_done - began, done - numeric_done,
-        f", from a {sample['percent']:.3f}% block sample of ~{sample['estimated_window_rows']:,} rows" if sample else "",
+        f", from a {sample['percent']:.3f}% block sample of ~{sample['window_rows']:,} rows" if sample else "",
     )  # fmt: skip
     result: dict[str, Any] = {"rows": rows, "numeric": numeric_result, "categorical": categorical_result}
     if sample:
@@ -595,6 +608,7 @@ def file_histograms(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     sample_above_rows: int | None | str = "default",
     sample_rows: int | None = None,
+    window_rows: int | None = None,
 ) -> dict[str, Any]:
     """Histograms of the rows with ``start <= timestamp < end`` in Parquet or CSV ``paths``, computed by DuckDB.
 
@@ -640,7 +654,8 @@ def file_histograms(
         threshold = SAMPLE_ABOVE_ROWS if sample_above_rows == "default" else sample_above_rows
         sample: dict[str, Any] | None = None
         if threshold is not None:
-            window_rows = int(execute(f"SELECT count(*) FROM {source} WHERE {where}")[0][0])  # reads the timestamps
+            if window_rows is None:  # reads the timestamps only, or just the row groups' statistics
+                window_rows = int(execute(f"SELECT count(*) FROM {source} WHERE {where}")[0][0])
             if window_rows > threshold:
                 target = SAMPLE_ROWS if sample_rows is None else sample_rows
                 percent = max(min(100.0 * target / window_rows, 100.0), 1e-6)
@@ -648,7 +663,7 @@ def file_histograms(
                           f"TABLESAMPLE {percent:.6f} PERCENT (system, {SAMPLE_SEED})")
                 where = "TRUE"
                 sample = {"method": "DuckDB TABLESAMPLE (system)", "percent": round(percent, 6),
-                          "window_rows": window_rows}
+                          "window_rows": window_rows, "window_rows_from": "count"}
 
         rows = 0
         numeric_result: dict[str, dict[str, Any]] = {}
