@@ -183,6 +183,10 @@ def test_postgres_block_sample_above_the_threshold(pg_dsn: str, profile: dict[st
         == part["rows"]  # both scans read the same sampled blocks
     query = sql.SQL("(SELECT * FROM events_src) AS src")
     assert "sample" not in sql_histograms(pg_dsn, query, *args, sample_above_rows=100, sample_rows=1000)
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE VIEW events_view AS SELECT * FROM events_src")
+    view = sql.Identifier("events_view")  # TABLESAMPLE cannot read a view: exact
+    assert sql_histograms(pg_dsn, view, *args, sample_above_rows=100, sample_rows=1000, window_rows=3000) == exact
 
 
 def test_merged_edges_give_bins_infinities_and_out_of_range() -> None:

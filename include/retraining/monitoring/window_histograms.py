@@ -263,6 +263,10 @@ def _sample_clause(cur: Any, relation: sql.Composable, source: str, where: str, 
     ``sample_rows`` rows are read; else nothing."""
     if sample_above_rows is None or not isinstance(relation, sql.Identifier):
         return "", None
+    cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [source])
+    kind = cur.fetchone()
+    if not kind or kind[0] not in ("r", "m", "p"):  # TABLESAMPLE reads tables and materialized views, not views
+        return "", None
     counted = window_rows is not None
     if window_rows is None:
         cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {source} WHERE {where}")
