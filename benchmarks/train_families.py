@@ -10,7 +10,8 @@ Usage: ``.venv/bin/python benchmarks/train_families.py [--trials N] [--folds K]`
 
 ``--threads [--families F]``: the thread budget (include/retraining/threads.py) against the old fixed
 ``n_jobs=2``, for one family (the first given): the training alone, then two identical trainings side
-by side (as two tasks on one worker: ``AIRFLOW__CORE__PARALLELISM=2`` for the budget), each in a
+by side (as two tasks on one worker: ``AIRFLOW__CORE__PARALLELISM=2`` for the budget; alone also under
+Airflow's default parallelism of 32, which leaves one thread on a small machine), each in a
 process of its own; prints each training's CPU-seconds (user + system, ``getrusage``), wall time and
 threads, with ``uptime`` before and after.
 Prints one line per family: seconds for the search, the final fit and the whole task, and
@@ -152,6 +153,9 @@ def run_children(work: Path, family: str, mode: str, count: int, args: argparse.
     env = dict(os.environ)
     if mode == "budget":  # a LocalExecutor worker that runs `count` tasks at once
         env.update({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(count)})
+    elif mode == "default":  # Airflow's default LocalExecutor parallelism (32): one thread on a small machine
+        env.update({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "32"})
+        mode = "budget"
     extra = [a for flag, value in (("--trials", args.trials), ("--folds", args.folds)) if value is not None
              for a in (flag, str(value))]
     procs = [subprocess.Popen([sys.executable, __file__, "--child", str(work), family, mode, *extra], env=env,
@@ -182,6 +186,7 @@ def compare_threads(work: Path, base: Any, args: argparse.Namespace) -> int:
     print(f"uptime before: {uptime()}\n")
     print(f"{'case':<44} {'threads':>7} {'CPU s':>8} {'wall s':>8} {'CPU/wall':>8}  test AUC")
     for label, mode, count in (("alone, old fixed 2 threads", "old", 1), ("alone, thread budget", "budget", 1),
+                               ("alone, budget under parallelism 32", "default", 1),
                                ("two side by side, old fixed 2 threads", "old", 2),
                                ("two side by side, thread budget", "budget", 2)):
         results = run_children(work, family, mode, count, args)
