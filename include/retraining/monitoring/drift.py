@@ -8,7 +8,10 @@ counts for both. A check never re-reads the training data.
 
 A check reads the window once into its sufficient statistics, :func:`summarize` (in
 pandas), or :mod:`.window_histograms` (inside PostgreSQL, or over Parquet in batches):
-counts on the profile's fine bins, category counts, missing counts, min/max/mean/std. Every
+counts on the profile's fine bins, category counts, missing counts, min/max/mean/std. In
+pandas a numeric column is counted by :func:`bin_counts` (a lookup table of a uniform grid,
+exactly the binary search's bins, in cache-sized steps), a categorical column given as codes
+and categories (``pandas.Categorical``, an Arrow dictionary) on its codes. Every
 statistic is then computed from the two summaries by :func:`check`:
 
 - ``psi``: PSI on the decile bins and, from profile version 3, two bins for the values below
