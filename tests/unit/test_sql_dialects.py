@@ -19,6 +19,7 @@ from unit_helpers import build_config
 
 from include.retraining.connections import connect
 from include.retraining.errors import DataValidationError
+from include.retraining.monitoring import drift, quality
 from include.retraining.monitoring.drift import bounds, build_profile, summarize, window_edges
 from include.retraining.monitoring.sql_dialects import (
     POSTGRES,
@@ -181,6 +182,9 @@ def test_postgres_block_sample_above_the_threshold(pg_dsn: str, profile: dict[st
     assert sum(part["numeric"]["x"]["counts"]) + part["numeric"]["x"]["missing"] == part["rows"]
     assert sum(part["categorical"]["colour"]["counts"].values()) + part["categorical"]["colour"]["missing"] \
         == part["rows"]  # both scans read the same sampled blocks
+    cfg = build_config(columns=COLUMNS)  # the checks read a sampled summary as any other
+    assert drift.check(profile, part, cfg.drift)["features"]
+    assert quality.check(cfg, profile, part)["blocking"] is False
     query = sql.SQL("(SELECT * FROM events_src) AS src")
     assert "sample" not in sql_histograms(pg_dsn, query, *args, sample_above_rows=100, sample_rows=1000)
     with connect(pg_dsn) as conn, conn.cursor() as cur:
