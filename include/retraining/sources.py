@@ -229,6 +229,8 @@ def load_window(
         frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
         if newest:
             frame = frame.iloc[::-1].reset_index(drop=True)
+    elif cfg.source.kind == "parquet" and newest:
+        frame = _newest_from_parquet(cfg, columns, start, end, labelled_only, int(newest))
     else:
         frame = _read_files(cfg, columns)
         frame = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
@@ -239,6 +241,45 @@ def load_window(
             frame = frame.tail(newest).reset_index(drop=True)
     log.info("read %d rows from %s for window [%s, %s)", len(frame), _describe(cfg), start, end)
     return coerce_types(cfg, frame)
+
+
+def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datetime | None, end: datetime | None,
+                         labelled_only: bool, newest: int) -> pd.DataFrame:
+    """The ``newest`` rows of the window in the Parquet files, read by DuckDB: memory holds those rows, not the window.
+
+    The same rows and order as the pandas path (every file read, filtered, stably sorted by time,
+    the tail kept): ties in time are broken by file (in :func:`files` order) and row within it.
+    """
+    import duckdb
+    import pandas as pd
+
+    from .monitoring.sql_dialects import DUCKDB, quote_ident, quote_text
+
+    paths = files(cfg)
+    for file in paths:
+        if not Path(file).exists():
+            raise DataValidationError(f"data file not found: {file} (source.path in the model configuration)")
+    relation = ("read_parquet([" + ", ".join(quote_text(p) for p in paths) + "], union_by_name = true, "
+                "filename = true, file_row_number = true)")
+    ts = cfg.columns.timestamp
+    conn = duckdb.connect(":memory:", config={"threads": 2, "memory_limit": "512MB"})
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        types = {name: str(kind) for name, kind, *_ in conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        _check_present(cfg, [c for c in types if c not in ("filename", "file_row_number")])
+        where = DUCKDB.window(ts, types[ts], start, end)
+        if labelled_only:
+            where += f" AND {quote_ident(cfg.columns.label)} IS NOT NULL"
+        # files() is sorted, and DuckDB orders text by code point as Python does
+        table = conn.sql(
+            f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {relation} WHERE {where} "
+            f"ORDER BY {quote_ident(ts)} DESC, filename DESC, file_row_number DESC LIMIT {newest}"
+        ).to_arrow_table()
+    finally:
+        conn.close()
+    frame = table.to_pandas().iloc[::-1].reset_index(drop=True)
+    frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    return frame
 
 
 def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
