@@ -63,15 +63,17 @@ and shares are consistent) and says so under ``sample``. What a sample cannot pr
 seen in fewer than about 1/p rows (a handful of infinities, a rare category, the extreme
 ``min``/``max``) may be absent from it. Query sources (``source.query``) and views are always exact.
 
-10M rows x 25 (``benchmarks/sql_histograms.py --exact``, one run, load 4-7 on 2 cores):
+10M rows x 25 (``benchmarks/sql_histograms.py --exact``; two runs, at load 2.2-3.7 and 4-7 on 2 cores):
 
 =====================================  ======================  =======================================
-PostgreSQL (2.4 GB table)              count(*) 0.90-1.50 s    push-down 1.61-1.77 s: **1.82x** (200K
-                                                               rows sampled; 300K rows: 2.87x at load 5)
-PostgreSQL exact, every row            57.9 s = 63x            (before this design: 143-152 s idle)
-DuckDB on Parquet (1.3 GB)             one pass 4.5-5.1 s      push-down 2.7 s: 0.56x (184K sampled)
-DuckDB exact, every row                24.7 s = 5.2x
-Python peak RSS                        469 MB (250 MB of it the imports; the push-downs add < 20 MB)
+PostgreSQL (2.4 GB table)              count(*) 0.90-2.26 s    push-down 1.61-2.16 s: **1.60x** and
+                                                               1.82x (medians; 200K rows sampled; 300K
+                                                               rows: 2.87x at load 5)
+PostgreSQL exact, every row            56-58 s = 45-63x        (before this design: 143-152 s idle)
+DuckDB on Parquet (1.3 GB)             one pass 3.0-5.1 s      push-down 1.9-2.7 s: 0.56-0.72x
+                                                               (184K rows sampled)
+DuckDB exact, every row                17.6-24.7 s = 5-6x
+Python peak RSS                        454-469 MB (250 MB of it the imports; push-downs add < 25 MB)
 =====================================  ======================  =======================================
 
 Error of the 2% samples against the exact summaries, worst of the 20 numeric / 5 categorical
