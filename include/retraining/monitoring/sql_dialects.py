@@ -173,7 +173,7 @@ class PostgresDialect(Dialect):
 class DuckDBDialect(Dialect):
     name = "duckdb"
     NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-               "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "VARCHAR")
+               "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")  # type names read as numbers
 
     def as_double(self, column: str, type_name: str | int) -> str:
         ident = quote_ident(column)

@@ -620,8 +620,6 @@ def parquet_histograms(
 
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY_LIMIT = "256MB"  # DuckDB's own buffers (in this process); aggregates here are small
-DUCKDB_NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
 def file_histograms(
@@ -720,7 +718,7 @@ def file_histograms(
 
 def _check_numbers(conn: Any, kind: str, source: str, where: str, column: str, type_name: str) -> None:
     """A numeric feature must be numbers; text that reads as numbers (CSV) is, as sources.coerce_types reads it."""
-    if type_name.upper().startswith(DUCKDB_NUMBERS):
+    if type_name.upper().startswith(DUCKDB.NUMBERS):
         return
     ident = quote_ident(column)
     bad = conn.execute(
