@@ -332,6 +332,13 @@ def child_postgres(dsn: str, schema: str, rows: int, categorical: list[str], pro
 # ------------------------------------------------------------------------------------------ cases
 
 
+def uptime() -> str:
+    """The machine's load (``uptime``): timings on a shared machine are read beside it."""
+    import subprocess
+
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
 def forget_tables() -> None:
     """Drop the check's cached lookup tables (built from the profile's edges on first use in a process)."""
     from include.retraining.monitoring import drift
@@ -354,6 +361,7 @@ def run_main(args: argparse.Namespace) -> None:
 
     numeric, categorical = feature_names(args.numeric, args.categorical)
     shifted = shifted_features(numeric, categorical)
+    load_before = uptime()
     seconds, ref = timed(lambda: make_frame(args.rows, args.numeric, args.categorical, REFERENCE_SEED, False, True))
     log.info("reference frame generated in %.1fs", seconds)
     seconds, cur = timed(lambda: make_frame(args.rows, args.numeric, args.categorical, CURRENT_SEED, True, True))
@@ -414,7 +422,8 @@ def run_main(args: argparse.Namespace) -> None:
     n_features = len(numeric) + len(categorical)
     print(f"\nDrift check, {args.rows:,} rows x {n_features} features ({len(numeric)} numeric, {len(categorical)} "
           f"categorical as object strings); shifted: {', '.join(shifted)}")
-    print(f"current window: {deep:.0f} MB (memory_usage deep; {shallow:.0f} MB without the string objects)\n")
+    print(f"current window: {deep:.0f} MB (memory_usage deep; {shallow:.0f} MB without the string objects)")
+    print(f"uptime before: {load_before}\nuptime after:  {uptime()}\n")
     row("metric", "value", "target", "")
     row("build_profile on the reference (once per model)", f"{profile_seconds:.2f} s")
     row(f"our check, summarize + check: first call (of {len(times)})", f"{first:.3f} s")
