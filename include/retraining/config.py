@@ -191,6 +191,10 @@ class DriftSection(_Strict):
     reference_hours: int | None = Field(default=None, ge=1)
     reference_max_rows: int = Field(default=50_000, ge=100)
     pushdown_min_rows: int = Field(default=250_000, ge=0)
+    # Above this many rows the pushed-down summary reads a block sample of about pushdown_sample_rows rows
+    # (TABLESAMPLE SYSTEM / DuckDB's system sample; the row's trigger_metrics.sample says so); None: always exact.
+    pushdown_sample_above_rows: int | None = Field(default=2_000_000, ge=0)
+    pushdown_sample_rows: int = Field(default=200_000, ge=1000)
     report: bool = True
 
     @model_validator(mode="before")

@@ -199,8 +199,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
                                                                 "schema_changes", "rows", "labelled_rows",
                                                                 "before_labels", "window", "judge", "recovered",
-                                                                "watch")
-                                    if k not in ("recovered", "watch") or result.get(k)},
+                                                                "watch", "sample")
+                                    if k not in ("recovered", "watch", "sample") or result.get(k)},
                 "data_quality": _quality_summary(result.get("quality")),
                 "judged_by_version": judged.get("version"),
                 "champion_source": judged.get("source"),

@@ -161,21 +161,20 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
     """The window's drift summary (one read) and the rows to score the champion on.
 
     A window of at least ``drift.pushdown_min_rows`` rows is summarised where it lives (inside
-    PostgreSQL, or over Parquet in batches) and only its newest ``performance.max_rows`` rows are
-    loaded; a smaller one is loaded once and summarised in pandas.
+    PostgreSQL, or by DuckDB over Parquet/CSV; above ``drift.pushdown_sample_above_rows`` on a block
+    sample) and only its newest ``performance.max_rows`` rows are loaded; a smaller one is loaded once
+    and summarised in pandas.
     """
-    from ..sources import files, load_window, source_dsn, source_relation
-    from . import window_histograms
+    from ..sources import load_window, source_engine, window_summary
 
     numeric = {c: e for c, e in drift.window_edges(profile).items() if c in cfg.columns.numeric}
     categorical = [c for c in profile["categorical"] if c in cfg.columns.categorical]
-    if rows >= cfg.drift.pushdown_min_rows and cfg.source.kind in ("sql", "parquet"):
-        args = (cfg.columns.timestamp, window_start, window_end, numeric, categorical)
-        if cfg.source.kind == "sql":
-            summary = window_histograms.sql_histograms(source_dsn(cfg), source_relation(cfg),
-                                                       *args, bounds=drift.bounds(profile))
-        else:
-            summary = window_histograms.parquet_histograms(files(cfg), *args, bounds=drift.bounds(profile))
+    if rows >= cfg.drift.pushdown_min_rows and (cfg.source.kind in ("parquet", "csv")
+                                                or source_engine(cfg) == "postgresql"):
+        summary = window_summary(cfg, window_start, window_end, numeric, categorical, drift.bounds(profile),
+                                 window_rows=rows)
+        if summary.get("sample"):
+            log.info("drift measured on a block sample of the window: %s", summary["sample"])
         frame = load_window(cfg, window_start, window_end, newest=cfg.performance.max_rows)
         return summary, frame
     frame = load_window(cfg, window_start, window_end)
@@ -216,6 +215,8 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "performance": None,
         "estimated": None,
     }
+    if summary.get("sample"):  # the drift was measured on a block sample of a very large window
+        result["sample"] = summary["sample"]
     if schema_changes["added"] or schema_changes["removed"]:
         log.warning("the champion's features differ from the configuration's: %s", schema_changes)
         return {**result, "schema_changes": schema_changes}
