@@ -390,10 +390,6 @@ def run_main(args: argparse.Namespace) -> None:
         code_times.append(seconds)
         log.info("our check, categoricals as codes %d: %.3fs", run + 1, seconds)
     codes_cpu = CPU_SECONDS[len(times)]
-    forget_tables()
-    os.environ["RETRAINING_THREADS"] = "1"
-    one_thread, _ = timed(our_check, cur_codes, profile)
-    del os.environ["RETRAINING_THREADS"]
     del cur_codes
     if args.cprofile:
         import cProfile
@@ -416,9 +412,6 @@ def run_main(args: argparse.Namespace) -> None:
     child = in_child(child_check_memory, args.rows, args.numeric, args.categorical, profile)
 
     first, best = times[0], min(times)
-    from include.retraining.threads import budget
-
-    threads = budget().threads
     n_features = len(numeric) + len(categorical)
     print(f"\nDrift check, {args.rows:,} rows x {n_features} features ({len(numeric)} numeric, {len(categorical)} "
           f"categorical as object strings); shifted: {', '.join(shifted)}")
@@ -429,9 +422,8 @@ def run_main(args: argparse.Namespace) -> None:
     row(f"our check, summarize + check: first call (of {len(times)})", f"{first:.3f} s")
     row("our check: median / best", f"{statistics.median(times):.3f} / {best:.3f} s")
     row("our check: CPU time of the first call (all threads)", f"{strings_cpu:.3f} s")
-    row(f"our check, categoricals as codes: first call ({threads} threads)", f"{code_times[0]:.3f} s")
+    row("our check, categoricals as codes: first call", f"{code_times[0]:.3f} s")
     row("our check, categoricals as codes: CPU time of the first call", f"{codes_cpu:.3f} s")
-    row("our check, categoricals as codes: one thread, fresh tables", f"{one_thread:.3f} s")
     row("our check, categoricals as codes: median / best",
         f"{statistics.median(code_times):.3f} / {min(code_times):.3f} s")
     row("our profile + check", f"{profile_seconds + first:.2f} s")

@@ -156,11 +156,3 @@ def test_missing_values_of_every_kind_are_counted_apart() -> None:
     assert counts == {"a": 2, "b": 1, "1": 2, "2.5": 1}
     assert list(counts) == list(dict.fromkeys(str(k) for k in plain.index))  # first-seen order, as before
 
-
-def test_a_large_window_summarized_on_threads_is_the_same() -> None:
-    rng = np.random.default_rng(26)
-    rows = drift.PARALLEL_MIN_ROWS
-    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.poisson(3, rows).astype(float),
-                          "c": rng.lognormal(size=rows), "k": rng.choice(np.array(["u", "v"], dtype=object), rows)})
-    profile = drift.build_profile(frame.iloc[:20_000], ["a", "b", "c"], ["k"])
-    assert drift.summarize(frame, profile, threads=3) == drift.summarize(frame, profile, threads=1)
