@@ -181,7 +181,9 @@ def compare_threads(work: Path, base: Any, args: argparse.Namespace) -> int:
     (work / "prepared.json").write_text(json.dumps(prepared, default=str))
     (work / "snapshot.json").write_text(json.dumps(snapshot, default=str))
     cores, how = threads.available_cores()
-    print(f"{family} on {prepared['rows']} rows, search {base.training.search.trials} trials x "
+    rows = prepared["rows"]
+    rows = ", ".join(f"{k} {v:,}" for k, v in rows.items()) if isinstance(rows, dict) else f"{rows:,}"
+    print(f"{family} on rows: {rows}; search {base.training.search.trials} trials x "
           f"{base.training.search.folds} folds; {how}")
     print(f"uptime before: {uptime()}\n")
     print(f"{'case':<44} {'threads':>7} {'CPU s':>8} {'wall s':>8} {'CPU/wall':>8}  test AUC")
