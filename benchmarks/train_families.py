@@ -92,7 +92,9 @@ def main() -> int:
     from include.retraining.training.models import train_candidate
 
     prepared, snapshot = prepare_data(work, base)
-    print(f"demo data up to {CUTOFF:%Y-%m-%d %H:%M} UTC: {prepared['rows']} rows, "
+    rows = prepared["rows"]
+    rows = ", ".join(f"{k} {v:,}" for k, v in rows.items()) if isinstance(rows, dict) else f"{rows:,}"
+    print(f"demo data up to {CUTOFF:%Y-%m-%d %H:%M} UTC: rows {rows}; "
           f"search {base.training.search.trials} trials x {base.training.search.folds} folds\n")
     print(f"{'family':<20} {'search s':>9} {'fit s':>7} {'task s':>7} {'test AUC':>9}")
     totals = {}
