@@ -156,3 +156,19 @@ def test_missing_values_of_every_kind_are_counted_apart() -> None:
     assert counts == {"a": 2, "b": 1, "1": 2, "2.5": 1}
     assert list(counts) == list(dict.fromkeys(str(k) for k in plain.index))  # first-seen order, as before
 
+
+
+def test_cells_with_two_edges_are_counted_exactly_however_full() -> None:
+    """Two edges in one cell (a profile's nextafter(min) beside min, a decile an ulp from a percentile):
+    recounted while few values fall there, compared with both edges once many do (mid-column too)."""
+    rng = np.random.default_rng(27)
+    low = float(np.nextafter(0.0, -np.inf))
+    binary = np.array([low, 0.0, 1.0])
+    pair = np.unique(np.concatenate([np.linspace(-5, 5, 40), [np.nextafter(1.0, np.inf)]]))
+    columns = [
+        (rng.integers(0, 2, 300_000).astype(float), binary),  # half the values on the pair's upper edge
+        (np.concatenate([rng.normal(0, 2, 150_000), np.full(150_000, 1.0)]), pair),  # the pair fills up late
+        (np.concatenate([rng.normal(0, 2, 150_000), [1.0, np.nextafter(1.0, np.inf), np.nan] * 30]), pair),
+    ]
+    for values, edges in columns:
+        assert np.array_equal(drift.bin_counts(values, edges), searchsorted_counts(values, edges))

@@ -94,6 +94,7 @@ def numeric_histogram(values: np.ndarray, edges: Sequence[float]) -> tuple[list[
 COUNT_GRID = 1 << 14  # cells of the uniform grid over [e1, ek] (the tables stay in the CPU cache)
 COUNT_CHUNK = 1 << 15  # values per step: the step's temporaries stay in the CPU cache
 COUNT_MIN_VALUES = 4096
+RECOUNT_SHARE = 0.01  # more of the values so far in cells with two edges: compare with both edges instead
 _EXACT_SCALE = 2.0**48  # max(|e1|, |ek|) * cells / (ek - e1) above this: rounding could move a value by a cell
 
 
@@ -108,6 +109,10 @@ class _Grid:
     base: np.ndarray
     first: np.ndarray
     second: np.ndarray | None
+    # the same without ``second``: its cells recounted (cheaper while they hold few values, e.g. two edges an
+    # ulp apart, as a decile and a percentile can be); None when no cell has two edges
+    base_single: np.ndarray | None = None
+    first_single: np.ndarray | None = None
 
 
 _grid_cache: dict[bytes, _Grid | None] = {}
@@ -159,7 +164,12 @@ def _build_grid(edges: np.ndarray) -> _Grid | None:
     base = base.astype(np.int32)
     crowded = covering > 2
     base[crowded], first[crowded] = k + 1, np.inf  # recounted by binary search
-    return _Grid(offset=offset, scale=scale, base=base, first=first, second=second if two.any() else None)
+    if not two.any():
+        return _Grid(offset=offset, scale=scale, base=base, first=first, second=None)
+    base_single, first_single = base.copy(), first.copy()
+    base_single[two], first_single[two] = k + 1, np.inf
+    return _Grid(offset=offset, scale=scale, base=base, first=first, second=second, base_single=base_single,
+                 first_single=first_single)
 
 
 def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int | None = None) -> np.ndarray:
@@ -184,6 +194,10 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int
     cell_f, edge, above = np.empty(size), np.empty(size), np.empty(size, dtype=bool)
     cell, idx = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)
     recount: list[np.ndarray] = []
+    recounted = 0
+    # cells with two edges: recounted while they hold few values, else compared with the second edge
+    single = grid.base_single is not None
+    base, first = (grid.base_single, grid.first_single) if single else (grid.base, grid.first)
     with np.errstate(invalid="ignore", over="ignore"):
         for begin in range(0, values.size, COUNT_CHUNK):
             v = values[begin:begin + COUNT_CHUNK]
@@ -193,24 +207,26 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int
             np.multiply(t, grid.scale, out=t)
             np.minimum(t, COUNT_GRID + 1, out=t)  # +inf and beyond: the last cell; NaN stays NaN
             c[...] = t  # truncation toward 0; NaN, below e1 and -inf become <= 0, clipped to cell 0 below
-            np.take(grid.base, c, out=i, mode="clip")
-            np.take(grid.first, c, out=e, mode="clip")
+            np.take(base, c, out=i, mode="clip")
+            np.take(first, c, out=e, mode="clip")
             np.greater(v, e, out=a)
             i += a
-            if grid.second is not None:
+            if not single and grid.second is not None:
                 np.take(grid.second, c, out=e, mode="clip")
                 np.greater(v, e, out=a)
                 i += a
             chunk_counts = np.bincount(i, minlength=k + 2)
             if chunk_counts[k + 1]:
                 recount.append(v[i == k + 1])
+                recounted += int(chunk_counts[k + 1])
+                if single and recounted > RECOUNT_SHARE * (begin + m):
+                    single, base, first = False, grid.base, grid.first
             counts += chunk_counts
     counts = counts[: k + 1]
     if recount:
         again = np.concatenate(recount)
-        in_grid_nan = 0
-        if grid.base[0] > k:  # NaN fell in cell 0, which is recounted here: it is no value
-            in_grid_nan = int(np.count_nonzero(np.isnan(again)))
+        in_grid_nan = int(np.count_nonzero(np.isnan(again)))  # NaN of a recounted cell 0: no value
+        if in_grid_nan:
             again = again[~np.isnan(again)]
         counts += np.bincount(np.searchsorted(np.asarray(edges, dtype=float), again, side="left"), minlength=k + 1)
         nan -= in_grid_nan
