@@ -172,7 +172,8 @@ def _build_grid(edges: np.ndarray) -> _Grid | None:
                  first_single=first_single)
 
 
-def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int | None = None) -> np.ndarray:
+def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int | None = None,
+               extremes: list[float] | None = None) -> np.ndarray:
     """Counts of the non-missing float64 ``values`` on the bins ``(-inf, e1], ..., (ek, inf)``: exactly those of
     ``searchsorted(edges, values, side="left")``, counted without a binary search per value.
 
@@ -180,12 +181,16 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int
     the cell's values below its edges, and comparing the value with the (at most two) edges in and next to
     the cell gives its bin. Values in a cell with more edges are counted again by binary search. ``nan``:
     how many values are NaN, when the caller knows (they are counted in the lowest bin and taken out).
+    ``extremes``: a list to receive the values' minimum and maximum, read while they are in the cache
+    (meaningful for values without NaN).
     """
     k = len(edges)
     values = np.asarray(values, dtype=float)
     grid = _grid_tables(edges, values.size)
     if grid is None:
         present = values[~np.isnan(values)] if nan is None or nan else values
+        if extremes is not None and values.size:
+            extremes[:] = [float(values.min()), float(values.max())]
         return np.bincount(bin_index(present, np.asarray(edges, dtype=float)), minlength=k + 1)
     if nan is None:
         nan = int(np.count_nonzero(np.isnan(values)))
@@ -198,10 +203,15 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int
     # cells with two edges: recounted while they hold few values, else compared with the second edge
     single = grid.base_single is not None
     base, first = (grid.base_single, grid.first_single) if single else (grid.base, grid.first)
+    lows: list[float] = []
+    highs: list[float] = []
     with np.errstate(invalid="ignore", over="ignore"):
         for begin in range(0, values.size, COUNT_CHUNK):
             v = values[begin:begin + COUNT_CHUNK]
             m = v.size
+            if extremes is not None:
+                lows.append(v.min())
+                highs.append(v.max())
             t, c, i, e, a = cell_f[:m], cell[:m], idx[:m], edge[:m], above[:m]
             np.subtract(v, grid.offset, out=t)
             np.multiply(t, grid.scale, out=t)
@@ -222,6 +232,8 @@ def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray, nan: int
                 if single and recounted > RECOUNT_SHARE * (begin + m):
                     single, base, first = False, grid.base, grid.first
             counts += chunk_counts
+    if extremes is not None and lows:
+        extremes[:] = [float(min(lows)), float(max(highs))]
     counts = counts[: k + 1]
     if recount:
         again = np.concatenate(recount)
@@ -514,7 +526,8 @@ def numeric_summary(values: np.ndarray, edges: Sequence[float], lo: float | None
         if missing or infinite:
             finite = values[~(nan | inf)]
             total = float(np.add.reduce(finite)) if finite.size else 0.0
-    counts = bin_counts(values, edges, missing)
+    extremes: list[float] = []
+    counts = bin_counts(values, edges, missing, extremes if finite is values else None)
     m = finite.size
     stats: dict[str, float | None] = {"mean": None, "std": None, "min": None, "max": None}
     if m:
@@ -522,7 +535,7 @@ def numeric_summary(values: np.ndarray, edges: Sequence[float], lo: float | None
         stats["mean"] = mean
         if m > 1:
             stats["std"] = _sample_std(finite, mean)
-        stats["min"], stats["max"] = float(finite.min()), float(finite.max())
+        stats["min"], stats["max"] = extremes if extremes else (float(finite.min()), float(finite.max()))
     k = len(edges)
     if k and m:
         below, beyond = int(counts[0]) - neg_infinite, int(counts[k]) - (infinite - neg_infinite)
