@@ -402,6 +402,7 @@ def train(info: RunInfo, task_id: str, snapshot: dict[str, Any], prepared: dict[
 def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained: dict[str, Any],
                   judged_version: int | None = None) -> dict[str, Any]:
     """Candidate against the champion that judged the window (``judged_version``), out of time."""
+    from . import threads
     from .release import gate, registry
     from .training.models import targets
 
@@ -412,9 +413,9 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
         y_test = targets(cfg, test, prepared["classes"])
         in_time = storage.read_parquet(prepared["splits"]["test_in_time"]) if "test_in_time" in prepared["splits"] \
             else None
-        candidate = registry.load_model(trained["model_uri"])
+        candidate = registry.load_model(trained["model_uri"], threads.for_config(cfg).threads)
         champ = registry.version_info(client, cfg.model.registry_name, judged_version) if judged_version else None
-        champion_model = registry.load_model(champ.uri) if champ else None
+        champion_model = registry.load_model(champ.uri, threads.for_config(cfg).threads) if champ else None
         trained_until = None
         if champ:
             meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)

@@ -187,6 +187,7 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
 def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_start: datetime, window_end: datetime,
              rows: int, labels: bool = True) -> dict[str, Any]:
     """Data quality, data drift, the label-free estimate and (with ``labels``) the champion's performance."""
+    from .. import threads
     from ..release import registry
     from ..training.models import targets
 
@@ -222,7 +223,7 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         return {**result, "schema_changes": schema_changes}
     if data_quality["blocking"]:
         return result  # decided as data_quality: the champion never scores the window (infinities crash predict)
-    model = registry.load_model(champ.uri)
+    model = registry.load_model(champ.uri, threads.for_config(cfg).threads)
     if _estimable(cfg, meta) and len(frame):
         result["estimated"] = _estimate(cfg, meta, outputs(model, frame[meta["features"]], cfg.model.task))
     if not labels:

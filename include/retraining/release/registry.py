@@ -154,14 +154,20 @@ def champion(cfg: RetrainingConfig, client: Any | None = None) -> ModelVersionIn
     return version_by_alias(client, cfg.model.registry_name, CHAMPION)
 
 
-def load_model(uri: str) -> Any:
-    """Load a model fully into memory; the downloaded files are removed (a long-lived worker's disk stays clean)."""
+def load_model(uri: str, threads: int | None = None) -> Any:
+    """Load a model fully into memory; the downloaded files are removed (a long-lived worker's disk stays clean).
+
+    ``threads``: score with this many threads (the task's budget, :mod:`..threads`), not the ``n_jobs`` the
+    model was trained with on another machine or under another budget."""
     import tempfile
 
     import mlflow.sklearn
 
+    from ..threads import set_model_threads
+
     with tempfile.TemporaryDirectory(prefix="retraining-model-") as folder:
-        return mlflow.sklearn.load_model(uri, dst_path=folder)
+        model = mlflow.sklearn.load_model(uri, dst_path=folder)
+    return set_model_threads(model, threads) if threads else model
 
 
 def load_run_json(run_id: str, artifact: str) -> dict[str, Any]:

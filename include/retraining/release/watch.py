@@ -148,6 +148,7 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
 
     ``status`` is ``worse`` (roll back), ``holds``, ``waiting`` (too few labelled rows since the promotion) or
     ``unavailable`` (a model cannot be loaded: the reason says which; the run goes on without the watch)."""
+    from .. import threads
     from ..sources import load_window
     from ..training.models import targets
     from . import registry
@@ -167,12 +168,13 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
         log.info("%s", reason)
         return {**base, "status": "waiting", "rows": int(len(rows)), "reason": reason}
     name = cfg.model.registry_name
+    budget = threads.for_config(cfg).threads
     scores = {}
     try:
         for version in (watched.new_version, watched.previous_version):
             info = registry.version_info(client, name, version)
             meta = registry.load_run_json(info.run_id, registry.META_ARTIFACT)
-            model = registry.load_model(info.uri)
+            model = registry.load_model(info.uri, budget)
             scores[version] = (meta, outputs(model, rows[meta["features"]], cfg.model.task).astype(float))
     except Exception as exc:  # a deleted version, a missing artifact: the run goes on, the row says why
         reason = f"post-deploy watch of v{watched.new_version} could not score both champions: {exc}"
