@@ -618,7 +618,6 @@ def parquet_histograms(
 
 # --------------------------------------------------------------------------- DuckDB (Parquet, CSV)
 
-DUCKDB_THREADS = 2
 DUCKDB_MEMORY_LIMIT = "256MB"  # DuckDB's own buffers (in this process); aggregates here are small
 
 
@@ -657,7 +656,10 @@ def file_histograms(
         raise DataValidationError(f"{kind.capitalize()} file(s) not found: {absent or 'none given'}")
     began = time.perf_counter()
     source = DUCKDB.relation(kind, files)
-    conn = duckdb.connect(":memory:", config={"threads": DUCKDB_THREADS, "memory_limit": DUCKDB_MEMORY_LIMIT})
+    from ..threads import budget
+
+    # DuckDB's threads from the task's budget (include/retraining/threads.py), as training and scoring
+    conn = duckdb.connect(":memory:", config={"threads": budget().threads, "memory_limit": DUCKDB_MEMORY_LIMIT})
     try:
         conn.execute("SET TimeZone = 'UTC'")
         types = {name: str(kind_) for name, kind_, *_ in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
