@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,13 +204,21 @@ def load_window(
     end: datetime | None,
     labelled_only: bool = False,
     newest: int | None = None,
+    categorical_codes: bool = False,
 ) -> pd.DataFrame:
     """The configured columns for rows with ``start <= timestamp < end``, ordered by time, validated.
 
-    ``newest`` keeps only that many of the most recent rows (read as such from SQL)."""
+    ``newest`` keeps only that many of the most recent rows (read as such from SQL).
+    ``categorical_codes``: the categorical features of a Parquet source come as ``pandas.Categorical``
+    (integer codes into the labels :func:`coerce_types` gives, see :func:`_coded_categoricals`), which
+    :func:`.monitoring.drift.summarize` counts on the codes; :func:`decode_categoricals` turns the frame
+    back into this function's usual output for scoring. Other sources (SQL, CSV) and columns whose type
+    differs between files come as usual (object columns of strings)."""
     import pandas as pd
 
     columns = required_columns(cfg)
+    codes = categorical_codes and cfg.source.kind == "parquet"
+    coded: list[str] = []  # the categorical columns read as codes
     if cfg.source.kind == "sql":
         dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
@@ -230,9 +239,9 @@ def load_window(
         if newest:
             frame = frame.iloc[::-1].reset_index(drop=True)
     elif cfg.source.kind == "parquet" and newest:
-        frame = _newest_from_parquet(cfg, columns, start, end, labelled_only, int(newest))
+        frame, coded = _newest_from_parquet(cfg, columns, start, end, labelled_only, int(newest), codes)
     else:
-        frame = _read_files(cfg, columns)
+        frame, coded = _read_parquet_coded(cfg, columns) if codes else (_read_files(cfg, columns), [])
         frame = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
         if labelled_only:
             frame = frame[frame[cfg.columns.label].notna()]
@@ -240,15 +249,17 @@ def load_window(
         if newest:
             frame = frame.tail(newest).reset_index(drop=True)
     log.info("read %d rows from %s for window [%s, %s)", len(frame), _describe(cfg), start, end)
-    return coerce_types(cfg, frame)
+    return coerce_types(cfg, frame, coded)
 
 
 def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datetime | None, end: datetime | None,
-                         labelled_only: bool, newest: int) -> pd.DataFrame:
+                         labelled_only: bool, newest: int, codes: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The ``newest`` rows of the window in the Parquet files, read by DuckDB: memory holds those rows, not the window.
 
     The same rows and order as the pandas path (every file read, filtered, stably sorted by time,
     the tail kept): ties in time are broken by file (in :func:`files` order) and row within it.
+    With ``codes``, the categorical columns of :func:`_codable` types come as ``Categorical`` of their values
+    (dictionary-encoded in C++), listed in the second element.
     """
     import duckdb
     import pandas as pd
@@ -277,13 +288,155 @@ def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datet
         ).to_arrow_table()
     finally:
         conn.close()
-    frame = table.to_pandas().iloc[::-1].reset_index(drop=True)
+    coded = [c for c in cfg.columns.categorical if c in columns and _codable(table.schema.field(c).type)] if codes else []
+    frame = table.drop_columns(coded).to_pandas()
+    for col in coded:
+        frame[col] = _arrow_categorical(table[col])
+    frame = frame[columns].iloc[::-1].reset_index(drop=True)
     frame[ts] = pd.to_datetime(frame[ts], utc=True)
-    return frame
+    return frame, coded
 
 
-def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
-    """Numeric features as floats, categoricals as strings; a non-numeric value is an error naming it."""
+def _codable(kind: object) -> bool:
+    """Arrow value types whose categorical columns come as codes: strings, integers, floats, booleans (those
+    whose labels are tested equal to :func:`coerce_types`'), plain or dictionary-encoded."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type  # type: ignore[attr-defined]
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_floating(kind) or pa.types.is_boolean(kind))
+
+
+def _arrow_categorical(column: object) -> pd.Categorical:
+    """An Arrow column as a ``pandas.Categorical`` of its own values (not yet labelled), built on codes:
+    dictionary-encoded in C++ when it is not already, one dictionary for all chunks; null and NaN are
+    missing (code -1), as :func:`coerce_types` makes them."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    if not pa.types.is_dictionary(chunked.type):
+        chunked = pc.dictionary_encode(chunked)
+    chunked = pa.table({"c": chunked}).unify_dictionaries()["c"]
+    chunks = chunked.chunks
+    if not chunks:
+        empty = pa.array([], type=chunked.type.value_type).to_pandas()
+        return pd.Categorical.from_codes(np.empty(0, dtype=np.int32), pd.Index(empty.to_numpy(), dtype=empty.dtype))
+    dictionary = chunks[0].dictionary
+    codes = np.concatenate([pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+                            for ch in chunks])
+    values = dictionary.to_pandas()
+    missing = values.isna().to_numpy()
+    if missing.any():  # NaN in a float dictionary: missing, as in the object column
+        keep = np.flatnonzero(~missing)
+        remap = np.full(len(values) + 1, -1, dtype=np.int32)
+        remap[keep] = np.arange(keep.size, dtype=np.int32)
+        codes = remap[codes]  # -1 reads remap[-1], which is -1
+        values = values.iloc[keep]
+    return pd.Categorical.from_codes(codes, pd.Index(values.to_numpy(), dtype=values.dtype))
+
+
+def _read_parquet_coded(cfg: RetrainingConfig, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`_read_files` for Parquet, with each categorical feature as a ``pandas.Categorical`` of its values
+    (strings read from Parquet as dictionaries, other types dictionary-encoded in C++): no Python object per cell.
+
+    A categorical column takes this path when every file has it with one Arrow type among :func:`_codable`'s;
+    otherwise it is read as :func:`_read_files` reads it (pandas' concatenation decides its type there).
+    The files' categories are united on codes (``union_categoricals``). Returns the frame and the columns read
+    as codes."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from pandas.api.types import union_categoricals
+
+    paths = files(cfg)
+    for file in paths:
+        if not Path(file).exists():
+            raise DataValidationError(f"data file not found: {file} (source.path in the model configuration)")
+    schemas = [pq.read_schema(file) for file in paths]
+    available = sorted({name for schema in schemas for name in schema.names})
+    _check_present(cfg, available)
+
+    def value_type(schema: object, col: str) -> object:
+        kind = schema.field(col).type  # type: ignore[attr-defined]
+        return kind.value_type if hasattr(kind, "value_type") else kind
+
+    coded = [c for c in cfg.columns.categorical
+             if schemas and all(c in schema.names for schema in schemas)
+             and _codable(schemas[0].field(c).type)
+             and len({str(value_type(schema, c)) for schema in schemas}) == 1]
+    plain = [c for c in columns if c not in coded]
+    frames, parts = [], {c: [] for c in coded}
+    for file, schema in zip(paths, schemas, strict=True):
+        frames.append(pd.read_parquet(file, columns=[c for c in plain if c in schema.names]))
+        if coded:
+            strings = [c for c in coded if not _codable_numbers(schema.field(c).type)]
+            table = pq.read_table(file, columns=coded, read_dictionary=strings)
+            for col in coded:
+                parts[col].append(_arrow_categorical(table[col]))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=plain)
+    for col in coded:
+        frame[col] = union_categoricals(parts[col]) if len(parts[col]) > 1 else parts[col][0]
+    ts = cfg.columns.timestamp
+    frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    return frame[columns], coded
+
+
+def _codable_numbers(kind: object) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type  # type: ignore[attr-defined]
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind))
+
+
+def category_labels(values: pd.Series) -> pd.Series:
+    """A categorical column's values as the strings drift counts and models see: whole-number floats as
+    integers (``3.0`` and ``3`` are one category, with or without NULLs in the window), other values as
+    ``str`` gives them, missing (None, NaN, NULL) as NaN. An object column of strings."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    return values.astype("string").astype(object).where(values.notna(), np.nan)
+
+
+def _coded_categoricals(values: pd.Series) -> pd.Categorical:
+    """A ``Categorical`` of raw values relabelled as :func:`category_labels` labels them, on codes: the labels
+    of the categories that occur (the whole-number rule looks at those, as at the window's values), categories
+    with one label merged, a category labelled missing made code -1."""
+    import pandas as pd
+
+    cat = values.array
+    codes = np.asarray(cat.codes)
+    used = np.bincount(codes + 1, minlength=len(cat.categories) + 1)[1:] > 0
+    labels = category_labels(pd.Series(cat.categories[used]))
+    position, unique = pd.factorize(labels.to_numpy(dtype=object), use_na_sentinel=True)
+    remap = np.full(len(cat.categories) + 1, -1, dtype=np.int32)
+    remap[np.flatnonzero(used)] = position
+    return pd.Categorical.from_codes(remap[codes], pd.Index(unique, dtype=object))
+
+
+def decode_categoricals(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of ``load_window(..., categorical_codes=True)`` as ``load_window`` gives it without: each
+    categorical feature held as codes becomes the object column of strings (NaN missing), by one ``take``."""
+    import pandas as pd
+
+    out = frame.copy()
+    for col in cfg.columns.categorical:
+        if col in out and isinstance(out[col].dtype, pd.CategoricalDtype):
+            cat = out[col].array
+            table = np.append(np.asarray(cat.categories, dtype=object), np.nan)
+            out[col] = table.take(np.asarray(cat.codes, dtype=np.intp))  # code -1 takes the last: NaN
+    return out
+
+
+def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame, coded: Collection[str] = ()) -> pd.DataFrame:
+    """Numeric features as floats, categoricals as strings (:func:`category_labels`); a non-numeric value is an
+    error naming it. The ``coded`` categorical features (``Categorical`` columns of raw values, as
+    ``load_window(..., categorical_codes=True)`` reads them) stay ``Categorical``, their categories labelled
+    the same way (:func:`_coded_categoricals`)."""
     import pandas as pd
 
     frame = frame.copy()
@@ -305,9 +458,10 @@ def coerce_types(cfg: RetrainingConfig, frame: pd.DataFrame) -> pd.DataFrame:
             raise DataValidationError(f"numeric feature '{col}' has type {values.dtype}, expected numbers")
     for col in cfg.columns.categorical:
         values = frame[col]
-        if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-            values = values.astype("Int64")  # 3.0 and 3 are the same category, NULLs or not
-        frame[col] = values.astype("string").astype(object).where(values.notna(), np.nan)
+        if col in coded:
+            frame[col] = _coded_categoricals(values)
+        else:
+            frame[col] = category_labels(values)
     return frame
 
 
