@@ -96,3 +96,18 @@ def test_other_sources_come_as_usual(tmp_path: Path) -> None:
     got = sources.load_window(cfg, None, None, categorical_codes=True)
     pd.testing.assert_frame_equal(got, sources.load_window(cfg, None, None))
     pd.testing.assert_frame_equal(sources.decode_categoricals(cfg, got), got)
+
+
+def test_sql_comes_as_usual(pg_dsn: str) -> None:
+    """A SQL source has no codes path (fetching codes measured slower than text, see sources' docstring)."""
+    from include.retraining.connections import connect
+
+    with connect(pg_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE coded_src (ts TIMESTAMPTZ, x DOUBLE PRECISION, s TEXT, y INTEGER)")
+        cur.executemany("INSERT INTO coded_src VALUES (%s, %s, %s, 1)",
+                        [(T0 + timedelta(hours=h), float(h), s) for h, s in enumerate(["a", None, "b", "a"])])
+    cfg = build_config(source={"kind": "sql", "conn_id": "retraining_db", "path": None, "table": "coded_src"},
+                       columns={"timestamp": "ts", "label": "y", "numeric": ["x"], "categorical": ["s"]})
+    got = sources.load_window(cfg, None, None, categorical_codes=True)
+    pd.testing.assert_frame_equal(got, sources.load_window(cfg, None, None))
+    assert got["s"].fillna("-").tolist() == ["a", "-", "b", "a"]
