@@ -507,7 +507,7 @@ def serving(champion: Champion, window: pd.DataFrame) -> Iterator[None]:
     with patch.object(registry, "setup", lambda cfg: None), \
             patch.object(registry, "champion", lambda cfg, client=None: champion.info), \
             patch.object(registry, "load_run_json", lambda run_id, name: artifacts[name]), \
-            patch.object(registry, "load_model", lambda uri: champion.model), \
+            patch.object(registry, "load_model", lambda uri, threads=None: champion.model), \
             patch.object(assessment, "_read_window", read_window):
         yield
 

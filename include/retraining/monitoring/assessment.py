@@ -165,7 +165,7 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
     sample) and only its newest ``performance.max_rows`` rows are loaded; a smaller one is loaded once
     and summarised in pandas.
     """
-    from ..sources import load_window, source_engine, window_summary
+    from ..sources import decode_categoricals, load_window, source_engine, window_summary
 
     numeric = {c: e for c, e in drift.window_edges(profile).items() if c in cfg.columns.numeric}
     categorical = [c for c in profile["categorical"] if c in cfg.columns.categorical]
@@ -177,11 +177,13 @@ def _read_window(cfg: RetrainingConfig, profile: dict[str, Any], window_start: d
             log.info("drift measured on a block sample of the window: %s", summary["sample"])
         frame = load_window(cfg, window_start, window_end, newest=cfg.performance.max_rows)
         return summary, frame
-    frame = load_window(cfg, window_start, window_end)
+    # categorical features as codes where the source has them (Parquet dictionaries): counted without a Python
+    # string per cell, then decoded to exactly the usual dtypes for the rows the champion scores
+    frame = load_window(cfg, window_start, window_end, categorical_codes=True)
     summary = drift.summarize(frame, profile)
     if len(frame) > cfg.performance.max_rows:
         frame = frame.tail(cfg.performance.max_rows)
-    return summary, frame
+    return summary, decode_categoricals(cfg, frame)
 
 
 def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_start: datetime, window_end: datetime,

@@ -12,14 +12,16 @@ hold up or fail the scheduler. The events database is reached with a short conne
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from ..connections import EVENTS_CONN_ID, resolve_dsn
 from . import queries
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOTE_CHARS = 1000  # Airflow's dag_run_note.content
 RETRAINING_DAG_PREFIX = "model_retraining"  # model_retraining and model_retraining__<model> (fleet.py)
@@ -55,8 +57,36 @@ def note_for(row: dict[str, Any], dag_id: str, run_id: str, prefix: str = "/retr
     return f"{body}\n\n{link}"
 
 
+def in_own_thread(fn: Callable[[], T], timeout: float = 15.0) -> T:
+    """``fn()`` in a thread of its own, waited for.
+
+    The listener runs inside the scheduler's scheduling loop, on the thread whose scoped metadata-DB session
+    holds the DAG runs being scheduled. Looking a connection up in Airflow's metadata DB (a connection made in
+    the UI) opens and *closes* a session: on that thread it would be the scheduler's own, detaching its DAG
+    runs and stopping the scheduler (seen with ``make airflow``). A new thread gets a session of its own."""
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the caller
+            result["error"] = exc
+
+    worker = threading.Thread(target=call, name="retraining-run-note", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {timeout:.0f} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def _events_dsn() -> str:
-    return f"{resolve_dsn(EVENTS_CONN_ID)} connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+    from psycopg2.extensions import make_dsn
+
+    # make_dsn: the DSN may be a URI (the embedded server's), where " key=value" cannot be appended
+    return make_dsn(in_own_thread(lambda: resolve_dsn(EVENTS_CONN_ID)), connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
 
 def annotate(dag_run: Any, dsn: Callable[[], str] = _events_dsn) -> str | None:
