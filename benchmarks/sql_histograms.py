@@ -274,7 +274,8 @@ def write_parquet(directory: str, rows: int) -> None:
 def run_parquet(args: argparse.Namespace) -> None:
     import duckdb
 
-    from include.retraining.monitoring.window_histograms import DUCKDB_THREADS, file_histograms, parquet_histograms
+    from include.retraining.monitoring.window_histograms import file_histograms, parquet_histograms
+    from include.retraining.threads import budget
 
     directory = tempfile.mkdtemp(prefix="bench-histograms-")
     try:
@@ -292,7 +293,7 @@ def run_parquet(args: argparse.Namespace) -> None:
         bounds = {c: (b[0], b[1]) for c, (_, b) in reference.items()}
         end = T0 + timedelta(seconds=args.rows)
         categorical = [name for name, _, _ in CATEGORICAL]
-        conn = duckdb.connect(config={"threads": DUCKDB_THREADS, "memory_limit": "256MB"})
+        conn = duckdb.connect(config={"threads": budget().threads, "memory_limit": "256MB"})
         window = f"FROM read_parquet({paths}) WHERE ts >= ? AND ts < ?"
 
         def count() -> int:  # answered from the files' metadata: it reads no value
