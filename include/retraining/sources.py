@@ -300,7 +300,10 @@ def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datet
     relation = ("read_parquet([" + ", ".join(quote_text(p) for p in paths) + "], union_by_name = true, "
                 "filename = true, file_row_number = true)")
     ts = cfg.columns.timestamp
-    conn = duckdb.connect(":memory:", config={"threads": 2, "memory_limit": "512MB"})
+    from .threads import budget
+
+    conn = duckdb.connect(":memory:", config={"threads": budget(cfg.training.threads).threads,
+                                              "memory_limit": "512MB"})
     try:
         conn.execute("SET TimeZone = 'UTC'")
         types = {name: str(kind) for name, kind, *_ in conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
