@@ -16,20 +16,8 @@ install: $(BIN)/.installed  ## create .venv with everything pinned
 demo: install  ## run model_retraining over five six-hour windows on the embedded services
 	$(BIN)/python scripts/demo.py
 
-# The tiers that run Airflow's own processes (a scheduler, Celery workers, an api-server and a browser, killed
-# task processes) spend much of their time waiting on those processes: they run beside the in-process tiers, in
-# a second pytest process whose report follows the first's. Both must pass.
-PROCESS_TIERS := tests/scheduler tests/distributed tests/browser tests/faults
-
-test: install  ## the whole test suite: every tier, the process-heavy ones beside the in-process ones
-	@mkdir -p .local
-	@$(BIN)/python -m pytest -p no:cacheprovider $(PROCESS_TIERS) > .local/test-process-tiers.log 2>&1 & tiers=$$!; \
-	$(BIN)/python -m pytest $(addprefix --ignore=,$(PROCESS_TIERS)); inprocess=$$?; \
-	wait $$tiers; processes=$$?; \
-	echo; echo "=== $(PROCESS_TIERS) (run beside the above; log: .local/test-process-tiers.log)"; \
-	cat .local/test-process-tiers.log; \
-	echo "in-process tiers: exit $$inprocess; process tiers: exit $$processes"; \
-	test $$inprocess -eq 0 && test $$processes -eq 0
+test: install  ## the whole test suite (dags, unit, integration)
+	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check dags include tests scripts
