@@ -27,9 +27,6 @@ os.environ["AIRFLOW_HOME"] = str(SESSION_HOME / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["RETRAINING_TASK_RETRIES"] = "0"
-# dag.test() runs a run's tasks one at a time in this process: the thread budget (include/retraining/threads.py)
-# may give each all the cores (the scheduler stacks of tests/scheduler set their own parallelism)
-os.environ["AIRFLOW__CORE__PARALLELISM"] = "1"
 os.environ["RETRAINING_HOME"] = str(SESSION_HOME / "home")
 os.environ["GIT_PYTHON_REFRESH"] = "quiet"
 for name in ("AIRFLOW_CONN_RETRAINING_DB", "MLFLOW_TRACKING_URI", "RETRAINING_CONFIG", "RETRAINING_STORAGE_URI"):
