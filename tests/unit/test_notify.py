@@ -46,6 +46,12 @@ REJECTED = {
 @pytest.mark.parametrize(("row", "failed", "kind"), [
     ({"status": "deployed", "decision": "retrain"}, False, n.PROMOTION),
     ({"status": "rejected", "decision": "retrain"}, False, n.GATE_REJECTION),
+    ({"status": "rejected", "decision": "retrain", "champion_version_before": None,
+      "gate_details": {"champion_version": None, "champion_metrics": None}}, False, n.FIRST_MODEL_REJECTED),
+    ({"status": "rejected", "decision": "retrain", "champion_version_before": 1,
+      "gate_details": {"champion_version": 1}}, False, n.GATE_REJECTION),
+    ({"status": "promoted", "decision": "promote_challenger"}, False, n.SHADOW_PROMOTION),
+    ({"status": "shadow", "decision": "retrain"}, False, n.SHADOW),
     ({"status": "failed", "decision": "retrain"}, False, n.FAILURE),
     ({"status": "incomplete", "decision": "retrain"}, False, n.FAILURE),
     ({"status": "deployed", "decision": "retrain"}, True, n.FAILURE),  # the closing task failed: a failure
@@ -77,6 +83,31 @@ def test_notify_section_defaults_and_validation() -> None:
     assert custom.notify.conn_id == "team_hook" and custom.notify.events == ["failure", "skipped"]
     with pytest.raises(ConfigError, match=r"notify\.events\.0.*'promotion'"):
         _validate(raw_config(notify={"events": ["promotoin"]}), source="test")
+
+
+def test_a_first_model_rejected_is_loud_and_on_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    assert n.FIRST_MODEL_REJECTED in build_config().notify.events
+    assert n.SHADOW_PROMOTION in build_config().notify.events and n.SHADOW not in build_config().notify.events
+    row = {**REJECTED, "champion_version_before": None, "champion_version_after": None,
+           "gate_details": {**REJECTED["gate_details"], "champion_version": None, "champion_metrics": None},
+           "trigger_reason": "no champion registered yet: train a first model; no champion: first model rejected: "
+                             "recall 0.41 is below the required 0.50"}
+    kind = n.classify(row)
+    note = n.build(kind, row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert kind == n.FIRST_MODEL_REJECTED and "NO CHAMPION" in note.title
+    assert "no champion: first model rejected" in note.text
+    with caplog.at_level(logging.INFO, logger=n.log.name):
+        n.log_notification(note)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+
+
+def test_a_shadow_promotion_headline() -> None:
+    row = {"status": "promoted", "decision": "promote_challenger", "champion_version_before": 1,
+           "champion_version_after": 2, "trigger_type": "shadow_evaluation"}
+    note = n.build(n.classify(row), row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert note.title == "[retraining] credit_risk: v2 promoted to champion by its shadow evaluation (was v1)"
 
 
 # --- the message ----------------------------------------------------------------------------------
