@@ -667,11 +667,14 @@ def promote_challenger(info: RunInfo, task_id: str, decision: dict[str, Any]) ->
             raise RuntimeError("backfill runs never promote")
         dsn = events_dsn(cfg)
         version = int(decision["challenger_version"])
+        s = shadow.of_version(dsn, cfg.model.registry_name, version)
+        if s is not None and s.state == "dropped":  # ended since the look (e.g. a newer candidate replaced it)
+            raise RuntimeError(f"{cfg.model.registry_name} v{version} is no longer in shadow evaluation "
+                               f"({s.resolution}): not promoted")
         moved = switch_champion(cfg, registry.setup(cfg), dsn, version,
                                 reason=f"{info.dag_id} {info.run_id}: {decision['reason']}"[:2000],
                                 effective_at=info.window_end, action="promote", run=info.key(cfg),
                                 attempt=attempt_of(info, cfg), expected_champion=decision.get("champion_version"))
-        s = shadow.of_version(dsn, cfg.model.registry_name, version)
         if s is not None:
             shadow.mark_promoted(dsn, s, f"promoted by {info.dag_id} {info.run_id} (promotion #{moved['promotion_id']})")
         record(info, cfg, {"deployed": True, "candidate_version": version,

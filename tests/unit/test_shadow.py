@@ -181,7 +181,11 @@ def test_a_look_drops_a_challenger_whose_champion_changed(pg_dsn: str, registry)
                  reason="inconclusive")
     looked = shadow.observe(cfg, registry, pg_dsn, 3, datetime(2026, 3, 9, tzinfo=timezone.utc), RUN)
     assert looked["status"] == "dropped" and "champion changed from v1 to v3" in looked["reason"]
-    assert shadow.observe(cfg, registry, pg_dsn, 3, datetime(2026, 3, 9, tzinfo=timezone.utc), RUN) is None
+    # a retry of the same check reports the same end; another run finds nothing to look at
+    again = shadow.observe(cfg, registry, pg_dsn, 3, datetime(2026, 3, 9, tzinfo=timezone.utc), RUN)
+    assert again["status"] == "dropped" and "champion changed from v1 to v3" in again["reason"]
+    other = RunKey("unit_model", "model_retraining", "scheduled__2026-03-09T00:00:00+00:00")
+    assert shadow.observe(cfg, registry, pg_dsn, 3, datetime(2026, 3, 9, 6, tzinfo=timezone.utc), other) is None
 
 
 def test_a_look_at_a_challenger_promoted_by_hand_marks_it_promoted(pg_dsn: str, registry) -> None:

@@ -344,11 +344,11 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
         return None
     name = cfg.model.registry_name
     if active(dsn, name) is None:  # the usual case: no lock needed
-        return None
+        return _ended_by(dsn, name, run)
     with lock(dsn, cfg.model.name):
         s = active(dsn, name)
         if s is None:
-            return None
+            return _ended_by(dsn, name, run)
         base: dict[str, Any] = {"shadow_id": s.id, "version": s.version, "champion_version": s.champion_version,
                                 "started_at": s.started_at.isoformat(), "alpha": cfg.shadow.alpha,
                                 "spending": cfg.shadow.spending, "max_rows": cfg.shadow.max_rows,
@@ -361,17 +361,31 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
         if alias is None or alias.version != s.version:
             why = (f"the 'challenger' alias {'was removed' if alias is None else f'names v{alias.version}'} "
                    "(changed by hand or by another run)")
-            drop(dsn, client, s, why)
+            drop(dsn, client, s, why, {"dag_id": run.dag_id, "run_id": run.run_id, "status": "dropped"})
             return {**base, "status": "dropped", "reason": f"shadow evaluation of {who} dropped: {why}"}
         if champion_version != s.champion_version:
             why = (f"the champion changed from v{s.champion_version} to v{champion_version} since {who} was "
                    "registered: its evidence was against another model")
-            drop(dsn, client, s, why)
+            drop(dsn, client, s, why, {"dag_id": run.dag_id, "run_id": run.run_id, "status": "dropped"})
             return {**base, "status": "dropped", "reason": f"shadow evaluation of {who} dropped: {why}"}
         if window_end <= s.started_at:
             return None  # a window before the challenger existed (a manual run of an older window)
         result = _look(cfg, client, dsn, s, window_end, run, base)
         return result
+
+
+def _ended_by(dsn: str, registered_name: str, run: events.RunKey) -> dict[str, Any] | None:
+    """A retry of a check whose first try ended a shadow evaluation: that look again (None when there is none)."""
+    found = _select(dsn, "registered_name = %s AND state = 'dropped' AND last->>'dag_id' = %s AND last->>'run_id' = %s",
+                    (registered_name, run.dag_id, run.run_id))
+    if not found:
+        return None
+    s = found[0]
+    last = s.last or {}
+    return {"shadow_id": s.id, "version": s.version, "champion_version": s.champion_version,
+            "started_at": s.started_at.isoformat(), "status": "dropped", "rows": last.get("rows"),
+            "blocks": last.get("blocks"), "t": last.get("t"), "bound": last.get("lower"), "upper": last.get("upper"),
+            "evidence": last, "looks": len(s.looks), "reason": s.resolution}
 
 
 def _look(cfg: RetrainingConfig, client: Any, dsn: str, s: Shadow, window_end: datetime, run: events.RunKey,
@@ -424,9 +438,10 @@ def _look(cfg: RetrainingConfig, client: Any, dsn: str, s: Shadow, window_end: d
     evidence = block_evidence(y, scores[s.champion_version][1], scores[s.version][1], blocks, cfg.primary_metric,
                               cfg.model.task)
     t = len(rows) / conf.max_rows
-    earlier = [x for x in s.looks if not (x.get("dag_id") == run.dag_id and x.get("run_id") == run.run_id)
-               and (x.get("window_end") or "") < window_end.isoformat()]
-    t_previous = max((float(x.get("t") or 0.0) for x in earlier if x.get("level")), default=0.0)
+    # alpha already spent by every other run's look, whatever its window (a re-run of an older window spends
+    # nothing new): the union bound holds however the looks are ordered
+    others = [x for x in s.looks if not (x.get("dag_id") == run.dag_id and x.get("run_id") == run.run_id)]
+    t_previous = max((float(x.get("t") or 0.0) for x in others if x.get("level")), default=0.0)
     test = look(evidence["estimate"], evidence["se"], evidence["jackknife_blocks"], t, t_previous,
                 alpha=conf.alpha, spending=conf.spending, min_improvement=conf.min_improvement)
     metric = cfg.primary_metric
