@@ -21,7 +21,7 @@ LASTING = demo_data.StreamSpec(
     drift_at=datetime(2026, 3, 8, 12, tzinfo=timezone.utc),
     rows_per_hour=500,
 )
-SHADOW = {"shadow.block_hours": 1, "shadow.min_blocks": 4, "shadow.max_rows": 6000, "shadow.spending": "pocock"}
+SHADOW = {"shadow.block_hours": 1, "shadow.min_blocks": 4, "shadow.max_rows": 6000}  # hourly blocks: a short stream
 
 
 def inconclusive_gate(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
@@ -114,3 +114,21 @@ def test_a_worse_challenger_in_shadow_is_dropped(harness: Harness, monkeypatch: 
                               (harness.model_name,))
     assert shadow["state"] == "dropped" and "significantly worse" in shadow["resolution"]
     assert [(e["version"], e["action"]) for e in champion_asset_events(harness)] == [(1, "deploy")]
+
+
+def test_a_first_model_below_the_floors_leaves_no_champion_loudly(harness: Harness, monkeypatch: pytest.MonkeyPatch,
+                                                                  stream):
+    from include.retraining.record import notify
+    from include.retraining.ui import queries
+
+    monkeypatch.setenv("RETRAINING_CONFIG", str(harness.configure(
+        **{"training.search": {"trials": 0, "folds": 3}, "gate.min_absolute": {"roc_auc": 0.999}})))
+    harness.load(stream)
+    dagrun, row = harness.run(at(8, 0))
+    assert dagrun.state == "success", row
+    assert (row["status"], row["gate_passed"], row["candidate_version"]) == ("rejected", False, None)
+    assert "no champion: first model rejected: roc_auc" in row["trigger_reason"]
+    assert harness.alias_version("champion") is None and harness.alias_version("challenger") is None
+    assert notify.classify(row) == notify.FIRST_MODEL_REJECTED  # on by default, logged at ERROR
+    (model,) = queries.models(harness.dsn)
+    assert model["no_champion"] == "no champion: first model rejected"
