@@ -230,6 +230,19 @@ def labels_time(info: RunInfo, cfg: RetrainingConfig, dsn: str, start: datetime,
     return min(now, decision_time(cfg, start, end)) if replay else now
 
 
+def collect_labels_time(info: RunInfo, cfg: RetrainingConfig) -> datetime | None:
+    """The labels the training snapshot may use: those the attempt's check decided with (recorded on its row), so a
+    retried or cleared ``collect`` of one attempt takes the same snapshot; else :func:`labels_time` now."""
+    if not cfg.columns.label_time:
+        return None
+    dsn = events_dsn(cfg)
+    row = events.get_attempt(dsn, info.key(cfg), attempt_of(info, cfg)) or {}
+    recorded_at = ((row.get("trigger_metrics") or {}).get("window") or {}).get("labels_as_of")
+    if recorded_at:
+        return datetime.fromisoformat(recorded_at)
+    return labels_time(info, cfg, dsn, *info.window(cfg), datetime.now(timezone.utc))
+
+
 def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]
                       ) -> dict[str, Any] | None:
     """The post-deploy watch's verdict (see :mod:`.release.watch`) for a live run of the current window judged by
@@ -384,8 +397,7 @@ def collect(info: RunInfo, task_id: str) -> dict[str, Any]:
     from .training.snapshots import collect as collect_
 
     cfg = _config_or_record(info, task_id)
-    with recorded(info, task_id, cfg), labels_as_of(labels_time(info, cfg, events_dsn(cfg), *info.window(cfg),
-                                                                 datetime.now(timezone.utc))):
+    with recorded(info, task_id, cfg), labels_as_of(collect_labels_time(info, cfg)):
         snapshot = collect_(cfg, info.window_end)
         record(info, cfg, {"training_snapshot_uri": snapshot["uri"], "training_snapshot_hash": snapshot["hash"]})
         return snapshot
