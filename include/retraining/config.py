@@ -123,6 +123,9 @@ class ColumnsSection(_Strict):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     id: str | None = None
+    # When each row's label arrived (a timestamp; NULL while it has not). Optional: with it, a run, replay or
+    # backfill uses only the labels that had arrived by the run's time (see sources.labels_as_of); never a feature.
+    label_time: str | None = None
 
     @model_validator(mode="after")
     def _check_columns(self) -> ColumnsSection:
@@ -135,6 +138,14 @@ class ColumnsSection(_Strict):
         for special in (self.timestamp, self.label):
             if special in features:
                 raise ValueError(f"'{special}' cannot be both a feature and the timestamp/label")
+        if self.label_time is not None:
+            taken = {self.timestamp: "columns.timestamp", self.label: "columns.label",
+                     **({self.id: "columns.id"} if self.id else {}),
+                     **dict.fromkeys(self.numeric, "columns.numeric"),
+                     **dict.fromkeys(self.categorical, "columns.categorical")}
+            if self.label_time in taken:
+                raise ValueError(f"columns.label_time '{self.label_time}' is also {taken[self.label_time]}: the "
+                                 "label-arrival time must be a column of its own (and is never a feature)")
         return self
 
     @property
