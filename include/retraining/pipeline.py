@@ -185,7 +185,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 watched = post_deploy_watch(info, cfg, dsn, result)
             if watched:
                 result["watch"] = watched
-            shadowed = shadow_look(info, cfg, dsn, result)
+            with labels_as_of(now):  # live runs only
+                shadowed = shadow_look(info, cfg, dsn, result)
             if shadowed:
                 result["shadow"] = shadowed
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
