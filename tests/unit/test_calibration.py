@@ -73,13 +73,22 @@ def test_a_feature_that_wanders_like_weather_gets_a_threshold_at_its_natural_var
     assert all(f["threshold_source"] == "fixed" for f in fixed["features"])
 
 
-def test_too_few_windows_keep_the_fixed_thresholds() -> None:
+def test_too_few_windows_are_calibrated_weakly_from_sub_windows_and_say_so() -> None:
+    """Four windows (fewer than six): the limit comes from half windows and resampled reference rows, is
+    marked weak, and a stable feature keeps its fixed threshold (its natural limit is below it)."""
     rng = np.random.default_rng(8)
     history = _windows(rng, 4, {}, ["x"])
     profile = _profile(history, ["x"])
-    assert len(profile["calibration"]["windows"]) == 4 and profile["calibration"]["excluded_reference"] is False
+    cal = profile["calibration"]
+    assert len(cal["windows"]) == 4 and cal["excluded_reference"] is False
+    assert cal["summary"]["status"] == "weak" and cal["summary"]["sub_windows"] >= 6
+    limit = cal["limits"]["x"]["wasserstein"]
+    assert limit["status"] == "weak" and limit["level"] >= 1 and limit["points"] >= 6
     verdict = drift.check(profile, drift.summarize(_windows(rng, 1, {}, ["x"]), profile), DriftSection())
-    assert verdict["features"][0]["threshold_source"] == "fixed" and verdict["features"][0]["calibrated_threshold"] is None
+    f = verdict["features"][0]
+    assert f["threshold_source"] == "fixed" and 0.03 < f["calibrated_threshold"] < 0.1
+    assert f["calibration_status"] == "weak" and verdict["calibration"]["status"] == "weak"
+    assert "fewer than 6" in drift.calibration_note(verdict)
 
 
 def test_concentrated_drift_in_a_model_that_spreads_its_importance_is_detected() -> None:

@@ -492,7 +492,7 @@ def test_binned_ks_distance_is_a_lower_bound_short_by_at_most_one_fine_bin() -> 
         d, p = drift.binned_ks(fine_ref, fine_cur)
         exact = stats.ks_2samp(ref, cur).statistic
         f = feature(drift.check(profile, window, settings(numeric_method="ks")))
-        assert f["ks_distance"] == round(d, 6) and f["statistic"] == pytest.approx(round(p, 8), abs=1e-9)
+        assert f["ks_distance"] == round(d, 6) and f["statistic"] == pytest.approx(drift.display_p(p), rel=1e-6)
         assert d <= exact + 1e-12
         largest_share = float(np.max((fine_ref + fine_cur) / (fine_ref.sum() + fine_cur.sum())))
         assert exact - d <= largest_share
@@ -601,7 +601,7 @@ def test_p_values_are_adjusted_together_and_decide() -> None:
     assert all(f["method"] == "ks" and f["kind_of_statistic"] == "p_value" for f in features)
     adjusted = dm.adjusted_p_values([f["statistic"] for f in features])
     for f, p_adj in zip(features, adjusted, strict=True):
-        assert f["p_adjusted"] == pytest.approx(round(p_adj, 8), abs=1e-12)
+        assert f["p_adjusted"] == pytest.approx(drift.display_p(p_adj), rel=1e-3, abs=1e-12)
         assert f["p_adjusted"] >= f["statistic"]
         assert f["threshold"] == DEFAULTS.fdr_q
         assert f["drifted"] is (f["p_adjusted"] < f["threshold"])
@@ -788,7 +788,9 @@ def test_unseen_categories_are_listed_and_in_the_histogram() -> None:
     window = drift.summarize(pd.DataFrame({"x": [1.0] * 7, "c": ["a", "e", "d", "d", "a", "d", "e"]}), profile)
     f = feature(drift.check(profile, window, DEFAULTS), "c")
     assert f["unseen_categories"] == ["d", "e"]  # most frequent first
-    assert f["method"] == "chisquare" and f["statistic"] == 0.0  # a category the reference never had
+    # a category the reference never had: Pearson's statistic is infinite (the registry's p = 0, as Evidently);
+    # the check counts half a row of each category more in the reference, so the p-value stays finite
+    assert f["method"] == "chisquare" and 0 < f["statistic"] < 1e-3 and f["log10_p"] < -3
     assert f["drifted"] is True
     hist = dict(zip(f["histogram"]["bins"], zip(f["histogram"]["reference"], f["histogram"]["current"],
                                                 strict=True), strict=True))
