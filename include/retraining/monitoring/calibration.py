@@ -53,7 +53,7 @@ MIN_ROWS = 30  # a window with fewer present values of a feature tells nothing a
 MAX_LEVEL = 3  # sub-windows down to an eighth of the check's window
 SUB_MIN_ROWS = 100  # sub-windows with fewer rows (median) are too noisy to be worth cutting
 ENOUGH_WINDOWS = 2 * MIN_WINDOWS  # with this many full windows outside the reference no sub-windows are cut
-RESAMPLES = 30  # reference resamples per row count (the sampling part)
+RESAMPLES = 24  # reference resamples per row count (the sampling part)
 CHANGE_EFFECT = 4.0  # a regime change: a step of this many robust sds (of the segments and of sampling noise)
 P_SCORES = ("ks", "chisquare")  # stored as -log10 of the adjusted p-value: the between part grows like n
 PRIMARY = {"numeric": "wasserstein", "categorical": "jensenshannon"}  # the series searched for regime changes
@@ -129,8 +129,7 @@ def calibrate(frame: pd.DataFrame, profile: Mapping[str, Any], timestamp: str, c
         lv["rows"] = int(np.median([len(c["idx"]) for c in lv["chunks"]])) if lv["chunks"] else 0
 
     reference_rows = _reference_rows(sorted_ns, order, reference_start.value, end.value)
-    sampling = _sampling(frame, profile, reference_rows, {n_check, *(lv["rows"] for lv in levels if lv["rows"])},
-                         resamples, seed)
+    sampling = _Sampling(frame, profile, reference_rows, resamples, seed)
     names = {name: section for section in ("numeric", "categorical") for name in profile[section]}
     regimes: dict[str, dict[str, Any]] = {}
     starts: dict[str, Any] = {}
@@ -184,26 +183,31 @@ def _reference_rows(sorted_ns: np.ndarray, order: np.ndarray, start_ns: int, end
     return order[max(0, b - 100):b]
 
 
-def _sampling(frame: pd.DataFrame, profile: Mapping[str, Any], reference_rows: np.ndarray, sizes: set[int],
-              resamples: int, seed: int) -> dict[int, dict[str, dict[str, tuple[float, float]]]]:
-    """Per row count: each statistic's mean and sd over windows resampled from the reference rows (no change)."""
-    rng = np.random.default_rng(seed)
-    out: dict[int, dict[str, dict[str, tuple[float, float]]]] = {}
-    if reference_rows.size == 0:
-        return out
-    for n in sorted(sizes):
-        if n < MIN_ROWS:
-            continue
+class _Sampling:
+    """Per row count, each statistic's mean and sd over windows resampled from the reference rows (nothing
+    changed), computed when first asked for: ``get(n) -> {feature: {statistic: (mean, sd)}}``."""
+
+    def __init__(self, frame: pd.DataFrame, profile: Mapping[str, Any], reference_rows: np.ndarray,
+                 resamples: int, seed: int) -> None:
+        self.frame, self.profile, self.rows, self.resamples = frame, profile, reference_rows, resamples
+        self.rng = np.random.default_rng(seed)
+        self.cache: dict[int, dict[str, dict[str, tuple[float, float]]]] = {}
+
+    def get(self, n: int) -> dict[str, dict[str, tuple[float, float]]]:
+        if n not in self.cache:
+            self.cache[n] = self._measure(n) if n >= MIN_ROWS and self.rows.size else {}
+        return self.cache[n]
+
+    def _measure(self, n: int) -> dict[str, dict[str, tuple[float, float]]]:
         draws: dict[str, dict[str, list[float]]] = {}
-        for _ in range(resamples):
-            idx = rng.choice(reference_rows, size=n, replace=True)
-            for name, entry in window_values(profile, drift.summarize(frame.iloc[idx], profile)).items():
+        for _ in range(self.resamples):
+            idx = self.rng.choice(self.rows, size=n, replace=True)
+            for name, entry in window_values(self.profile, drift.summarize(self.frame.iloc[idx], self.profile)).items():
                 for key, value in entry.items():
                     if value is not None:
                         draws.setdefault(name, {}).setdefault(key, []).append(value)
-        out[n] = {name: {key: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-                         for key, v in entry.items()} for name, entry in draws.items()}
-    return out
+        return {name: {key: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+                       for key, v in entry.items()} for name, entry in draws.items()}
 
 
 def _series(chunks: Sequence[Mapping[str, Any]], name: str, key: str, start: Any,
@@ -214,7 +218,7 @@ def _series(chunks: Sequence[Mapping[str, Any]], name: str, key: str, start: Any
 
 
 def _regime_start(levels: Sequence[Mapping[str, Any]], name: str, key: str,
-                  sampling: Mapping[int, Any]) -> tuple[Any, int]:
+                  sampling: _Sampling) -> tuple[Any, int]:
     """When the feature's newest regime began (None: no change found) and how many (sub-)windows it left out,
     from the finest level's windows outside the reference."""
     for lv in reversed(levels):
@@ -255,7 +259,7 @@ def newest_regime(values: Sequence[float], noise_sd: float = 0.0, min_effect: fl
 
 
 def _components(levels: Sequence[Mapping[str, Any]], name: str, key: str, start: Any,
-                sampling: Mapping[int, Any], n_check: int) -> dict[str, Any]:
+                sampling: _Sampling, n_check: int) -> dict[str, Any]:
     """The limit components of one statistic (:func:`.stats.component_limit`), from the coarsest level with
     enough windows of the newest regime (outside the reference if possible)."""
     s_mean, s_sd = (sampling.get(n_check) or {}).get(name, {}).get(key, (0.0, 0.0))
@@ -264,9 +268,10 @@ def _components(levels: Sequence[Mapping[str, Any]], name: str, key: str, start:
         for outside_only in (True, False):
             series = _series(lv["chunks"], name, key, start, outside_only)
             candidates.append((lv, outside_only, series))
-    pick = next((c for c in candidates if len(c[2]) >= MIN_WINDOWS and c[1]), None) \
-        or next((c for c in candidates if len(c[2]) >= MIN_WINDOWS), None) \
-        or max(candidates, key=lambda c: (len(c[2]) >= 2, c[1], len(c[2])), default=None)
+    # the windows of the check's size when six or more lie outside the reference, else the level with the most
+    # (sub-)windows, those inside the reference period too: at that size it is their spread that counts
+    pick = next((c for c in candidates if len(c[2]) >= MIN_WINDOWS and c[1] and c[0]["level"] == 0), None) \
+        or max((c for c in candidates if not c[1]), key=lambda c: (len(c[2]), -c[0]["level"]), default=None)
     entry: dict[str, Any] = {"sampling": [round(s_mean, 8), round(s_sd, 8)], "between": [0.0, 0.0], "points": 0,
                              "level": None, "rows": n_check, "status": "uncalibrated",
                              "method": "sampling noise of resampled reference rows only"}
@@ -277,15 +282,29 @@ def _components(levels: Sequence[Mapping[str, Any]], name: str, key: str, start:
     lv_mean, lv_sd = (sampling.get(lv["rows"]) or {}).get(name, {}).get(key, (0.0, 0.0))
     b_mean = max(float(x.mean()) - lv_mean, 0.0)
     spread = float(x.std(ddof=1)) * autocorrelation_inflation(x)
+    effective = effective_points(x)
     b_sd = math.sqrt(max(spread * spread - lv_sd * lv_sd, 0.0))
     scale = n_check / lv["rows"] if key in P_SCORES and lv["rows"] else 1.0
-    entry.update(between=[round(b_mean * scale, 8), round(b_sd * scale, 8)], points=int(x.size), level=lv["level"],
+    entry.update(between=[round(b_mean * scale, 8), round(b_sd * scale, 8)], points=effective,
+                 windows=int(x.size), level=lv["level"],
                  window_hours=lv["hours"], outside_reference=outside_only,
                  status="calibrated" if lv["level"] == 0 and x.size >= MIN_WINDOWS else "weak",
                  method=("windows of the check's size" if lv["level"] == 0 else
                          f"sub-windows of 1/{2 ** lv['level']} of the check's window")
                  + " in the newest regime, less the sampling noise of resampled reference rows")
     return entry
+
+
+def effective_points(series: np.ndarray) -> int:
+    """How many independent values a persistent series is worth: ``n (1 - rho) / (1 + rho)`` for its lag-1
+    autocorrelation ``rho`` (clipped to [0, 0.95]), at least 2. Widens the limit where weather persists."""
+    n = int(series.size)
+    centred = series - series.mean()
+    denominator = float(centred @ centred)
+    if n < 3 or denominator <= 0:
+        return n
+    rho = min(max(float(centred[1:] @ centred[:-1]) / denominator, 0.0), 0.95)
+    return max(2, int(round(n * (1 - rho) / (1 + rho))))
 
 
 def _summary(limits: Mapping[str, Mapping[str, Any]], names: Mapping[str, str], levels: Sequence[Mapping[str, Any]],
@@ -296,7 +315,7 @@ def _summary(limits: Mapping[str, Mapping[str, Any]], names: Mapping[str, str], 
     status = max(statuses, key=STATUS_ORDER.index)
     full = levels[0]["chunks"]
     outside = sum(c["outside"] for c in full)
-    sub = max((e["points"] for e in primary if (e.get("level") or 0) > 0), default=0)
+    sub = max((e.get("windows", e["points"]) for e in primary if (e.get("level") or 0) > 0), default=0)
     finest = max((e.get("level") or 0 for e in primary), default=0)
     if status == "calibrated":
         note = f"thresholds calibrated on {windows} windows of {window_hours:g} h"

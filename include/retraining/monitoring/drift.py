@@ -995,7 +995,9 @@ def _untested(ref: Mapping[str, Any]) -> dict[str, Any]:
 
 def _unverifiable(name: str, kind: str, ref: Mapping[str, Any], stats_: Mapping[str, Any]) -> str | None:
     """Why the feature's statistic cannot be judged (None when it can)."""
-    if name == "wasserstein" and kind == methods.NUMERIC and not (ref.get("std_pop") or ref.get("std") or 0.0) > 0:
+    spread = ref.get("std_pop") if ref.get("std_pop") is not None else ref.get("std")
+    scale = max(abs(ref.get("min") or 0.0), abs(ref.get("max") or 0.0), 1e-300)
+    if name == "wasserstein" and kind == methods.NUMERIC and not (spread or 0.0) > 1e-12 * scale:
         return ("the reference is constant (standard deviation 0), so a Wasserstein distance in reference "
                 "standard deviations has no scale; give the column another method (drift.columns) or drop it")
     value = stats_["values"].get(name)
