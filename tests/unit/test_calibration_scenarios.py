@@ -5,7 +5,7 @@ configuration's window, reference and calibration windows) and each check window
 
 (i) A short history: 14 days, a weekly check, numeric features that follow the weather (a daily AR(1)
 latent, so weekly means wander far beyond Wasserstein 0.1 sd), a stable one and a categorical.
-(ii) A regime change inside the history: the new regime fills 3/4 of 28 days of history; afterwards a
+(ii) A regime change inside the history: the new regime fills 3/4 of 56 days of history; afterwards a
 shift of the same size in the same features, and a return to the old regime, must be detected and the
 new regime must stay quiet.
 """
@@ -134,12 +134,12 @@ FURTHER_SHARES = np.array([0.10, 0.25, 0.20, 0.12, 0.08, 0.25])
 
 
 def regime_history(seed: int) -> tuple[Any, dict[str, Any], np.ndarray, np.random.Generator]:
-    """28 days: 7 in the old regime, then 21 with temperature and load 1 sd higher and the segment mix moved."""
+    """56 days: 14 in the old regime, then 42 with temperature and load 1 sd higher and the segment mix moved."""
     rng = np.random.default_rng(1000 + seed)
-    cfg = config(28)
-    latent = weather(rng, 28 + 7 * 12)
-    old = stream(rng, CUTOFF - timedelta(days=28), 7, latent[:7])
-    new = stream(rng, CUTOFF - timedelta(days=21), 21, latent[7:28], shift=1.0, shares=NEW_SHARES)
+    cfg = config(56)
+    latent = weather(rng, 56 + 7 * 12)
+    old = stream(rng, CUTOFF - timedelta(days=56), 14, latent[:14])
+    new = stream(rng, CUTOFF - timedelta(days=42), 42, latent[14:56], shift=1.0, shares=NEW_SHARES)
     return cfg, trained_profile(cfg, pd.concat([old, new], ignore_index=True)), latent, rng
 
 
@@ -150,8 +150,8 @@ def test_a_regime_change_in_the_history_is_not_absorbed_by_the_thresholds() -> N
         cal = profile["calibration"]
         assert {"load", "segment"} <= set(cal["regimes"]), cal["regimes"]  # temperature: the weather hides a 1 sd step
         assert cal["summary"]["status"] != "uncalibrated"
-        for week in range(12):
-            days = latent[28 + 7 * week: 35 + 7 * week]
+        for week in range(10):
+            days = latent[56 + 7 * week: 63 + 7 * week]
             start = CUTOFF + timedelta(days=7 * week)
             stay = judge(cfg, profile, stream(rng, start, 7, days, shift=1.0, shares=NEW_SHARES))
             again = judge(cfg, profile, stream(rng, start, 7, days, shift=2.0, shares=FURTHER_SHARES))

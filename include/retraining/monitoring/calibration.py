@@ -7,8 +7,8 @@ the first retraining has. A window's statistic against the reference is modelled
 (a window of n rows drawn from the reference itself) plus a between-window part (the distribution
 moves from window to window). (a) Sampling: reference rows resampled at the window's row count give
 the statistic's mean and sd when nothing changed, at any size. (b) Between: the history is cut into
-windows of the check's size and, while fewer than twelve of those lie outside the reference, into
-halves, quarters and eighths; at the coarsest size with enough (sub-)windows the statistic's mean and
+windows of the check's size and, while few of those lie outside the reference, into
+halves, quarters and eighths (while fewer than eight); at the coarsest size with enough (sub-)windows the statistic's mean and
 variance over them, minus the sampling part at their row count, is the between part (the sampling
 part shrinks with n, the between part does not: a distance's between part carries over unchanged,
 conservative since longer windows average more out; a p-value score's grows like n, and is scaled).
@@ -52,8 +52,9 @@ MAX_WINDOWS = 60  # the newest windows of a long history (enough for a mean and 
 MIN_ROWS = 30  # a window with fewer present values of a feature tells nothing about it
 MAX_LEVEL = 3  # sub-windows down to an eighth of the check's window
 SUB_MIN_ROWS = 100  # sub-windows with fewer rows (median) are too noisy to be worth cutting
-ENOUGH_WINDOWS = 2 * MIN_WINDOWS  # with this many full windows outside the reference no sub-windows are cut
+ENOUGH_WINDOWS = MIN_WINDOWS + 2  # with this many (sub-)windows outside the reference no finer ones are cut
 RESAMPLES = 24  # reference resamples per row count (the sampling part)
+MIN_EFFECTIVE = 4  # the fewest effective points a widening assumes (k widened 1.8x there, see stats.widened_k)
 CHANGE_EFFECT = 4.0  # a regime change: a step of this many robust sds (of the segments and of sampling noise)
 P_SCORES = ("ks", "chisquare")  # stored as -log10 of the adjusted p-value: the between part grows like n
 PRIMARY = {"numeric": "wasserstein", "categorical": "jensenshannon"}  # the series searched for regime changes
@@ -255,6 +256,13 @@ def newest_regime(values: Sequence[float], noise_sd: float = 0.0, min_effect: fl
         if at == 0 or best < min_effect:
             break
         start += at
+    while start > 0:  # a boundary placed one late (a segment's spread is pooled): take back what fits the newest
+        newest = x[start:]
+        mid = float(np.median(newest))
+        spread = max(1.4826 * float(np.median(np.abs(newest - mid))), noise_sd, 1e-9 + 1e-3 * abs(mid))
+        if abs(x[start - 1] - mid) > min_effect / 2 * spread:
+            break
+        start -= 1
     return start
 
 
@@ -297,14 +305,15 @@ def _components(levels: Sequence[Mapping[str, Any]], name: str, key: str, start:
 
 def effective_points(series: np.ndarray) -> int:
     """How many independent values a persistent series is worth: ``n (1 - rho) / (1 + rho)`` for its lag-1
-    autocorrelation ``rho`` (clipped to [0, 0.95]), at least 2. Widens the limit where weather persists."""
+    autocorrelation ``rho`` (clipped to [0, 0.95]), at least ``MIN_EFFECTIVE`` (the sd is already corrected for
+    persistence: fewer would count it twice). Widens the limit where weather persists."""
     n = int(series.size)
     centred = series - series.mean()
     denominator = float(centred @ centred)
     if n < 3 or denominator <= 0:
         return n
     rho = min(max(float(centred[1:] @ centred[:-1]) / denominator, 0.0), 0.95)
-    return max(2, int(round(n * (1 - rho) / (1 + rho))))
+    return min(n, max(MIN_EFFECTIVE, int(round(n * (1 - rho) / (1 + rho)))))
 
 
 def _summary(limits: Mapping[str, Mapping[str, Any]], names: Mapping[str, str], levels: Sequence[Mapping[str, Any]],
