@@ -1,28 +1,27 @@
 """Thresholds calibrated on the training history: how much a window moves when nothing changed.
 
-A fixed threshold (Wasserstein 0.1 sd) cannot know that one feature's weekly mean wanders with the
-weather while another's never moves. :func:`calibrate` estimates, per feature and statistic, the
-natural variation of the statistic a check computes at the check's window size, from whatever history
-the first retraining has. A window's statistic against the reference is modelled as a sampling part
-(a window of n rows drawn from the reference itself) plus a between-window part (the distribution
-moves from window to window). (a) Sampling: reference rows resampled at the window's row count give
-the statistic's mean and sd when nothing changed, at any size. (b) Between: the history is cut into
-windows of the check's size and, while few of those lie outside the reference, into
-halves, quarters and eighths (while fewer than eight); at the coarsest size with enough (sub-)windows the statistic's mean and
-variance over them, minus the sampling part at their row count, is the between part (the sampling
-part shrinks with n, the between part does not: a distance's between part carries over unchanged,
-conservative since longer windows average more out; a p-value score's grows like n, and is scaled).
-(c) Few points: the limit ``sampling + between mean + k' sd`` widens ``k`` to a prediction interval's
-(:func:`.stats.widened_k`), and the sd is corrected for persistence (:func:`.stats.autocorrelation_inflation`).
-Status per limit: ``calibrated`` (six or more full windows), ``weak`` (sub-windows or fewer windows),
-``uncalibrated`` (sampling noise alone); every verdict carries it (:func:`.drift.calibration_note`).
+:func:`calibrate` estimates, per feature and statistic, the natural variation of the statistic a check
+computes at the check's window size, from whatever history the first retraining has. A window's
+statistic against the reference = a sampling part (n rows drawn from the reference itself) + a
+between-window part (the distribution moves from window to window). (a) Sampling: reference rows
+resampled at a row count give the statistic's mean and sd when nothing changed, at any size.
+(b) Between: the history is cut into windows of the check's size and, while fewer than eight lie
+outside the reference, into halves, quarters, eighths. With six or more full windows outside the
+reference those are used (``calibrated``); else the size with the most (sub-)windows, those in the
+reference period too (``weak``: there their spread is what counts). Their mean and variance, less the
+sampling part at their row count, is the between part: it does not shrink with n as sampling does, so
+a distance's carries over to the full window (conservative: longer windows average more out) and a
+p-value score's, which grows like n, is scaled by n / n_sub. (c) Thin data: the limit
+``sampling + between mean + k' sd`` corrects the sd for persistence (:func:`.stats.autocorrelation_inflation`)
+and widens ``k`` to a prediction interval over the effective number of points (:func:`effective_points`,
+:func:`.stats.widened_k`). No between part at all: ``uncalibrated`` (sampling noise alone). Every
+verdict carries the status (:func:`.drift.calibration_note`).
 
 Natural variation is variation within a regime. A drift-triggered retraining trains on a history that
-holds the change; its older windows, compared with the new reference, are far, and would raise the
-limit 14-23x. So each feature's series (Wasserstein or Jensen-Shannon against the reference, finest
-size) is searched for change points (:func:`newest_regime`: a step down between medians of at least
-``CHANGE_EFFECT`` robust sds of the segments and of the sampling noise), and only its newest regime
-is calibrated on. Windows inside the reference period are left out while enough others remain.
+holds the change; its older windows, compared with the new reference, are far and would raise the limit
+14-23x. So each feature's finest series (Wasserstein or Jensen-Shannon against the reference, windows
+outside the reference) is searched for a step down (:func:`newest_regime`), and only the newest regime
+is calibrated on.
 """
 
 from __future__ import annotations
