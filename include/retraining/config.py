@@ -176,8 +176,10 @@ class DriftSection(_Strict):
     side has at most 1000 rows and Wasserstein / Jensen-Shannon distances above; ``drift.columns``
     overrides it per column. P-values are adjusted with Benjamini-Hochberg at ``fdr_q``; a feature
     drifts when its adjusted p-value is below its threshold (default ``fdr_q``) or its distance at
-    or above its threshold; with ``threshold_mode: calibrated`` (the default) the threshold is raised to
-    the statistic's natural variation between windows of the training period. The window drifts when
+    or above its threshold (p-values compared on the log10 scale); with ``threshold_mode: calibrated`` (the
+    default) the threshold is raised to the statistic's natural variation within the newest regime of the
+    training period, from windows of the check's size or, with a short history, sub-windows and resampled
+    reference rows (weakly calibrated; see monitoring/calibration.py). The window drifts when
     its drift score, the drifted features' importance shares each times its strength (statistic over
     threshold, at most ``max_strength``), reaches ``drifted_share`` (or the score's own natural
     variation, if higher): many features just past their thresholds, or a few far past, both count.
@@ -190,8 +192,8 @@ class DriftSection(_Strict):
     fdr_q: float = Field(default=0.05, gt=0, le=1)
     drifted_share: float = Field(default=0.25, gt=0, le=1)
     importance_weighted: bool = True
-    # calibrated: thresholds raised to each statistic's natural variation between windows of the training
-    # period (mean + calibration_sd * sd; see monitoring/calibration.py); fixed: the thresholds as given
+    # calibrated: thresholds raised to each statistic's natural variation in the training period (sampling
+    # noise + between-window variation, k = calibration_sd; see monitoring/calibration.py); fixed: as given
     threshold_mode: Literal["calibrated", "fixed"] = "calibrated"
     calibration_sd: float = Field(default=3.0, gt=0, le=10)
     calibration_windows: int = Field(default=60, ge=6, le=1000)  # the newest windows of the training period
