@@ -383,9 +383,8 @@ def _block_resamples(rng: np.random.Generator, ids: np.ndarray, n_resamples: int
         drawn = rng.integers(0, g, size=(m, g))
         cells = drawn * m + np.arange(m)[:, None]
         block_counts = np.bincount(cells.ravel(), minlength=g * m).reshape(g, m).astype(float)
-        idx = (np.array([np.concatenate([members[k] for k in row]) for row in drawn], dtype=object)
-               if need_idx else np.empty((m, 0), dtype=np.int64))
-        yield idx, block_counts[ids]
+        idx = [np.concatenate([members[k] for k in row]) for row in drawn] if need_idx else []
+        yield idx, block_counts[ids]  # type: ignore[misc]
         done += m
 
 
