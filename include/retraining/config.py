@@ -338,8 +338,10 @@ class GateSection(_Strict):
     or ``min_absolute`` is judged for a binary model at each model's own operating threshold, chosen on its
     validation rows at training by ``operating_point`` (``max_f1``, ``max_balanced_accuracy`` or ``fixed``
     = 0.5) and stored in its metadata; a champion trained before thresholds were stored gets 0.5 (the
-    verdict says so). Margins are absolute, except for RMSE, MAE and log loss, where they are relative
-    (0.01 = 1 %)."""
+    verdict says so). ``min_improvement`` is absolute, except for RMSE, MAE and log loss, where it is relative
+    (0.01 = 1 % lower); ``max_regression`` tolerances and ``min_absolute`` floors are in the metric's units (for
+    lower-is-better metrics, such as log loss and Brier, a floor is a maximum). The verdict's ``outcome`` is
+    ``promote``, ``reject`` or ``inconclusive`` (see include/retraining/release/gate.py)."""
 
     primary_metric: str | None = None
     min_improvement: float = Field(default=0.01, ge=0)
