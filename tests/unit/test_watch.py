@@ -198,3 +198,24 @@ def test_summarize_a_rollback_run() -> None:
     assert done["fields"]["status"] == "rolled_back" and done["fields"]["deployed"] is True
     failed = summarize(decision, None, None, {"rollback_champion": "failed"}, None, "check")
     assert failed["fields"]["status"] == "failed" and failed["fields"]["failed_task"] == "rollback_champion"
+
+
+def test_observe_between_checkpoints_and_on_too_few_days(pg_dsn: str, tmp_path) -> None:
+    """Through real storage: between checkpoints nothing is read or judged; at a checkpoint with one day of labelled
+    rows since the promotion the watch waits for more days instead of judging (and never loads a model)."""
+    rng = np.random.default_rng(0)
+    rows = 939
+    frame = pd.DataFrame({"ts": T0 + pd.to_timedelta(np.sort(rng.random(rows)) * 20, unit="h"),
+                          "y": rng.integers(0, 2, rows), "x1": rng.normal(size=rows), "x2": rng.normal(size=rows),
+                          "c": rng.choice(["a", "b"], rows)})
+    path = tmp_path / "rows.parquet"
+    frame.to_parquet(path)
+    cfg = build_config(source={"kind": "parquet", "path": str(path)}, watch={"hours": 48, "looks": 2})
+    promote(pg_dsn, cfg, 2, 1)
+    between = watch.observe(cfg, None, pg_dsn, 2, T0 + GRID, GRID)
+    assert between["status"] == "watching" and between["look"] == 0 and "the next at" in between["reason"]
+    at_checkpoint = watch.observe(cfg, None, pg_dsn, 2, T0 + 4 * GRID, GRID)  # 24 hours: the first checkpoint
+    assert at_checkpoint["status"] == "waiting" and at_checkpoint["rows"] == rows
+    assert (at_checkpoint["block"], at_checkpoint["blocks"], at_checkpoint["enough_blocks"]) == ("day", 2, False)
+    assert "watch.min_blocks is 3" in at_checkpoint["reason"]
+    assert at_checkpoint["alpha"] == pytest.approx(0.025)
