@@ -250,20 +250,36 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         if base_se is not None and current_se is not None:
             drop_p_value = drop_p(drop - (expected_drop or 0.0), math.hypot(base_se, current_se) * abs(scale))
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
-    error_p_value = expected_error = None
+    error_p_value = expected_error = expected_base_error = excess_error = None
     evidence: dict[str, Any] = {}
+    rmse_se = (meta.get("baseline_se") or {}).get("rmse")
     share = cfg.performance.sequential_min_effect
     min_error_effect = share * cfg.performance.max_relative_error_increase * err_base
     if expected.get("accuracy") is not None and expected_baseline.get("accuracy_se") is not None:
         # concept drift: the champion errs more than its own calibrated confidence expects for these rows,
         # compared with how it did on its holdout; a change of the inputs alone (the weather, the mix of
         # easy and hard cases) moves both and cancels
-        expected_error = 1.0 - expected["accuracy"]
+        expected_error, expected_base_error = 1.0 - expected["accuracy"], 1.0 - expected_baseline["accuracy"]
         excess = (err_now - expected_error) - (err_base - (1.0 - expected_baseline["accuracy"]))
         se_now, se_base = expected["accuracy_se"], expected_baseline["accuracy_se"]
         error_increase = excess / err_base if err_base else None
         error_p_value = drop_p(excess, math.hypot(se_now, se_base))
         evidence["error"] = sequential.evidence(excess, se_now, se_base, min_error_effect)
+    elif cfg.model.task == "regression" and err_base and rmse_se is not None and len(labelled) > 1:
+        # concept drift for a regressor: the RMSE's rise beyond what its error profile expects for these
+        # predictions (a level the inputs explain raises both), on the log scale, with its standard error
+        from . import performance_estimate
+
+        has_profile = bool(meta.get("error_profile")) and expected_baseline.get("rmse") is not None
+        excess_error = performance_estimate.regression_excess_error(
+            y, out, err_base, rmse_se, meta["error_profile"] if has_profile else None,
+            expected_baseline.get("rmse") if has_profile else None)
+        error_increase, error_p_value = excess_error["error_increase"], excess_error["p_value"]
+        expected_error = excess_error["expected_rmse"]
+        expected_base_error = excess_error["expected_baseline_rmse"]
+        evidence["error"] = sequential.evidence(
+            excess_error["excess"], excess_error["se"], excess_error["se0"],
+            share * math.log1p(cfg.performance.max_relative_error_increase))
     else:
         error_increase = (err_now - err_base) / err_base if err_base else None
         if cfg.model.task != "regression" and meta.get("baseline_rows"):
@@ -293,6 +309,14 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "error_increase": None if error_increase is None else round(error_increase, 6),
         "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
         "expected_error": None if expected_error is None else round(expected_error, 6),
+        # the error (1 - accuracy; RMSE for regression) measured now and at deployment, and what the label-free
+        # expectation gave on the holdout at deployment: the reasons state the direction from these numbers
+        "error_rate": None if err_now is None else round(err_now, 6),
+        "baseline_error_rate": None if err_base is None else round(err_base, 6),
+        "expected_baseline_error": None if expected_base_error is None else round(expected_base_error, 6),
+        # regression: the log-scale test of the RMSE's rise beyond the error profile's expectation
+        "excess_error": None if excess_error is None else {
+            k: (round(v, 6) if isinstance(v, float) else v) for k, v in excess_error.items()},
         "max_error_increase": cfg.performance.max_relative_error_increase,
         "evidence": {k: v for k, v in evidence.items() if v is not None} or None,
     }
@@ -377,11 +401,10 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
     if assessment.get("before_labels") and estimated.get("drop") is not None and estimated["drop"] > estimated["max_drop"]:
         metric = estimated["metric"]
         basis = "error profile by prediction" if cfg.model.task == "regression" else "calibrated probabilities"
+        change = moved(estimated["baseline"][metric], estimated["current"][metric])
         if HIGHER_IS_BETTER.get(metric, True):
-            change = f"fell from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
             drop = f"drop {estimated['drop']:.4f} > {estimated['max_drop']}"
         else:  # an error: the drop is its relative increase
-            change = f"rose from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
             drop = f"up {estimated['drop']:.1%} > {estimated['max_drop']:.1%}"
         signals.append(
             (
@@ -399,16 +422,11 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         and perf["drop"] - explained > cfg.performance.max_drop
         and (drop_p_value is None or drop_p_value < PERFORMANCE_ALPHA)
     ):
-        metric = perf["metric"]
         signals.append(
             (
                 "performance_degradation",
                 (perf["drop"] - explained) / max(cfg.performance.max_drop, 1e-9),
-                f"{metric} fell from {perf['baseline'][metric]:.4f} at deployment to {perf['current'][metric]:.4f} "
-                f"(drop {perf['drop']:.4f}"
-                + (f", of which the inputs alone explain {explained:.4f}" if explained else "")
-                + f" > {cfg.performance.max_drop}"
-                + (f", p = {drop_p_value:.2g}" if drop_p_value is not None else "") + ")",
+                performance_reason(cfg, perf),
             )
         )
     p_value = perf.get("error_increase_p_value")
@@ -417,15 +435,11 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         and perf["error_increase"] > cfg.performance.max_relative_error_increase
         and (p_value is None or p_value < CONCEPT_DRIFT_ALPHA)
     ):
-        beyond = (" beyond what its calibrated confidence expects for these rows"
-                  if perf.get("expected_error") is not None else "")
         signals.append(
             (
                 "concept_drift",
                 perf["error_increase"] / max(cfg.performance.max_relative_error_increase, 1e-9),
-                f"the champion's error rate rose {perf['error_increase']:.0%}{beyond} against deployment "
-                f"(threshold {cfg.performance.max_relative_error_increase:.0%}"
-                + (f", p = {p_value:.2g}" if p_value is not None else "") + ")",
+                concept_drift_reason(cfg, perf),
             )
         )
     accumulated = accumulated_test(cfg, assessment, history)
@@ -435,6 +449,67 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         if result.get("alarm") and trigger not in fired:
             signals.append((trigger, result["max_z"] / accumulated["critical_z"], accumulated_reason(stream, result, perf)))
     return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first
+
+
+def moved(before: float, after: float, digits: int = 4) -> str:
+    """'fell from 0.8000 at deployment to 0.7000', 'rose from ...' or 'stayed at ...': the direction from the numbers."""
+    if round(after, digits) == round(before, digits):
+        return f"stayed at {after:.{digits}f} (as at deployment)"
+    word = "rose" if after > before else "fell"
+    return f"{word} from {before:.{digits}f} at deployment to {after:.{digits}f}"
+
+
+def performance_reason(cfg: RetrainingConfig, perf: dict[str, Any]) -> str:
+    """Why the measured metric is a performance degradation, in words that match its numbers.
+
+    Without a label-free expectation the drop is the change since deployment. With one, the signal
+    judges the drop net of what the inputs alone explain, so the metric may even have risen: the reason
+    then names the value the inputs predicted and how far short of it the champion fell."""
+    metric = perf["metric"]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    before, now = perf["baseline"][metric], perf["current"][metric]
+    drop, explained = perf["drop"], perf.get("expected_drop") or 0.0
+    p_value = perf.get("drop_p_value")
+    p_text = f", p = {p_value:.2g}" if p_value is not None else ""
+    limit = cfg.performance.max_drop
+    if not explained:
+        size = f"drop {drop:.4f} > {limit}" if higher else f"up {drop:.1%} > {limit:.1%}"
+        return f"{metric} {moved(before, now)} ({size}{p_text})"
+    # the drop is (before - now) * scale, scale 1 where higher is better, -1/|before| for an error (relative)
+    scale = 1.0 if higher else -1.0 / abs(before or 1.0)
+    predicted = before - explained / scale
+    net = drop - explained
+    if higher:
+        short = f"{predicted - now:.4f} short" if now < predicted else f"{now - predicted:.4f} above it"
+        size = f"net drop {net:.4f} > {limit}"
+    else:
+        short = f"{(now - predicted) / abs(before or 1.0):.1%} of its deployment value worse"
+        size = f"net rise {net:.1%} > {limit:.1%}"
+    return f"{metric} {moved(before, now)}, but the inputs predicted {predicted:.4f}: {short} ({size}{p_text})"
+
+
+def concept_drift_reason(cfg: RetrainingConfig, perf: dict[str, Any]) -> str:
+    """Why the champion's errors are concept drift, in words that match the numbers: the error measured at
+    deployment and now and, when the rule is net of a label-free expectation, what that expected."""
+    regression = cfg.model.task == "regression"
+    what = "RMSE" if regression else "error rate"
+    expects = ("what its error profile expects for these predictions" if regression
+               else "what its calibrated confidence expects for these rows")
+    increase, p_value = perf["error_increase"], perf.get("error_increase_p_value")
+    tail = (f"threshold {cfg.performance.max_relative_error_increase:.0%}"
+            + (f", p = {p_value:.2g}" if p_value is not None else "") + ")")
+    before, now = perf.get("baseline_error_rate"), perf.get("error_rate")
+    expected, expected_before = perf.get("expected_error"), perf.get("expected_baseline_error")
+    if expected is None:
+        if before is not None and now is not None:
+            return f"the champion's {what} {moved(before, now)} (+{increase:.0%}, {tail}"
+        return f"the champion's {what} rose {increase:.0%} against deployment ({tail}"
+    if before is not None and now is not None and expected_before is not None:
+        how = "relative to" if regression else "of"
+        return (f"the champion's {what} {moved(before, now)} while {expects} went from {expected_before:.4f} "
+                f"(its holdout at deployment) to {expected:.4f}: {increase:.0%} {how} its deployment {what} "
+                f"beyond that expectation ({tail}")
+    return f"the champion's {what} is {increase:.0%} worse than at deployment beyond {expects} ({tail}"
 
 
 def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
@@ -449,11 +524,18 @@ def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
 
 
 def accumulated_reason(stream: str, result: dict[str, Any], perf: dict[str, Any]) -> str:
-    what = "error rate" if stream == "error" else perf.get("metric", "metric")
-    basis = (", beyond what its calibrated confidence expects for these rows,"
-             if perf.get("expected_error") is not None or perf.get("expected_drop") is not None else "")
+    """The accumulated test's alarm in words: worse than at deployment, net of the label-free expectation
+    where there is one (so the raw metric may have moved either way; the reason does not say it fell)."""
+    regression = perf.get("excess_error") is not None
+    if stream == "error":
+        what = "RMSE" if regression else "error rate"
+    else:
+        what = perf.get("metric", "metric")
+    net = (perf.get("expected_error") is not None) if stream == "error" else bool(perf.get("expected_drop"))
+    basis = ((", net of what its error profile expects for these predictions," if regression
+              else ", net of what its calibrated confidence expects for these rows,") if net else "")
     span = "this window" if result["pooled_windows"] == 1 else f"the last {result['pooled_windows']} windows"
-    return (f"the champion's {what} is worse{basis} than at deployment over {span} by more than the smallest "
+    return (f"the champion's {what}{basis} is worse than at deployment over {span} by more than the smallest "
             f"change that matters (accumulated evidence z = {result['max_z']:.2f})")
 
 
@@ -543,22 +625,39 @@ def no_drift_reason(assessment: dict[str, Any]) -> str:
 
 def storm_limit(cfg: RetrainingConfig, history: dict[str, Any] | None) -> str | None:
     """Why storm control holds this retraining back, or None. ``history`` holds
-    ``hours_since_last_retrain``, ``retrains_last_week`` and ``previous_signal_windows`` (how many
-    windows right before this one had a drift or performance signal)."""
+    ``hours_since_last_retrain``, ``retrains_last_week``, ``retrains_hours_ago`` (the newest retrainings,
+    hours before this window) and ``previous_signal_windows`` (how many windows right before this one
+    had a drift or performance signal); see :func:`..record.events.storm_history`.
+
+    Spacing and cap hold in hours and in windows of the check's size (``window.lookback_hours``),
+    whichever is longer, so they engage at a two-week cadence as at the default six hours."""
     if not history:
         return None
     storm = cfg.storm
+    window = float(cfg.window.lookback_hours)
     needed = storm.consecutive_windows - 1
     if needed and history.get("previous_signal_windows", 0) < needed:
         return (f"signals in {history.get('previous_signal_windows', 0) + 1} consecutive window(s), "
                 f"storm.consecutive_windows is {storm.consecutive_windows}")
     since = history.get("hours_since_last_retrain")
-    if since is not None and since < storm.min_hours_between_retrains:
-        return (f"the last retraining was {since:.1f} h before this window, "
-                f"storm.min_hours_between_retrains is {storm.min_hours_between_retrains:g}")
+    if since is not None:
+        if since < storm.min_hours_between_retrains:
+            return (f"the last retraining was {since:.1f} h before this window, "
+                    f"storm.min_hours_between_retrains is {storm.min_hours_between_retrains:g}")
+        windows = storm.min_windows_between_retrains
+        if windows is not None and since < windows * window:
+            return (f"the last retraining was {since / window:.3g} window(s) ({since:.1f} h) before this one, "
+                    f"storm.min_windows_between_retrains is {windows:g} (windows of {window:g} h)")
     week = history.get("retrains_last_week", 0)
     if storm.max_retrains_per_week is not None and week >= storm.max_retrains_per_week:
         return f"{week} retrainings in the 7 days before this window, storm.max_retrains_per_week is {storm.max_retrains_per_week}"
+    ago = history.get("retrains_hours_ago")
+    if storm.max_retrains_per_windows is not None and ago is not None:
+        span = storm.cap_windows * window
+        recent = sum(1 for hours in ago if hours <= span)
+        if recent >= storm.max_retrains_per_windows:
+            return (f"{recent} retrainings in the {storm.cap_windows} windows ({span:g} h) before this one, "
+                    f"storm.max_retrains_per_windows is {storm.max_retrains_per_windows}")
     return None
 
 
