@@ -396,7 +396,7 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         )
     drift_ = assessment.get("drift") or {}
     if drift_.get("detected"):
-        signals.append(("data_drift", data_drift_strength(drift_), data_drift_reason(drift_)))
+        signals.append(("data_drift", data_drift_strength(drift_), data_drift_reason(drift_) + calibration_suffix(drift_)))
     estimated = assessment.get("estimated") or {}
     if assessment.get("before_labels") and estimated.get("drop") is not None and estimated["drop"] > estimated["max_drop"]:
         metric = estimated["metric"]
@@ -620,7 +620,84 @@ def no_drift_reason(assessment: dict[str, Any]) -> str:
     if estimated:
         text += (f"; estimated {estimated['metric']} {estimated['current'][estimated['metric']]:.4f} "
                  f"(at deployment {estimated['baseline'][estimated['metric']]:.4f})")
-    return text + "; performance within bounds"
+    perf = assessment.get("performance") or {}
+    measured = perf.get("drop") is not None or perf.get("error_increase") is not None
+    return text + ("; performance within bounds" if measured else "; performance not measured")
+
+
+def calibration_status(verdict: dict[str, Any] | None) -> str | None:
+    """The drift thresholds' calibration status (calibrated, weak or uncalibrated), None where the verdict
+    does not say (older records)."""
+    calibration = (verdict or {}).get("calibration")
+    return calibration.get("status") if isinstance(calibration, dict) else None
+
+
+def calibration_suffix(verdict: dict[str, Any]) -> str:
+    """' (thresholds uncalibrated: only 2 windows of history)' for drift judged on weak or uncalibrated
+    thresholds, else ''."""
+    status = calibration_status(verdict)
+    if status not in ("weak", "uncalibrated"):
+        return ""
+    text = None
+    note_of = getattr(drift, "calibration_note", None)
+    if callable(note_of):
+        try:
+            text = note_of(verdict)
+        except Exception as exc:  # noqa: BLE001 (a wording helper never stops a decision)
+            log.warning("no calibration note: %s", exc)
+    text = text or (verdict.get("calibration") or {}).get("note")
+    if not text:
+        return f" (thresholds {status})"
+    return f" ({text})" if status in text else f" (thresholds {status}: {text})"
+
+
+def drift_harm(assessment: dict[str, Any], signals: list[tuple[str, float, str]]) -> str | None:
+    """What the labels say about the harm of the window's data drift, None without data drift.
+
+    ``none_measured``: the champion's performance was measured on the window's labels and no performance
+    degradation or concept drift fired, in this window or in the accumulated evidence; ``measured``: one
+    did; ``estimated``: decided before the labels on the label-free estimate; ``unmeasured``: no
+    measurement of the primary metric (or a schema change, which is never harmless)."""
+    if not (assessment.get("drift") or {}).get("detected"):
+        return None
+    if assessment.get("before_labels"):
+        return "estimated"
+    if {s[0] for s in signals} - {"data_drift"}:
+        return "measured"
+    schema = assessment.get("schema_changes") or {}
+    perf = assessment.get("performance") or {}
+    if schema.get("added") or schema.get("removed") or perf.get("drop") is None:
+        return "unmeasured"
+    return "none_measured"
+
+
+def drift_action(cfg: RetrainingConfig, assessment: dict[str, Any]) -> tuple[bool, str]:
+    """Whether data drift without measurable harm is only recorded (``drift.action``), and the words that say
+    what the labels and the label-free estimate showed."""
+    perf = assessment["performance"]
+    metric = perf["metric"]
+    rows = f" on {perf['rows']} labelled rows" if perf.get("rows") else ""
+    shown = (f"the champion's {metric} {moved(perf['baseline'][metric], perf['current'][metric])}{rows}, within "
+             f"bounds (performance.max_drop {cfg.performance.max_drop}), no concept drift, accumulated evidence quiet")
+    action = cfg.drift.action
+    if action == "retrain":
+        return False, shown + "; drift.action is retrain"
+    estimated = assessment.get("estimated") or {}
+    if action == "retrain_if_estimated_drop":
+        limit = cfg.performance.max_estimated_drop
+        if estimated.get("drop") is None:
+            return True, shown + ("; no label-free estimate: recorded, no retraining "
+                                  "(drift.action retrain_if_estimated_drop)")
+        name = estimated["metric"]
+        said = (f"the label-free estimate of {name} "
+                f"{moved(estimated['baseline'][name], estimated['current'][name])}")
+        size = f"{estimated['drop']:.4f}" if HIGHER_IS_BETTER.get(name, True) else f"{estimated['drop']:.1%}"
+        if estimated["drop"] > limit:
+            return False, (f"{shown}; but {said}, a predicted drop of {size} > performance.max_estimated_drop "
+                           f"{limit}: retrain (drift.action retrain_if_estimated_drop)")
+        return True, (f"{shown}; {said}, a predicted drop of {size} <= performance.max_estimated_drop {limit}: "
+                      "recorded, no retraining (drift.action retrain_if_estimated_drop)")
+    return True, shown + "; recorded, no retraining (drift.action record)"
 
 
 def storm_limit(cfg: RetrainingConfig, history: dict[str, Any] | None) -> str | None:
@@ -726,6 +803,14 @@ def decide(
             "reason": watch["reason"] + (f" ({manual_reason})" if manual_reason else ""),
         }
     signals = _signals(cfg, assessment, history)
+    harm = drift_harm(assessment, signals)
+    held = None
+    if harm == "none_measured" and assessment.get("champion") is not None:
+        held, note = drift_action(cfg, assessment)
+        at = next(i for i, s in enumerate(signals) if s[0] == "data_drift")
+        signals[at] = (signals[at][0], signals[at][1],
+                       "data drift without measurable harm: " + signals[at][2] + "; " + note)
+    acting = [] if held else signals  # drift that was only recorded neither retrains nor meets storm control
     reasons = [s[2] for s in signals]
     if watch.get("status") == "worse":
         reasons.append(f"would roll back: {watch['reason']}")
@@ -738,7 +823,7 @@ def decide(
         else:
             reasons.insert(0, f"no champion registered for '{cfg.model.registry_name}' yet: train a first model")
     else:
-        would_retrain = bool(signals) or force
+        would_retrain = bool(acting) or force
         trigger_type = signals[0][0] if signals else ("manual" if force else "none")
     if force:
         reasons.append(f"retraining forced by the trigger{': ' + manual_reason if manual_reason else ''}")
@@ -748,16 +833,21 @@ def decide(
         reasons.append(f"reason given by the trigger: {manual_reason}")
     result = {
         "trigger_type": trigger_type,
-        "severity": _severity(signals),
-        "confidence": _confidence(signals, assessment),
+        "severity": _severity(acting),
+        "confidence": _confidence(acting, assessment),
         "signals": [s[0] for s in signals],
         "would_retrain": would_retrain,
         "accumulated": accumulated_test(cfg, assessment, history),
+        # data drift's measured harm: none_measured (labels show the champion within bounds), measured (a
+        # performance or concept-drift signal too), estimated (before labels), unmeasured; None without drift
+        "harm": harm,
+        "drift_action": cfg.drift.action if harm == "none_measured" else None,
+        "calibration_status": calibration_status(assessment.get("drift")),
     }
     if frozen and not records_only:
         return {**result, "decision": "frozen", "retrain": False,
                 "reason": "; ".join(reasons) + f" ({frozen}; would {'retrain' if would_retrain else 'skip'})"}
-    suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
+    suppressed = storm_limit(cfg, history) if (acting and not force and assessment.get("champion")) else None
     if suppressed and not records_only:
         return {**result, "decision": "suppressed", "retrain": False,
                 "reason": "; ".join(reasons) + f" (retraining suppressed: {suppressed})"}
