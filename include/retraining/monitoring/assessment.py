@@ -11,6 +11,21 @@ profile, estimates the champion's performance without labels and measures
 it on the labelled rows against its baseline at deployment.
 
 :func:`decide` is pure: the same assessment and options give the same decision.
+
+**Drift that matters.** Data drift is a change of the inputs; it matters when it harms the champion.
+Where the window's labels measured the champion's performance and nothing says it got worse (no
+performance degradation, no concept drift, the accumulated evidence quiet), the drift is recorded as
+drift without measurable harm (``decision["harm"] = "none_measured"``, trigger type ``data_drift``)
+and ``drift.action`` says what it does: ``retrain`` (the rule before), ``retrain_if_estimated_drop``
+(retrain only when the champion's label-free estimate predicts a drop beyond
+``performance.max_estimated_drop``) or ``record``. Drift with measured harm, drift decided before the
+labels (drift plus a predicted drop acts early) and drift in a window whose performance could not be
+measured retrain as before. Recorded drift never meets storm control.
+
+**Regressors** are judged as classifiers are: concept drift is the RMSE's rise beyond what the error
+profile expects for the window's predictions, against the same ratio on the holdout, on the log scale
+with a one-sided test (:func:`.performance_estimate.regression_excess_error`), and it feeds the
+accumulated evidence; a level the inputs explain raises the expectation with the error and cancels.
 """
 
 from __future__ import annotations
@@ -527,10 +542,8 @@ def accumulated_reason(stream: str, result: dict[str, Any], perf: dict[str, Any]
     """The accumulated test's alarm in words: worse than at deployment, net of the label-free expectation
     where there is one (so the raw metric may have moved either way; the reason does not say it fell)."""
     regression = perf.get("excess_error") is not None
-    if stream == "error":
-        what = "RMSE" if regression else "error rate"
-    else:
-        what = perf.get("metric", "metric")
+    error_name = "RMSE" if regression else "error rate"
+    what = error_name if stream == "error" else perf.get("metric", "metric")
     net = (perf.get("expected_error") is not None) if stream == "error" else bool(perf.get("expected_drop"))
     basis = ((", net of what its error profile expects for these predictions," if regression
               else ", net of what its calibrated confidence expects for these rows,") if net else "")
