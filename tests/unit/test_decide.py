@@ -469,3 +469,10 @@ def test_weak_or_uncalibrated_thresholds_are_named_with_the_drift() -> None:
     skip = decide(CFG, quiet)
     assert skip["calibration_status"] == "uncalibrated" and "uncalibrated" not in skip["reason"]
     assert decide(CFG, {**quiet, "drift": {**quiet["drift"], "calibration": "bad"}})["calibration_status"] is None
+
+
+def test_a_predicted_rise_is_not_called_a_drop() -> None:
+    rise = decide(CFG, {**assessment(drifted={"a": 0.3, "b": 0.3}), "estimated": estimate(-0.14)})
+    assert rise["decision"] == "skip"
+    assert "the label-free estimate of f1 rose from 0.7000 at deployment to 0.8400, no predicted drop: recorded" \
+        in rise["reason"]

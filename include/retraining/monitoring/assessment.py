@@ -708,8 +708,10 @@ def drift_action(cfg: RetrainingConfig, assessment: dict[str, Any]) -> tuple[boo
         if estimated["drop"] > limit:
             return False, (f"{shown}; but {said}, a predicted drop of {size} > performance.max_estimated_drop "
                            f"{limit}: retrain (drift.action retrain_if_estimated_drop)")
-        return True, (f"{shown}; {said}, a predicted drop of {size} <= performance.max_estimated_drop {limit}: "
-                      "recorded, no retraining (drift.action retrain_if_estimated_drop)")
+        predicted = (f"a predicted drop of {size} <= performance.max_estimated_drop {limit}" if estimated["drop"] > 0
+                     else "no predicted drop")
+        return True, (f"{shown}; {said}, {predicted}: recorded, no retraining "
+                      "(drift.action retrain_if_estimated_drop)")
     return True, shown + "; recorded, no retraining (drift.action record)"
 
 
