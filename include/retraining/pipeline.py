@@ -505,13 +505,15 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
         candidate = registry.load_model(trained["model_uri"], threads.for_config(cfg).threads)
         champ = registry.version_info(client, cfg.model.registry_name, judged_version) if judged_version else None
         champion_model = registry.load_model(champ.uri, threads.for_config(cfg).threads) if champ else None
-        trained_until = None
+        trained_until = champion_threshold = None
         if champ:
             meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)
             trained_until = meta.get("trained_until") or (meta.get("snapshot") or {}).get("cutoff")
+            champion_threshold = meta.get("operating_threshold")  # None: trained before thresholds were stored
         verdict = events.finite(gate.evaluate(
             cfg, candidate, champion_model, test, y_test, champion_trained_until=trained_until,
-            in_time=in_time, y_in_time=None if in_time is None else targets(cfg, in_time, prepared["classes"])))
+            in_time=in_time, y_in_time=None if in_time is None else targets(cfg, in_time, prepared["classes"]),
+            candidate_threshold=trained.get("operating_threshold"), champion_threshold=champion_threshold))
         verdict["champion_version"] = champ.version if champ else None
         verdict["candidate_run_id"] = trained["run_id"]
         verdict["plots"] = log_gate_review(cfg, client, trained["run_id"], verdict, candidate, champion_model,

@@ -181,7 +181,7 @@ def prepare(
     if "calibrated" in (cfg.drift.threshold_mode, cfg.quality.threshold_mode):
         profile["calibration"] = calibrate(frame, profile, ts_col, cutoff, cfg.window.lookback_hours,
                                            cfg.drift.reference_hours or cfg.window.lookback_hours,
-                                           max_windows=cfg.drift.calibration_windows)
+                                           max_windows=cfg.drift.calibration_windows, seed=cfg.training.seed)
     profile_uri = storage.join(out_dir, "reference_profile.json")
     storage.write_json(profile, profile_uri)
     missing_rates = {c: round(float(frame[c].isna().mean()), 6) for c in cfg.columns.features}
