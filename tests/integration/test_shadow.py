@@ -25,8 +25,9 @@ SHADOW = {"shadow.block_hours": 1, "shadow.min_blocks": 4, "shadow.max_rows": 60
 
 
 def inconclusive_gate(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """Until the gate reports ``inconclusive`` itself (helper "gate"), mark a verdict against a champion so while
-    ``switch["on"]``: the production path keys on ``verdict["outcome"]`` alone."""
+    """Mark a verdict against a champion ``inconclusive`` while ``switch["on"]`` (the gate reports it itself when the
+    evidence is insufficient; here the scenario needs it on a chosen window whatever the holdout shows): the
+    production path keys on ``verdict["outcome"]`` alone."""
     from include.retraining.release import gate
 
     switch = {"on": True}
