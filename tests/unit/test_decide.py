@@ -455,11 +455,11 @@ def test_weak_or_uncalibrated_thresholds_are_named_with_the_drift() -> None:
     a["drift"]["calibration"] = {"status": "uncalibrated", "note": "only 2 windows of history"}
     result = decide(CFG, a)
     assert result["calibration_status"] == "uncalibrated"
-    assert "a PSI 0.300 (>= 0.2, importance 25%) (thresholds uncalibrated: only 2 windows of history)" \
+    assert "a PSI 0.300 (>= 0.2, importance 25%) (drift thresholds uncalibrated: only 2 windows of history)" \
         in result["reason"]
     a["drift"]["calibration"] = {"status": "weak", "note": "thresholds weak: 4 windows, a prior"}
     assert result["reason"] != decide(CFG, a)["reason"]
-    assert "(thresholds weak: 4 windows, a prior)" in decide(CFG, a)["reason"]
+    assert "(drift thresholds weakly calibrated: thresholds weak: 4 windows, a prior)" in decide(CFG, a)["reason"]
     a["drift"]["calibration"] = {"status": "calibrated", "note": "60 windows"}
     calibrated = decide(CFG, a)
     assert calibrated["calibration_status"] == "calibrated" and "60 windows" not in calibrated["reason"]
