@@ -166,6 +166,7 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
     dsn = events_dsn(cfg)
+    warn_weak_calibration(cfg)
     recovered = recover_interrupted(info, cfg, dsn)
     info = replace(info, attempt=events.begin_attempt(dsn, info.key(cfg), info.attempt_key))
     with recorded(info, task_id, cfg):
@@ -245,6 +246,15 @@ def collect_labels_time(info: RunInfo, cfg: RetrainingConfig) -> datetime | None
     if recorded_at:
         return datetime.fromisoformat(recorded_at)
     return labels_time(info, cfg, dsn, *info.window(cfg), datetime.now(timezone.utc))
+
+
+def warn_weak_calibration(cfg: RetrainingConfig) -> None:
+    """Say in the task log when the configured training history cannot fully calibrate the drift check."""
+    from .monitoring.calibration import calibration_outlook
+
+    outlook = calibration_outlook(cfg)
+    if outlook["level"] in ("weak", "none") and cfg.drift.threshold_mode == "calibrated":
+        log.warning("drift calibration: %s", outlook["sentence"])
 
 
 def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]

@@ -452,3 +452,19 @@ def test_a_promotion_finished_by_a_later_run_is_announced_for_the_run_that_asked
     assert body["kind"] == "promotion" and body["run_id"] == "scheduled__killed"
     assert "v2 promoted to champion (was v1)" in body["title"]
     assert "interrupted promotion #7 completed by run scheduled__next" in body["title"]
+
+
+def test_drift_judged_with_weak_thresholds_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """A retraining decided on data drift judged with weakly calibrated thresholds says so, at WARNING (issue 18)."""
+    drift = {"detected": True, "calibration": {"status": "weak", "mode": "calibrated",
+                                               "note": "2 windows of 168 h, 16 sub-windows of 21 h"}}
+    row = {**DEPLOYED, "trigger_metrics": {"drift": drift}}
+    note = n.build(n.classify(row), row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert "warning: the data drift was judged with weakly calibrated thresholds (2 windows of 168 h" in note.text
+    with caplog.at_level(logging.INFO, logger=n.log.name):
+        n.log_notification(note)
+    assert caplog.records[-1].levelno == logging.WARNING
+    calibrated = {**DEPLOYED, "trigger_metrics": {"drift": {**drift, "calibration": {"status": "calibrated"}}}}
+    assert n.weak_calibration(calibrated) is None
+    quiet = {**DEPLOYED, "trigger_metrics": {"drift": {**drift, "detected": False}}}
+    assert n.weak_calibration(quiet) is None

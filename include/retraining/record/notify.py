@@ -200,6 +200,9 @@ def build(
         lines.append(f"decision: {decision or 'none'}" + (f" ({trigger})" if trigger else "") + f"; status: {status}")
     if row.get("trigger_reason"):
         lines.append(f"reason: {row['trigger_reason']}")
+    calibration = weak_calibration(row)
+    if calibration:
+        lines.append(f"warning: {calibration}")
     if row.get("requested_by"):
         lines.append(f"requested by: {row['requested_by']}")
     recorded_error = row.get("error")
@@ -259,6 +262,7 @@ def build(
         "gate_failed": gate_failed,
         "gate_reasons": list(gate.get("reasons") or []) if gate_failed else [],
         "event_id": current_row_id,
+        "calibration_warning": calibration,
     }
     note = Notification(kind, f"[retraining] {_headline(kind, model, row)}", lines, facts, links)
     return redact_notification(note)
@@ -453,10 +457,26 @@ def send(note: Notification, conn: Any, timeout: float = 10.0) -> str:
     return channel
 
 
+def weak_calibration(row: Mapping[str, Any]) -> str | None:
+    """A warning when the run's data drift was judged with weakly calibrated or uncalibrated thresholds (a short
+    training history, see :mod:`..monitoring.calibration`), else None."""
+    drift = (row.get("trigger_metrics") or {}).get("drift") or {}
+    calibration = drift.get("calibration") if isinstance(drift, Mapping) else None
+    if not isinstance(calibration, Mapping) or calibration.get("mode") == "fixed":
+        return None
+    status = calibration.get("status")
+    if status not in ("weak", "uncalibrated") or not drift.get("detected"):
+        return None
+    word = "weakly calibrated" if status == "weak" else "uncalibrated"
+    return (f"the data drift was judged with {word} thresholds ({calibration.get('note') or 'a short history'}); "
+            "a longer training.history_days calibrates them")
+
+
 def log_notification(note: Notification) -> None:
-    """The log notifier: one clear block in the task's log, at WARNING for what needs a person."""
-    level = logging.ERROR if note.kind in ERROR_KINDS else logging.WARNING if note.kind in WARNING_KINDS \
-        else logging.INFO
+    """The log notifier: one clear block in the task's log, at WARNING for what needs a person (and for a drift
+    verdict made with weakly calibrated or uncalibrated thresholds)."""
+    level = logging.ERROR if note.kind in ERROR_KINDS else logging.WARNING \
+        if note.kind in WARNING_KINDS or note.facts.get("calibration_warning") else logging.INFO
     log.log(level, "notification (%s): %s", note.kind, note.text)
 
 
