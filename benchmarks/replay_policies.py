@@ -299,6 +299,39 @@ def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
 _ORIGINAL_METRICS: dict[str, Any] = {}
 
 
+def fast_regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """``metrics.regression_metrics`` in numpy (scikit-learn's r2 conventions for a constant target)."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    err = y - p
+    ss_res = float(np.dot(err, err))
+    r2 = math.nan
+    if len(y) > 1:
+        centred = y - y.mean()
+        ss_tot = float(np.dot(centred, centred))
+        r2 = 1.0 - ss_res / ss_tot if ss_tot else (1.0 if ss_res == 0 else 0.0)
+    return {"r2": r2, "rmse": math.sqrt(ss_res / len(y)), "mae": float(np.abs(err).mean())}
+
+
+def check_fast_regression_metrics(trials: int = 100, seed: int = 0) -> float:
+    """The largest relative difference between the regression twin and the package's function (raises above 1e-9)."""
+    from include.retraining import metrics
+
+    original = _ORIGINAL_METRICS.get("reg", metrics.regression_metrics)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for i in range(trials):
+        n = int(rng.integers(2, 400))
+        y = rng.normal(5, 2, n) if i % 10 else np.full(n, 3.0)
+        p = y + rng.normal(0, 1, n) if i % 7 else y.copy()
+        a, b = original(y, p), fast_regression_metrics(y, p)
+        for key in a:
+            worst = max(worst, abs(a[key] - b[key]) / max(1.0, abs(a[key])))
+    if worst > 1e-9:
+        raise AssertionError(f"the numpy regression metrics differ from metrics.regression_metrics by {worst:g}")
+    return worst
+
+
 def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed: int = 0) -> float:
     """The largest difference between the twin and the package's function (raises above 1e-9)."""
     from include.retraining import metrics
@@ -332,8 +365,9 @@ def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed
 
 
 @contextmanager
-def metric_speedup(enabled: bool = True) -> Iterator[None]:
-    """Replace ``metrics.classification_metrics`` by its checked numpy twin for the duration."""
+def metric_speedup(enabled: bool = True, check: bool = True) -> Iterator[None]:
+    """Replace ``metrics.classification_metrics`` and ``regression_metrics`` by their numpy twins for the duration,
+    checked against the originals first (``check``; the smoke test checks them once, in a test of their own)."""
     from unittest.mock import patch
 
     from include.retraining import metrics
@@ -342,9 +376,13 @@ def metric_speedup(enabled: bool = True) -> Iterator[None]:
         yield
         return
     _ORIGINAL_METRICS["fn"] = metrics.classification_metrics
-    check_fast_metrics()
+    _ORIGINAL_METRICS["reg"] = metrics.regression_metrics
+    if check:
+        check_fast_metrics()
+        check_fast_regression_metrics()
     try:
-        with patch.object(metrics, "classification_metrics", fast_classification_metrics):
+        with patch.object(metrics, "classification_metrics", fast_classification_metrics), \
+                patch.object(metrics, "regression_metrics", fast_regression_metrics):
             yield
     finally:
         _ORIGINAL_METRICS.clear()
@@ -980,9 +1018,11 @@ STREAM_POLICIES = ("never", "every_window", "fixed", "naive", "ours")
 
 
 def make_stream_config(stream: Any, check_days: int, history_days: int, seed: int = 42,
-                       lightgbm_params: dict[str, Any] | None = None, storage_uri: str = "/nonexistent") -> Any:
-    """Package defaults for ``stream``, except the window and history, no search, small LightGBM models, and for
-    a classifier no ``gate.min_absolute`` floors (the defaults are credit-risk business floors; stated)."""
+                       lightgbm_params: dict[str, Any] | None = None, storage_uri: str = "/nonexistent",
+                       threads: int = 1) -> Any:
+    """Package defaults for ``stream``, except the window and history, no search, small LightGBM models on
+    ``threads`` threads (1: the machine is shared; also reproducible), and for a classifier no
+    ``gate.min_absolute`` floors (the defaults are credit-risk business floors; stated)."""
     from include.retraining.config import RetrainingConfig
 
     gate: dict[str, Any] = {"smoke": {"rows": 10}}
@@ -996,7 +1036,7 @@ def make_stream_config(stream: Any, check_days: int, history_days: int, seed: in
                     "categorical": stream.categorical},
         "storage": {"uri": storage_uri},
         "window": {"lookback_hours": 24 * check_days},
-        "training": {"history_days": history_days, "seed": seed, "search": {"trials": 0}},
+        "training": {"history_days": history_days, "seed": seed, "search": {"trials": 0}, "threads": threads},
         "gate": gate,
     })
 
@@ -1226,8 +1266,15 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
                 "rows": len(window), "labelled_rows": len(window), "min_labelled_rows": cfg.window.min_labelled_rows,
                 "judge": {"version": state.champion.key, "source": "registry", "replay": False, "note": None,
                           "later_changes": []}}
-        with serving(served, window):
-            result = assessment._measure(cfg, base, served.info, None, None, len(window))
+        try:
+            with serving(served, window):
+                result = assessment._measure(cfg, base, served.info, None, None, len(window))
+        except Exception as exc:  # noqa: BLE001  (in the DAG the run fails: the champion stays, nothing is trained)
+            record.update(decision="failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            record["champion_after"] = state.champion.key
+            state.records.append(record)
+            state.evidence.append(None)
+            return
         look = None if state.promoted_at is None else check - state.promoted_at
         if state.previous is not None and look is not None and 1 <= look <= cfg.watch.windows:
             lo, hi = zoo.pos(zoo.cutoff(state.promoted_at)), zoo.pos(end)
@@ -1287,7 +1334,7 @@ def next_period(cfg: Any, zoo: StreamZoo, check: int, old: Cand, new: Cand, wind
     primary = cfg.primary_metric
     a, b = _metric(cfg, y, zoo.span_out(old, lo, hi)), _metric(cfg, y, zoo.span_out(new, lo, hi))
     return {"rows": int(hi - lo), "gain": _gain(primary, a.get(primary), b.get(primary)),
-            "old": a.get(primary), "new": b.get(primary)}
+            "old_metric": a.get(primary), "new_metric": b.get(primary)}
 
 
 def forward_metric(cfg: Any) -> str:
@@ -1341,6 +1388,8 @@ def summarize_stream(cfg: Any, zoo: StreamZoo, state: StreamState, n_checks: int
         "claimed": claimed, "realised": realised,
         "ratio": None if not claimed or realised is None else round(realised / claimed, 3),
         "rollbacks": len(state.rollbacks), "rollbacks_wrong": sum(b.get("right") is False for b in state.rollbacks),
+        "failed": sum(r["decision"] == "failed" for r in state.records),
+        "errors": sorted({r["error"] for r in state.records if r.get("error")}),
         "decisions": decisions, "signals": signals,
     }
 
@@ -1483,7 +1532,8 @@ def stream_main(argv: Sequence[str] | None = None) -> int:
         ours = run["policies"].get("ours", {}).get("summary")
         if ours:
             print(f"ours: decisions {ours['decisions']}; signals {ours['signals']}; inconclusive verdicts "
-                  f"{ours['inconclusive']}")
+                  f"{ours['inconclusive']}" + (f"; {ours['failed']} checks FAILED: {'; '.join(ours['errors'])}"
+                                               if ours["failed"] else ""))
         for t in stream_targets(run):
             status = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
             print(f"  [{status:>7}] {t['target']}: {t['value']}")
