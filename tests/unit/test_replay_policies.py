@@ -151,7 +151,7 @@ def test_stream_replay_structure(bench: ModuleType, elec_run: dict) -> None:
     assert elec_run["checks"] == STREAM_CHECKS and elec_run["primary_metric"] == "r2"
     assert set(elec_run["policies"]) == set(bench.STREAM_POLICIES)
     rows = None
-    for name, result in elec_run["policies"].items():
+    for result in elec_run["policies"].values():
         s = result["summary"]
         rows = rows or s["rows"]
         assert s["rows"] == rows == 4 * 14 * 48  # window 0 after the burn-in, then one per check
