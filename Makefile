@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint psql airflow mlflow-ui parse-time clean
+.PHONY: install demo test test-fast lint psql airflow mlflow-ui parse-time clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ install: $(BIN)/.installed  ## create .venv with everything pinned
 demo: install  ## run model_retraining over five six-hour windows on the embedded services
 	$(BIN)/python scripts/demo.py
 
-test: install  ## the whole test suite (dags, unit, integration)
+test: install  ## the whole test suite: every tier (what CI runs)
 	$(BIN)/python -m pytest
+
+FAST := not (integration or scheduler or faults or distributed or browser or bench)
+test-fast: install  ## the developer loop: DAG and unit tests (PostgreSQL only), no whole DAG runs or servers
+	$(BIN)/python -m pytest -m "$(FAST)" --durations=10
 
 lint: install
 	$(BIN)/ruff check dags include tests scripts

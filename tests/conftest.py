@@ -37,6 +37,26 @@ from tests.support import isolated_schema  # noqa: E402
 DEFAULT_PG = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 
 
+# The tier of a test is its folder; pytest reads ``pytestmark`` from test modules only (not from a conftest), so
+# the tiers are marked here, and ``-m`` picks them: ``make test-fast`` is ``-m "not (integration or scheduler or
+# faults or distributed or browser or bench)"``. The benchmark smoke tests run the benchmarks' code on small data.
+TIERS = ("dags", "unit", "integration", "scheduler", "faults", "distributed", "browser")
+BENCH_MODULES = ("test_replay_drift.py", "test_replay_policies.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            parts = Path(str(item.fspath)).resolve().relative_to(tests_dir).parts
+        except ValueError:
+            continue
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+        if parts and parts[-1] in BENCH_MODULES:
+            item.add_marker(pytest.mark.bench)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
 

@@ -215,14 +215,22 @@ def limited(threads: int) -> Iterator[None]:
         yield
 
 
+# Steps whose ``n_jobs`` means joblib *processes* (loky workers that outlive the task by minutes and a SIGKILLed
+# task for good): never given the thread budget, and set back to one process when a stored model carries more.
+PROCESS_PARALLEL_STEPS = ("ColumnTransformer", "FeatureUnion")
+
+
 def set_model_threads(model: Any, threads: int) -> Any:
-    """Set ``n_jobs`` of every step of a fitted scikit-learn pipeline (or estimator) that has one, for
-    scoring a model trained with another budget (a champion loaded from MLflow). Returns the model."""
+    """Set ``n_jobs`` of the estimators of a fitted scikit-learn pipeline (or an estimator) that use threads, for
+    scoring a model trained with another budget (a champion loaded from MLflow). Preprocessing steps that would
+    fork processes (``ColumnTransformer``, ``FeatureUnion``) run in the task's own process. Returns the model."""
     steps = getattr(model, "steps", None)
     estimators = [step for _, step in steps] if steps else [model]
     for estimator in estimators:
         get_params = getattr(estimator, "get_params", None)
-        if get_params is not None and "n_jobs" in get_params(deep=False):
-            with contextlib.suppress(Exception):  # a library that refuses: scoring still works
-                estimator.set_params(n_jobs=threads)
+        if get_params is None or "n_jobs" not in get_params(deep=False):
+            continue
+        process_parallel = type(estimator).__name__ in PROCESS_PARALLEL_STEPS
+        with contextlib.suppress(Exception):  # a library that refuses: scoring still works
+            estimator.set_params(n_jobs=None if process_parallel else threads)
     return model

@@ -39,11 +39,6 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 USERS = {"admin": "admin", "viewer": "viewer"}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: the retraining UI plugin in headless chromium against a real "
-                                       "api-server (needs Debian's chromium: apt-get install chromium)")
-
-
 def chromium_path() -> str | None:
     configured = os.environ.get(CHROMIUM_ENV)
     if configured:

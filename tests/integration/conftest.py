@@ -28,8 +28,6 @@ from psycopg2.extras import RealDictCursor
 from include.retraining import demo_data
 from tests.support import REPO, isolated_schema
 
-pytestmark = pytest.mark.integration
-
 TABLE = "applications"
 TEST_STREAM = demo_data.StreamSpec(
     start=datetime(2026, 3, 6, tzinfo=timezone.utc),

@@ -107,6 +107,26 @@ def test_the_estimators_get_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     assert threads.for_config(configured).threads == 2
 
 
+def test_preprocessing_never_forks_worker_processes() -> None:
+    """A ColumnTransformer's n_jobs means loky processes, which outlived the check and gate tasks (issue 19):
+    the thread budget goes to the model only, and a stored model's parallel preprocessing is turned off."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7})
+    y = np.array([0, 1] * 20)
+    model = Pipeline([("preprocess", ColumnTransformer([("num", StandardScaler(), ["a", "b"])], n_jobs=2)),
+                      ("model", LogisticRegression(n_jobs=2))]).fit(frame, y)
+    threads.set_model_threads(model, 3)
+    assert model.named_steps["preprocess"].n_jobs is None
+    assert model.named_steps["model"].n_jobs == 3
+    assert model.predict_proba(frame).shape == (40, 2)
+
+
 def test_a_loaded_model_and_the_thread_pools_are_limited() -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
