@@ -1029,7 +1029,7 @@ STREAM_POLICIES = ("never", "every_window", "fixed", "naive", "ours")
 
 def make_stream_config(stream: Any, check_days: int, history_days: int, seed: int = 42,
                        lightgbm_params: dict[str, Any] | None = None, storage_uri: str = "/nonexistent",
-                       threads: int = 1) -> Any:
+                       threads: int = 1, overrides: dict[str, Any] | None = None) -> Any:
     """Package defaults for ``stream``, except the window and history, no search, small LightGBM models on
     ``threads`` threads (1: the machine is shared; also reproducible), and for a classifier no
     ``gate.min_absolute`` floors (the defaults are credit-risk business floors; stated)."""
@@ -1038,7 +1038,7 @@ def make_stream_config(stream: Any, check_days: int, history_days: int, seed: in
     gate: dict[str, Any] = {"smoke": {"rows": 10}}
     if stream.task != "regression":
         gate["min_absolute"] = {}
-    return RetrainingConfig.model_validate({
+    data = {
         "model": {"name": f"replay_{stream.name}", "task": stream.task, "type": MODEL_TYPE,
                   "hyperparameters": {MODEL_TYPE: dict(lightgbm_params or STREAM_LIGHTGBM)}},
         "source": {"kind": "parquet", "path": "/nonexistent/replay.parquet"},
@@ -1048,7 +1048,14 @@ def make_stream_config(stream: Any, check_days: int, history_days: int, seed: in
         "window": {"lookback_hours": 24 * check_days},
         "training": {"history_days": history_days, "seed": seed, "search": {"trials": 0}, "threads": threads},
         "gate": gate,
-    })
+    }
+    for dotted, value in (overrides or {}).items():  # --set section.key=JSON
+        *path, last = dotted.split(".")
+        node = data
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return RetrainingConfig.model_validate(data)
 
 
 STREAM_LIGHTGBM = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 31}
@@ -1407,7 +1414,7 @@ def summarize_stream(cfg: Any, zoo: StreamZoo, state: StreamState, n_checks: int
 def replay_stream(stream: Any, check_days: int = 14, history_windows: int = 2, burn_in_windows: int = 8,
                   checks: int | None = None, fixed_every: int = 4, judge_windows: int = 4, seed: int = 42,
                   policies: Sequence[str] = STREAM_POLICIES, lightgbm_params: dict[str, Any] | None = None,
-                  workdir: Path | None = None) -> dict[str, Any]:
+                  workdir: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every policy over one stream at one cadence and history length: per-check records and the summary."""
     import tempfile
 
@@ -1426,7 +1433,8 @@ def replay_stream(stream: Any, check_days: int = 14, history_windows: int = 2, b
     if n_checks < 1:
         raise ValueError(f"the stream leaves no check after a burn-in of {burn_in_windows} x {check_days} days")
     with tempfile.TemporaryDirectory(prefix="replay_stream_", dir=workdir) as tmp:
-        cfg = make_stream_config(stream, check_days, history_windows * check_days, seed, lightgbm_params, tmp)
+        cfg = make_stream_config(stream, check_days, history_windows * check_days, seed, lightgbm_params, tmp,
+                                 overrides=overrides)
         zoo = StreamZoo(cfg, stream, t0, step, history_windows * step, n_checks, Path(tmp))
         first = zoo.get(0)
         states = {name: StreamState(name, first, served=[first.key]) for name in policies}
@@ -1513,6 +1521,8 @@ def stream_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--policies", nargs="+", default=list(STREAM_POLICIES), choices=STREAM_POLICIES)
     parser.add_argument("--quick", action="store_true", help="4 checks, 2 windows of history, 30 trees")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                        help="another configuration value, e.g. --set gate.primary_metric='\"roc_auc\"' (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -1525,11 +1535,13 @@ def stream_main(argv: Sequence[str] | None = None) -> int:
     params = dict(STREAM_LIGHTGBM)
     if args.quick:
         args.checks, args.history_windows, params["n_estimators"] = args.checks or 4, [2], 30
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     runs = []
     with metric_speedup():
         for h in args.history_windows:
             runs.append(replay_stream(stream, args.check_days, h, max(args.burn_in_windows, h), args.checks,
-                                      args.fixed_every, args.judge_windows, args.seed, args.policies, params))
+                                      args.fixed_every, args.judge_windows, args.seed, args.policies, params,
+                                      overrides=overrides))
     print()
     print(f"Data: {stream.name} ({stream.source}): {stream.facts}")
     for run in runs:
@@ -1537,7 +1549,7 @@ def stream_main(argv: Sequence[str] | None = None) -> int:
         print(f"== {run['stream']} ({run['task']}), a check every {run['check_days']} d, history {run['history_windows']} "
               f"windows ({run['history_days']} d), {run['checks']} checks over {run['span'][0][:10]} .. "
               f"{run['span'][1][:10]}, gate primary metric {run['primary_metric']}, {run['models_trained']} models, "
-              f"{run['seconds']:.0f} s ({run['stage_seconds']})")
+              f"{run['seconds']:.0f} s ({run['stage_seconds']})" + (f"; settings {overrides}" if overrides else ""))
         print(stream_table(run))
         ours = run["policies"].get("ours", {}).get("summary")
         if ours:
