@@ -26,7 +26,7 @@ def stream(bench: ModuleType):
 
 @pytest.fixture(scope="module")
 def run(bench: ModuleType, stream) -> dict:
-    with bench.metric_speedup():
+    with bench.metric_speedup(check=False):  # the twin is checked by test_fast_metrics_equal_the_packages
         return bench.replay(stream.iloc[:1200], seed=0, check_days=30, history_days=730, burn_in_days=730,
                             forward_days=60, checks=CHECKS,
                             lightgbm_params={"n_estimators": 30, "learning_rate": 0.15})
