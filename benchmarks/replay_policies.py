@@ -1205,6 +1205,40 @@ class StreamState:
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
     retrain_ends: list[pd.Timestamp] = field(default_factory=list)
     evidence: list[dict[str, Any] | None] = field(default_factory=list)  # this champion's windows, oldest first
+    challenger: Cand | None = None  # an "inconclusive" candidate in shadow, and the check it was trained at
+    challenger_at: int | None = None
+    challenger_claim: float | None = None  # the gate's claimed gain when it was trained
+    shadow: list[dict[str, Any]] = field(default_factory=list)
+
+
+def shadow_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, record: dict[str, Any]) -> bool:
+    """The challenger in shadow (a candidate the gate found ``inconclusive``) against the champion on the labelled
+    rows since it was trained, with ``watch.compare`` both ways (its error rate split over the looks): promoted
+    when the champion is significantly worse, dropped when it is significantly worse itself or after
+    ``watch.windows`` looks. True when it was promoted."""
+    from include.retraining.release import watch
+
+    if state.challenger is None or state.challenger_at is None:
+        return False
+    look = check - state.challenger_at
+    lo, hi = zoo.pos(zoo.cutoff(state.challenger_at)), zoo.pos(zoo.cutoff(check))
+    if hi - lo < cfg.watch.min_rows:
+        return False
+    y = zoo.y(lo, hi)
+    champ, chall = zoo.span_out(state.champion, lo, hi), zoo.span_out(state.challenger, lo, hi)
+    better = watch.compare(cfg, y, chall, champ, look)["worse"]  # the champion (as "new") is significantly worse
+    worse = watch.compare(cfg, y, champ, chall, look)["worse"]  # the challenger (as "new") is
+    outcome = "promote" if better else ("drop" if worse or look >= cfg.watch.windows else "wait")
+    record["shadow"] = {"challenger": state.challenger.key, "look": look, "outcome": outcome}
+    state.shadow.append({"check": check, "challenger": state.challenger.key, "look": look, "outcome": outcome})
+    if outcome == "promote":
+        state.promotions.append({"check": check, "new": state.challenger.key, "old": state.champion.key,
+                                 "claimed_gain": state.challenger_claim, "outcome": "shadow"})
+        state.previous, state.champion, state.promoted_at = state.champion, state.challenger, check
+        state.evidence = []
+    if outcome != "wait":
+        state.challenger = state.challenger_at = None
+    return outcome == "promote"
 
 
 def naive_drift(zoo: StreamZoo, champion: Cand, window: pd.DataFrame, alpha: float = 0.05,
@@ -1278,6 +1312,8 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
         if drifted:
             record.update(decision="retrain", trigger_type="data_drift", signals=["naive_p<0.05"])
     elif name == "ours":
+        if shadow_step(cfg, zoo, state, check, record):
+            record["champion_before"] = state.champion.key
         served = zoo.serving(state.champion)
         base = {"window_start": window[zoo.s.timestamp].iloc[0].isoformat(), "window_end": end.isoformat(),
                 "rows": len(window), "labelled_rows": len(window), "min_labelled_rows": cfg.window.min_labelled_rows,
@@ -1337,6 +1373,9 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
             record["promoted"] = True
         else:
             state.rejections.append(entry)
+            if name == "ours" and gate_result["outcome"] == "inconclusive":  # a newer candidate replaces one in shadow
+                state.challenger, state.challenger_at = candidate, check
+                state.challenger_claim = gate_result.get("claimed_gain")
     record["champion_after"] = state.champion.key
     state.records.append(record)
 
@@ -1398,6 +1437,7 @@ def summarize_stream(cfg: Any, zoo: StreamZoo, state: StreamState, n_checks: int
         "promotions": len(state.promotions),
         "rejections": len(state.rejections),
         "inconclusive": sum(r.get("outcome") == "inconclusive" for r in state.rejections),
+        "shadow_promotions": sum(p.get("outcome") == "shadow" for p in state.promotions),
         "worse": sum(p["gain"] < 0 for p in judged), "judged": len(judged),
         "worse_share": round(sum(p["gain"] < 0 for p in judged) / len(judged), 4) if judged else None,
         "rejected_better": sum(r["gain"] > 0 for r in rejected), "rejected_judged": len(rejected),
@@ -1554,7 +1594,7 @@ def stream_main(argv: Sequence[str] | None = None) -> int:
         ours = run["policies"].get("ours", {}).get("summary")
         if ours:
             print(f"ours: decisions {ours['decisions']}; signals {ours['signals']}; inconclusive verdicts "
-                  f"{ours['inconclusive']}" + (f"; {ours['failed']} checks FAILED: {'; '.join(ours['errors'])}"
+                  f"{ours['inconclusive']} (promoted from shadow {ours['shadow_promotions']})" + (f"; {ours['failed']} checks FAILED: {'; '.join(ours['errors'])}"
                                                if ours["failed"] else ""))
         for t in stream_targets(run):
             status = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")

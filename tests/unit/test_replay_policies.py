@@ -157,7 +157,7 @@ def test_stream_replay_structure(bench: ModuleType, elec_run: dict) -> None:
         assert s["rows"] == rows == 4 * 14 * 48  # window 0 after the burn-in, then one per check
         assert s["forward_metric"] == "rmse" and 0 < s["forward"] < 2
         assert s["trainings"] + s["skips"] == STREAM_CHECKS
-        assert s["promotions"] + s["rejections"] == s["trainings"]
+        assert s["promotions"] - s["shadow_promotions"] + s["rejections"] == s["trainings"]
         assert [c["check"] for c in result["checks"]] == list(range(1, STREAM_CHECKS + 1))
         for p in result["promotions"]:
             assert p["new"] != p["old"] and p["rows"] == 14 * 48 and p["gain"] is not None
@@ -195,3 +195,25 @@ def test_naive_rule_flags_a_shifted_window(bench: ModuleType, elec, tmp_path) ->
     assert "half_hour" not in bench.naive_drift(zoo, first, window)
     shifted = window.assign(temperature=window["temperature"] + 10)
     assert "temperature" in bench.naive_drift(zoo, first, shifted)
+
+
+def test_inconclusive_candidate_is_shadowed(bench: ModuleType, elec, monkeypatch) -> None:
+    """A verdict with ``outcome: inconclusive`` (the gate's new key) keeps the candidate as a challenger, scored
+    beside the champion on the following windows by watch.compare: promoted, dropped or still waiting."""
+    real = bench.stream_gate
+
+    def inconclusive(*args, **kwargs):
+        return {**real(*args, **kwargs), "outcome": "inconclusive"}
+
+    monkeypatch.setattr(bench, "stream_gate", inconclusive)
+    with bench.metric_speedup(check=False):
+        run = bench.replay_stream(elec, check_days=14, history_windows=2, burn_in_windows=2, checks=3,
+                                  policies=["ours"], lightgbm_params={"n_estimators": 20, "learning_rate": 0.2})
+    ours = run["policies"]["ours"]
+    first = next(c for c in ours["checks"] if c["retrained"])
+    assert not first["promoted"] and first["gate"]["outcome"] == "inconclusive"
+    later = [c["shadow"] for c in ours["checks"] if c["check"] > first["check"] and "shadow" in c]
+    assert later and later[0]["challenger"] == first["candidate"] and later[0]["look"] == 1
+    assert later[0]["outcome"] in ("promote", "drop", "wait")
+    assert ours["summary"]["inconclusive"] >= 1
+    assert ours["summary"]["shadow_promotions"] == sum(p["outcome"] == "shadow" for p in ours["promotions"])
