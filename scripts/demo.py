@@ -15,7 +15,8 @@ later ``airflow backfill create`` over these days finds them), then two more run
 - [03-08 12:00, 18:00)        the window after the drift: detect, retrain, gate out of time, deploy v2
 - [03-08 18:00, 03-09 00:00)  the new champion fits the new population: skip
 - the drifted window again (a cleared and re-run run): a replay, judged by v1, the champion of its
-  time; it records "would retrain" as its second attempt and the deployment stays on record
+  time, on the labels that had arrived when its run decided (``label_arrived_at``, the configs'
+  ``columns.label_time``); it records "would retrain" as its second attempt and the deployment stays on record
 - a manual run without a logical date, as from the UI form (force, logistic regression): it checks
   the latest window holding labelled data, and the gate rejects the worse candidate
 
@@ -249,6 +250,8 @@ def main() -> int:
     demo_data.load_into_postgres(dsn, TABLE, frame)
     print(f"    {TABLE}: {len(frame):,} applications, {int(frame[demo_data.LABEL].isna().sum()):,} still without "
           "a label (whether the loan defaulted: the classifier credit_risk)")
+    print(f"    each label's arrival time is in {demo_data.LABEL_TIME} (columns.label_time): a replay or backfill "
+          "uses only the labels that had arrived by its run's time")
     losses = demo_data.generate_losses()
     demo_data.load_into_postgres(dsn, LOSS_TABLE, losses)
     print(f"    {LOSS_TABLE}: the same applications with the amount lost on each loan (the regressor loan_loss), "

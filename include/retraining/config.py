@@ -27,7 +27,8 @@ TaskKind = Literal["binary", "multiclass", "regression"]
 ModelType = Literal["xgboost", "lightgbm", "random_forest", "logistic_regression"]
 MODEL_TYPES: tuple[str, ...] = ("xgboost", "lightgbm", "random_forest", "logistic_regression")
 REGRESSION_GATE_DEFAULTS: dict[str, dict[str, float]] = {"max_regression": {"r2": 0.01}, "min_absolute": {"r2": 0.0}}
-METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2", "rmse", "mae")
+METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "r2", "rmse",
+                            "mae")
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "credit_risk.yaml"
 CONFIG_ENV_VAR = "RETRAINING_CONFIG"
 
@@ -123,6 +124,9 @@ class ColumnsSection(_Strict):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     id: str | None = None
+    # When each row's label arrived (a timestamp; NULL while it has not). Optional: with it, a run, replay or
+    # backfill uses only the labels that had arrived by the run's time (see sources.labels_as_of); never a feature.
+    label_time: str | None = None
 
     @model_validator(mode="after")
     def _check_columns(self) -> ColumnsSection:
@@ -135,6 +139,14 @@ class ColumnsSection(_Strict):
         for special in (self.timestamp, self.label):
             if special in features:
                 raise ValueError(f"'{special}' cannot be both a feature and the timestamp/label")
+        if self.label_time is not None:
+            taken = {self.timestamp: "columns.timestamp", self.label: "columns.label",
+                     **({self.id: "columns.id"} if self.id else {}),
+                     **dict.fromkeys(self.numeric, "columns.numeric"),
+                     **dict.fromkeys(self.categorical, "columns.categorical")}
+            if self.label_time in taken:
+                raise ValueError(f"columns.label_time '{self.label_time}' is also {taken[self.label_time]}: the "
+                                 "label-arrival time must be a column of its own (and is never a feature)")
         return self
 
     @property
@@ -165,8 +177,10 @@ class DriftSection(_Strict):
     side has at most 1000 rows and Wasserstein / Jensen-Shannon distances above; ``drift.columns``
     overrides it per column. P-values are adjusted with Benjamini-Hochberg at ``fdr_q``; a feature
     drifts when its adjusted p-value is below its threshold (default ``fdr_q``) or its distance at
-    or above its threshold; with ``threshold_mode: calibrated`` (the default) the threshold is raised to
-    the statistic's natural variation between windows of the training period. The window drifts when
+    or above its threshold (p-values compared on the log10 scale); with ``threshold_mode: calibrated`` (the
+    default) the threshold is raised to the statistic's natural variation within the newest regime of the
+    training period, from windows of the check's size or, with a short history, sub-windows and resampled
+    reference rows (weakly calibrated; see monitoring/calibration.py). The window drifts when
     its drift score, the drifted features' importance shares each times its strength (statistic over
     threshold, at most ``max_strength``), reaches ``drifted_share`` (or the score's own natural
     variation, if higher): many features just past their thresholds, or a few far past, both count.
@@ -179,8 +193,8 @@ class DriftSection(_Strict):
     fdr_q: float = Field(default=0.05, gt=0, le=1)
     drifted_share: float = Field(default=0.25, gt=0, le=1)
     importance_weighted: bool = True
-    # calibrated: thresholds raised to each statistic's natural variation between windows of the training
-    # period (mean + calibration_sd * sd; see monitoring/calibration.py); fixed: the thresholds as given
+    # calibrated: thresholds raised to each statistic's natural variation in the training period (sampling
+    # noise + between-window variation, k = calibration_sd; see monitoring/calibration.py); fixed: as given
     threshold_mode: Literal["calibrated", "fixed"] = "calibrated"
     calibration_sd: float = Field(default=3.0, gt=0, le=10)
     calibration_windows: int = Field(default=60, ge=6, le=1000)  # the newest windows of the training period
@@ -304,11 +318,19 @@ class TrainingSection(_Strict):
 
 
 class SignificanceSection(_Strict):
-    """How an improvement is shown not to be luck: a paired test on the same test rows."""
+    """How an improvement is shown not to be luck: a paired test on the same test rows.
+
+    Rows are resampled in blocks of time (``block``; see :func:`..release.significance.choose_blocks`):
+    ``auto`` takes the coarsest of day, hour, 15, 5 and 1 minutes that gives at least ``min_blocks``
+    blocks; ``day``/``hour`` force one; ``row`` treats rows as independent. With fewer than
+    ``min_blocks`` blocks the test claims nothing."""
 
     method: Literal["paired_bootstrap", "mcnemar", "none"] = "paired_bootstrap"
     resamples: int = Field(default=1000, ge=100, le=100_000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    block: Literal["auto", "day", "hour", "row"] = "auto"
+    min_blocks: int = Field(default=20, ge=2, le=10_000)
+    power: float = Field(default=0.8, gt=0.5, lt=1)  # of the recorded minimum detectable effect
 
 
 class SmokeSection(_Strict):
@@ -322,12 +344,23 @@ class GateSection(_Strict):
     """The evaluation gate. Candidate and champion are compared on the out-of-time holdout: the labelled
     rows of the last ``holdout_hours`` before the run's cutoff (default: half of ``window.lookback_hours``),
     extended back to the newest ``min_holdout_rows`` rows when that period holds fewer. The candidate
-    trains only on rows before the holdout."""
+    trains only on rows before the holdout.
+
+    Classifiers are compared on threshold-free metrics by default (primary metric ``roc_auc``, no
+    regression of ROC AUC). A threshold metric (accuracy, precision, recall, F1) named in ``max_regression``
+    or ``min_absolute`` is judged for a binary model at each model's own operating threshold, chosen on its
+    validation rows at training by ``operating_point`` (``max_f1``, ``max_balanced_accuracy`` or ``fixed``
+    = 0.5) and stored in its metadata; a champion trained before thresholds were stored gets 0.5 (the
+    verdict says so). ``min_improvement`` is absolute, except for RMSE, MAE and log loss, where it is relative
+    (0.01 = 1 % lower); ``max_regression`` tolerances and ``min_absolute`` floors are in the metric's units (for
+    lower-is-better metrics, such as log loss and Brier, a floor is a maximum). The verdict's ``outcome`` is
+    ``promote``, ``reject`` or ``inconclusive`` (see include/retraining/release/gate.py)."""
 
     primary_metric: str | None = None
     min_improvement: float = Field(default=0.01, ge=0)
-    max_regression: dict[str, float] = Field(default_factory=lambda: {"f1": 0.01, "roc_auc": 0.005})
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.005})
     min_absolute: dict[str, float] = Field(default_factory=lambda: {"precision": 0.85, "recall": 0.80})
+    operating_point: Literal["max_f1", "max_balanced_accuracy", "fixed"] = "max_f1"
     holdout_hours: float | None = Field(default=None, gt=0)
     min_holdout_rows: int = Field(default=200, ge=1)
     significance: SignificanceSection = SignificanceSection()
@@ -435,18 +468,45 @@ class FreezeSection(_Strict):
 
 
 class WatchSection(_Strict):
-    """The watch after a promotion: for the next ``windows`` scheduled windows, the new champion and the one it
-    replaced are scored on the same labelled rows that arrived after the promotion; when the new champion is
-    significantly worse by the gate's own evidence rules (the primary metric below the previous champion's by
-    more than ``max_drop``, with the gate's significance test on those paired rows, or a no-regression criterion
-    broken), the previous champion is restored through the same recoverable promotion path, recorded as
-    ``trigger_type = 'post_deploy_watch'``, ``decision = 'rollback'``, and announced. Live runs only: backfills
-    and replays never roll back."""
+    """The watch after a promotion (see include/retraining/release/watch.py): for ``hours`` after it, the new
+    champion and the one it replaced are scored on the same labelled rows that arrived since; when the new
+    champion is significantly worse (the primary metric below the previous champion's by more than ``max_drop``,
+    with the gate's paired test), the previous champion is restored through the same recoverable promotion
+    path, recorded as ``trigger_type = 'post_deploy_watch'``, ``decision = 'rollback'``, and announced. Live
+    runs only: backfills and replays never roll back.
+
+    The span is measured in time, so it works at any check cadence: the span is split into ``looks``
+    checkpoints and a run judges when its window reaches a checkpoint not judged before (a weekly run may reach
+    several at once), at ``1 - gate.significance.confidence`` times the share of checkpoints it reaches
+    (Bonferroni over at most ``looks`` judgements). Rows are resampled in blocks of ``block`` (a day by default:
+    rows of one day share its weather and its incidents) and at least ``min_blocks`` blocks with labelled rows
+    are needed to judge. ``max_rows`` caps the rows scored (the newest). ``windows`` (the first release's
+    field: windows of the 6-hour grid) is still accepted and read as ``hours = 6 * windows``."""
 
     enabled: bool = True
-    windows: int = Field(default=4, ge=1, le=100)
+    hours: float = Field(default=14 * 24.0, gt=0, le=24 * 365)
+    looks: int = Field(default=4, ge=1, le=100)
+    block: Literal["day", "hour"] = "day"
+    min_blocks: int = Field(default=3, ge=2, le=1000)
     min_rows: int = Field(default=200, ge=20)  # labelled rows after the promotion needed to judge
+    max_rows: int | None = Field(default=None, ge=100)  # rows scored (the newest); None: performance.max_rows
     max_drop: float = Field(default=0.0, ge=0)  # primary metric margin, same units as gate.min_improvement
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_windows(cls, data: Any) -> Any:
+        """``windows: N`` (N windows of the 6-hour grid after the promotion) becomes ``hours: 6 N``."""
+        if isinstance(data, dict) and "windows" in data:
+            data = dict(data)
+            windows = data.pop("windows")
+            if "hours" in data:
+                raise ValueError("give watch.hours (the watch's span since the promotion) or the older "
+                                 "watch.windows, not both")
+            if not isinstance(windows, int) or isinstance(windows, bool) or windows < 1:
+                raise ValueError(f"watch.windows must be a whole number of 6-hour windows >= 1, got {windows!r}; "
+                                 "better: give watch.hours")
+            data["hours"] = 6.0 * windows
+        return data
 
 
 class RetrainingConfig(_Strict):
@@ -492,7 +552,9 @@ class RetrainingConfig(_Strict):
 
     @property
     def primary_metric(self) -> str:
-        default = "r2" if self.model.task == "regression" else "f1"
+        """The gate's primary metric: ``gate.primary_metric``, else R2 for regression and the threshold-free ROC AUC
+        for classifiers (a fixed-threshold metric would judge two models at a cut neither was tuned to)."""
+        default = "r2" if self.model.task == "regression" else "roc_auc"
         return self.gate.primary_metric or default
 
     @property

@@ -4,8 +4,12 @@ Loan applications arrive at a steady rate. Each has numeric features (age, incom
 loan amount, credit score, debt-to-income, employment years, open accounts, late
 payments) and categorical ones (home ownership, loan purpose, region); a small share
 of ``employment_years`` is missing. Whether the loan defaults follows a non-linear
-logistic model. Labels arrive late: a row's label is ``NULL`` until
-``label_delay_hours`` after the application, as seen from ``as_of``.
+logistic model. Labels arrive late: a row's label is ``NULL`` until it arrives,
+``label_delay_hours`` after the application (plus, with ``label_delay_spread_hours``, an
+exponentially distributed extra delay of that mean: hours to days), as seen from ``as_of``. The
+moment each known label arrived is the column ``label_arrived_at`` (``NULL`` while the label is),
+which the bundled configurations name as ``columns.label_time``: a replay of an old window then sees
+only the labels that had arrived by its time.
 
 From ``drift_at`` on, the population changes (lower incomes and credit scores,
 higher debt-to-income) and a new loan purpose, ``bnpl_refinance``, appears with a
@@ -22,7 +26,7 @@ after ``drift_at`` refinanced buy-now-pay-later loans and the south region lose 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -42,6 +46,7 @@ LABEL = "defaulted"
 LOSS_LABEL = "loss_amount"  # the regression stream's target (generate_losses)
 TIMESTAMP = "application_ts"
 ID = "application_id"
+LABEL_TIME = "label_arrived_at"  # when the row's label arrived (columns.label_time); NULL while it has not
 
 _PURPOSES = ["debt_consolidation", "credit_card", "home_improvement", "car", "medical", "small_business"]
 _PURPOSE_P = [0.45, 0.20, 0.12, 0.10, 0.06, 0.07]
@@ -57,7 +62,8 @@ class StreamSpec:
     end: datetime = datetime(2026, 3, 9, 6, tzinfo=timezone.utc)
     drift_at: datetime | None = datetime(2026, 3, 8, 12, tzinfo=timezone.utc)
     rows_per_hour: int = 500
-    label_delay_hours: float = 3.0
+    label_delay_hours: float = 3.0  # the shortest delay of a label (every label's, without a spread)
+    label_delay_spread_hours: float = 0.0  # mean of an exponential extra delay per label (0: none; e.g. 24: days)
     as_of: datetime | None = None  # labels not yet known at this time are NULL; default: ``end``
     seed: int = 7
     # From this time on the drifted population's defaults follow the original concept again (a transient change:
@@ -138,8 +144,13 @@ def generate(spec: StreamSpec | None = None) -> pd.DataFrame:
     frame.insert(0, TIMESTAMP, ts)
     frame.insert(0, ID, np.arange(1, n + 1, dtype=np.int64))
     as_of = pd.Timestamp(spec.as_of or spec.end)
-    unknown = frame[TIMESTAMP] + timedelta(hours=spec.label_delay_hours) > as_of
+    delay_hours = np.full(n, float(spec.label_delay_hours))
+    if spec.label_delay_spread_hours > 0:  # its own generator: the applications and outcomes stay the same
+        delay_hours += np.random.default_rng(spec.seed + 2).exponential(spec.label_delay_spread_hours, n)
+    arrived = frame[TIMESTAMP] + pd.to_timedelta(delay_hours, unit="h")
+    unknown = arrived > as_of
     frame[LABEL] = frame[LABEL].astype("Int64").mask(unknown)
+    frame[LABEL_TIME] = arrived.mask(unknown)
     return frame
 
 
@@ -163,16 +174,17 @@ def generate_losses(spec: StreamSpec | None = None, noise: float = 300.0) -> pd.
                              + 400 * (frame["region"] == "south"))
     loss = (loss + rng.normal(0, noise, len(frame))).clip(lower=0).round(2)
     known = frame[LABEL].notna()
-    return frame.drop(columns=[LABEL]).assign(**{LOSS_LABEL: loss.where(known)})
+    return frame.drop(columns=[LABEL, LABEL_TIME]).assign(**{LOSS_LABEL: loss.where(known),
+                                                            LABEL_TIME: frame[LABEL_TIME]})
 
 
 def create_table_sql(table: str, label: str = LABEL, label_type: str = "INTEGER") -> str:
-    """DDL of the demo source table (labels nullable: they arrive late)."""
+    """DDL of the demo source table (labels and their arrival times nullable: they arrive late)."""
     numeric = ",\n  ".join(f"{c} DOUBLE PRECISION" for c in NUMERIC)
     categorical = ",\n  ".join(f"{c} TEXT" for c in CATEGORICAL)
     return (
         f"CREATE TABLE {table} (\n  {ID} BIGINT PRIMARY KEY,\n  {TIMESTAMP} TIMESTAMPTZ NOT NULL,\n"
-        f"  {numeric},\n  {categorical},\n  {label} {label_type}\n);\n"
+        f"  {numeric},\n  {categorical},\n  {label} {label_type},\n  {LABEL_TIME} TIMESTAMPTZ\n);\n"
         f"CREATE INDEX {table}_ts_idx ON {table} ({TIMESTAMP});"
     )
 
@@ -187,7 +199,7 @@ def load_into_postgres(dsn: str, table: str, frame: pd.DataFrame, replace: bool 
     from .connections import connect
 
     label, label_type = (LOSS_LABEL, "DOUBLE PRECISION") if LOSS_LABEL in frame.columns else (LABEL, "INTEGER")
-    columns = [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, label]
+    columns = [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, label, *([LABEL_TIME] if LABEL_TIME in frame.columns else [])]
     buffer = io.StringIO()
     frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f%z")
     buffer.seek(0)

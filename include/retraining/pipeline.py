@@ -161,6 +161,7 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
     from . import point_in_time
     from .monitoring.assessment import assess
     from .release import registry
+    from .sources import labels_as_of
 
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
@@ -168,16 +169,20 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
     recovered = recover_interrupted(info, cfg, dsn)
     info = replace(info, attempt=events.begin_attempt(dsn, info.key(cfg), info.attempt_key))
     with recorded(info, task_id, cfg):
-        window = choose_window(info, cfg, dsn)
+        with labels_as_of(now):
+            window = choose_window(info, cfg, dsn)
         point_in_time.check_start_date(window.end)
         start, end = window.start, window.end
-        result = assess(cfg, start, end, now, judge=lambda: point_in_time.judging_champion(
-            cfg, registry.setup(cfg), dsn, end, info.run_type))
-        result.update({"attempt": info.attempt, "window": window.as_dict()})
+        with labels_as_of(labels_time(info, cfg, dsn, start, end, now)) as as_of:
+            result = assess(cfg, start, end, now, judge=lambda: point_in_time.judging_champion(
+                cfg, registry.setup(cfg), dsn, end, info.run_type))
+        result.update({"attempt": info.attempt, "window": {**window.as_dict(),
+                                                           **({"labels_as_of": as_of.isoformat()} if as_of else {})}})
         if recovered:
             result["recovered"] = recovered
         if result["status"] == "ok":
-            watched = post_deploy_watch(info, cfg, dsn, result)
+            with labels_as_of(now):  # live runs only
+                watched = post_deploy_watch(info, cfg, dsn, result)
             if watched:
                 result["watch"] = watched
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
@@ -209,6 +214,33 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
             },
         )
         return result
+
+
+def labels_time(info: RunInfo, cfg: RetrainingConfig, dsn: str, start: datetime, end: datetime,
+                now: datetime) -> datetime | None:
+    """The time whose labels the run may use (:func:`.sources.labels_as_of`): a live run's own moment (``now``); a
+    backfill, or a replay (a later change of champion overtook the window), the moment a run of the window would
+    have decided (:func:`.sources.decision_time`), never after ``now``. None without ``columns.label_time``."""
+    from .record import champion_history
+    from .sources import decision_time
+
+    if not cfg.columns.label_time:
+        return None
+    replay = info.run_type == "backfill" or bool(champion_history.changes_from(dsn, cfg.model.registry_name, end))
+    return min(now, decision_time(cfg, start, end)) if replay else now
+
+
+def collect_labels_time(info: RunInfo, cfg: RetrainingConfig) -> datetime | None:
+    """The labels the training snapshot may use: those the attempt's check decided with (recorded on its row), so a
+    retried or cleared ``collect`` of one attempt takes the same snapshot; else :func:`labels_time` now."""
+    if not cfg.columns.label_time:
+        return None
+    dsn = events_dsn(cfg)
+    row = events.get_attempt(dsn, info.key(cfg), attempt_of(info, cfg)) or {}
+    recorded_at = ((row.get("trigger_metrics") or {}).get("window") or {}).get("labels_as_of")
+    if recorded_at:
+        return datetime.fromisoformat(recorded_at)
+    return labels_time(info, cfg, dsn, *info.window(cfg), datetime.now(timezone.utc))
 
 
 def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]
@@ -361,10 +393,11 @@ def drift_report(info: RunInfo, cfg: RetrainingConfig, assessment: dict[str, Any
 # --- collect / prepare / train ----------------------------------------------------------------
 
 def collect(info: RunInfo, task_id: str) -> dict[str, Any]:
+    from .sources import labels_as_of
     from .training.snapshots import collect as collect_
 
     cfg = _config_or_record(info, task_id)
-    with recorded(info, task_id, cfg):
+    with recorded(info, task_id, cfg), labels_as_of(collect_labels_time(info, cfg)):
         snapshot = collect_(cfg, info.window_end)
         record(info, cfg, {"training_snapshot_uri": snapshot["uri"], "training_snapshot_hash": snapshot["hash"]})
         return snapshot
@@ -416,13 +449,15 @@ def evaluate_gate(info: RunInfo, task_id: str, prepared: dict[str, Any], trained
         candidate = registry.load_model(trained["model_uri"], threads.for_config(cfg).threads)
         champ = registry.version_info(client, cfg.model.registry_name, judged_version) if judged_version else None
         champion_model = registry.load_model(champ.uri, threads.for_config(cfg).threads) if champ else None
-        trained_until = None
+        trained_until = champion_threshold = None
         if champ:
             meta = registry.load_run_json(champ.run_id, registry.META_ARTIFACT)
             trained_until = meta.get("trained_until") or (meta.get("snapshot") or {}).get("cutoff")
+            champion_threshold = meta.get("operating_threshold")  # None: trained before thresholds were stored
         verdict = events.finite(gate.evaluate(
             cfg, candidate, champion_model, test, y_test, champion_trained_until=trained_until,
-            in_time=in_time, y_in_time=None if in_time is None else targets(cfg, in_time, prepared["classes"])))
+            in_time=in_time, y_in_time=None if in_time is None else targets(cfg, in_time, prepared["classes"]),
+            candidate_threshold=trained.get("operating_threshold"), champion_threshold=champion_threshold))
         verdict["champion_version"] = champ.version if champ else None
         verdict["candidate_run_id"] = trained["run_id"]
         verdict["plots"] = log_gate_review(cfg, client, trained["run_id"], verdict, candidate, champion_model,

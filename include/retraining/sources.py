@@ -31,6 +31,17 @@ categorical columns in memory   296 MB     4.8 MB     62x
 (The read alone in a warm process at load 1.1-1.5: 0.97 s against 0.51 s.) The rest of the read is the numeric columns,
 the window's filter and sort and ``coerce_types``' copy, which both paths pay.
 
+**Labels as of a time** (``columns.label_time``, the moment each row's label arrived): inside
+``with labels_as_of(when):`` every read that counts, loads or snapshots labelled rows (:func:`count_window`,
+:func:`latest_labelled_time`, :func:`load_window`, the training snapshot's collect) treats a label whose arrival
+time is NULL or later than ``when`` as missing (NULL): in the SQL source by a parameterised ``CASE`` in the
+query, in Parquet/CSV files through pandas and through DuckDB. So a replay or a backfill of an old window sees
+the labels a run of that window could have seen, not the ones that arrived since. Without ``label_time``, or
+with no as-of time in force, labels are read as they are now. A context variable rather than a parameter, so
+the callers (the assessment, the post-deploy watch, point-in-time window choice) keep their signatures: the
+pipeline wraps a task's work in ``labels_as_of(...)``; :func:`decision_time` is the moment a run of a window
+would have decided, the as-of time of a replay.
+
 A SQL source is read as before. A prototype fetching integer codes from PostgreSQL (``SELECT DISTINCT`` per
 categorical, then each categorical joined to its numbered categories, one REPEATABLE READ snapshot; in the
 benchmark) was slower on the same window: 15.8 s against 18.7 s to read (0.84x): psycopg2 builds a Python
@@ -43,9 +54,11 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +85,63 @@ def as_utc(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+_LABELS_AS_OF: ContextVar[datetime | None] = ContextVar("retraining_labels_as_of", default=None)
+
+
+@contextmanager
+def labels_as_of(when: datetime | None) -> Iterator[datetime | None]:
+    """Within the block, reads see only the labels that had arrived by ``when`` (with ``columns.label_time``
+    configured; naive times are UTC). ``None`` lifts an outer as-of time: labels as they are now."""
+    token = _LABELS_AS_OF.set(as_utc(when))
+    try:
+        yield as_utc(when)
+    finally:
+        _LABELS_AS_OF.reset(token)
+
+
+def current_labels_as_of() -> datetime | None:
+    """The as-of time in force (:func:`labels_as_of`), or None."""
+    return _LABELS_AS_OF.get()
+
+
+def label_cutoff(cfg: RetrainingConfig) -> datetime | None:
+    """The as-of time that filters this source's labels: the one in force when ``columns.label_time`` is set."""
+    return _LABELS_AS_OF.get() if cfg.columns.label_time else None
+
+
+def _sql_label(cfg: RetrainingConfig, when: datetime | None) -> tuple[sql.Composable, list]:
+    """The label column as known at ``when`` (all of it when None), with its parameters."""
+    label = sql.Identifier(cfg.columns.label)
+    if when is None:
+        return label, []
+    return (sql.SQL("CASE WHEN {lt} IS NOT NULL AND {lt} <= %s THEN {label} END").format(
+        lt=sql.Identifier(cfg.columns.label_time or ""), label=label), [when])
+
+
+def mask_labels(cfg: RetrainingConfig, frame: pd.DataFrame, when: datetime | None = None) -> pd.DataFrame:
+    """``frame`` with the labels that had not arrived by ``when`` (default: the as-of time in force) set missing.
+
+    Needs the ``columns.label_time`` column in ``frame`` when there is a time to filter by; a frame without
+    label_time configured, or without a time, is returned as it is."""
+    import pandas as pd
+
+    when = as_utc(when) if when is not None else label_cutoff(cfg)
+    if when is None or not cfg.columns.label_time:
+        return frame
+    lt = cfg.columns.label_time
+    if lt not in frame.columns:
+        raise DataValidationError(f"columns.label_time '{lt}' is not in the rows read ({sorted(frame.columns)}): "
+                                  "the labels cannot be taken as of a time without it")
+    arrived = pd.to_datetime(frame[lt], utc=True)
+    known = (arrived.notna() & (arrived <= pd.Timestamp(when))).to_numpy()
+    label = cfg.columns.label
+    if known.all():
+        return frame
+    frame = frame.copy()
+    frame[label] = frame[label].where(known)  # as a file with NULL labels reads (integers become floats)
+    return frame
 
 
 def source_relation(cfg: RetrainingConfig) -> sql.Composable:
@@ -102,6 +172,17 @@ def _check_present(cfg: RetrainingConfig, available: list[str]) -> None:
             f"{_describe(cfg)} has no column(s) {missing} that the model configuration expects "
             f"(available: {sorted(available)}); fix columns.* in the config or the source"
         )
+    if label_cutoff(cfg) is not None and cfg.columns.label_time not in available:
+        raise DataValidationError(
+            f"{_describe(cfg)} has no column '{cfg.columns.label_time}' (columns.label_time, when each label "
+            f"arrived; available: {sorted(available)}): fix columns.label_time or remove it from the config"
+        )
+
+
+def _with_label_time(cfg: RetrainingConfig, columns: list[str]) -> list[str]:
+    """``columns`` plus the label-arrival time when the labels are read as of a time."""
+    lt = cfg.columns.label_time
+    return [*columns, lt] if label_cutoff(cfg) is not None and lt and lt not in columns else columns
 
 
 UTC_SESSION = "-c TimeZone=UTC"
@@ -170,6 +251,9 @@ def _read_files(cfg: RetrainingConfig, columns: list[str] | None = None) -> pd.D
             frames.append(pd.read_csv(file))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     _check_present(cfg, list(frame.columns))
+    absent = [c for c in columns or [] if c not in frame.columns]
+    if absent:
+        raise DataValidationError(f"{_describe(cfg)} has no column(s) {absent} (available: {sorted(frame.columns)})")
     ts = cfg.columns.timestamp
     frame[ts] = pd.to_datetime(frame[ts], utc=True)
     return frame[columns] if columns else frame
@@ -190,16 +274,57 @@ def count_window(cfg: RetrainingConfig, start: datetime | None, end: datetime | 
         dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, start, end)
+        label, label_params = _sql_label(cfg, label_cutoff(cfg))
         query = sql.SQL("SELECT count(*), count({label}) FROM {rel} WHERE {where}").format(
-            label=sql.Identifier(cfg.columns.label), rel=source_relation(cfg), where=where
+            label=label, rel=source_relation(cfg), where=where
         )
         with connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute(query, params)
+            cur.execute(query, [*label_params, *params])
             rows, labelled = cur.fetchone()
         return WindowCounts(int(rows), int(labelled))
-    frame = _read_files(cfg, [cfg.columns.timestamp, cfg.columns.label])
-    window = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
+    frame = _read_files(cfg, _with_label_time(cfg, [cfg.columns.timestamp, cfg.columns.label]))
+    window = mask_labels(cfg, frame[_in_window(frame, cfg.columns.timestamp, start, end)])
     return WindowCounts(len(window), int(window[cfg.columns.label].notna().sum()))
+
+
+def decision_time(cfg: RetrainingConfig, start: datetime, end: datetime) -> datetime:
+    """The moment a run of the window ``[start, end)`` would have decided: the sensor waits from the window's end
+    until ``window.min_labelled_rows`` of its labels have arrived, at most ``window.label_wait_hours``.
+
+    So: the arrival time of the window's ``min_labelled_rows``-th label (by ``columns.label_time``), not before
+    ``end``, and ``end + label_wait_hours`` when fewer arrive by then (or without ``columns.label_time``). The
+    as-of time of a replay or backfill; it ignores the sensor's poke interval and an early decision before the
+    labels (``performance.act_before_labels``), which can only make a live run decide earlier."""
+    import pandas as pd
+
+    deadline = as_utc(end) + timedelta(hours=cfg.window.label_wait_hours)
+    lt, k = cfg.columns.label_time, cfg.window.min_labelled_rows
+    if not lt:
+        return deadline
+    found: object = None
+    if cfg.source.kind == "sql":
+        dsn = source_dsn(cfg)
+        available = _sql_columns(cfg, dsn)
+        with labels_as_of(end):  # label_time must be there
+            _check_present(cfg, available)
+        where, params = window_clause(cfg.columns.timestamp, start, end)
+        query = sql.SQL("SELECT {lt} FROM {rel} WHERE {where} AND {label} IS NOT NULL AND {lt} IS NOT NULL "
+                        "ORDER BY {lt} OFFSET %s LIMIT 1").format(
+            lt=sql.Identifier(lt), rel=source_relation(cfg), where=where, label=sql.Identifier(cfg.columns.label))
+        with connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(query, [*params, k - 1])
+            row = cur.fetchone()
+            found = row[0] if row else None
+    else:
+        with labels_as_of(end):
+            frame = _read_files(cfg, _with_label_time(cfg, [cfg.columns.timestamp, cfg.columns.label]))
+        window = frame[_in_window(frame, cfg.columns.timestamp, start, end) & frame[cfg.columns.label].notna()]
+        arrived = pd.to_datetime(window[lt], utc=True).dropna().sort_values()
+        found = arrived.iloc[k - 1] if len(arrived) >= k else None
+    if found is None:
+        return deadline
+    arrived_at = as_utc(pd.Timestamp(found).to_pydatetime())
+    return min(max(arrived_at, as_utc(end)), deadline)
 
 
 def latest_labelled_time(cfg: RetrainingConfig, before: datetime) -> datetime | None:
@@ -210,14 +335,14 @@ def latest_labelled_time(cfg: RetrainingConfig, before: datetime) -> datetime | 
         dsn = source_dsn(cfg)
         _check_present(cfg, _sql_columns(cfg, dsn))
         where, params = window_clause(cfg.columns.timestamp, None, before)
+        label, label_params = _sql_label(cfg, label_cutoff(cfg))
         query = sql.SQL("SELECT max({ts}) FROM {rel} WHERE {where} AND {label} IS NOT NULL").format(
-            ts=sql.Identifier(cfg.columns.timestamp), rel=source_relation(cfg), where=where,
-            label=sql.Identifier(cfg.columns.label))
+            ts=sql.Identifier(cfg.columns.timestamp), rel=source_relation(cfg), where=where, label=label)
         with connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute(query, params)
+            cur.execute(query, [*params, *label_params])
             found = cur.fetchone()[0]
     else:
-        frame = _read_files(cfg, [cfg.columns.timestamp, cfg.columns.label])
+        frame = mask_labels(cfg, _read_files(cfg, _with_label_time(cfg, [cfg.columns.timestamp, cfg.columns.label])))
         frame = frame[_in_window(frame, cfg.columns.timestamp, None, before) & frame[cfg.columns.label].notna()]
         found = frame[cfg.columns.timestamp].max() if len(frame) else None
     if found is None or (not isinstance(found, datetime) and pd.isna(found)):
@@ -232,8 +357,13 @@ def load_window(
     labelled_only: bool = False,
     newest: int | None = None,
     categorical_codes: bool = False,
+    labels_after: datetime | None = None,
 ) -> pd.DataFrame:
     """The configured columns for rows with ``start <= timestamp < end``, ordered by time, validated.
+
+    Labels are those known at the as-of time in force (:func:`labels_as_of`). ``labels_after`` (with
+    ``columns.label_time``) keeps only the rows whose label arrived after that time: the late labels a training
+    snapshot has not seen yet.
 
     ``newest`` keeps only that many of the most recent rows (read as such from SQL).
     ``categorical_codes``: the categorical features of a Parquet source come as ``pandas.Categorical``
@@ -246,30 +376,52 @@ def load_window(
     columns = required_columns(cfg)
     codes = categorical_codes and cfg.source.kind == "parquet"
     coded: list[str] = []  # the categorical columns read as codes
+    when = label_cutoff(cfg)
+    lt = cfg.columns.label_time
+    if labels_after is not None and not lt:
+        raise ValueError("labels_after needs columns.label_time (when each label arrived) in the configuration")
+    labels_after = as_utc(labels_after)
     if cfg.source.kind == "sql":
         dsn = source_dsn(cfg)
-        _check_present(cfg, _sql_columns(cfg, dsn))
+        available = _sql_columns(cfg, dsn)
+        _check_present(cfg, available)
+        if labels_after is not None and lt not in available:
+            raise DataValidationError(f"{_describe(cfg)} has no column '{lt}' (columns.label_time)")
         where, params = window_clause(cfg.columns.timestamp, start, end)
+        label, label_params = _sql_label(cfg, when)
         if labelled_only:
-            where = sql.SQL("{} AND {} IS NOT NULL").format(where, sql.Identifier(cfg.columns.label))
+            where = sql.SQL("{} AND {} IS NOT NULL").format(where, label)
+            params = [*params, *label_params]
+        if labels_after is not None:
+            where = sql.SQL("{} AND {} > %s").format(where, sql.Identifier(lt or ""))
+            params = [*params, labels_after]
+        selected = [sql.SQL("{} AS {}").format(label, sql.Identifier(c)) if c == cfg.columns.label and when
+                    else sql.Identifier(c) for c in columns]
         query = sql.SQL("SELECT {cols} FROM {rel} WHERE {where} ORDER BY {ts}{limit}").format(
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            cols=sql.SQL(", ").join(selected),
             rel=source_relation(cfg),
             where=where,
             ts=sql.Identifier(cfg.columns.timestamp),
             limit=sql.SQL(" DESC LIMIT {}").format(sql.Literal(int(newest))) if newest else sql.SQL(""),
         )
         with connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute(query, params)
+            cur.execute(query, [*(label_params if when else []), *params])
             frame = pd.DataFrame(cur.fetchall(), columns=columns)
         frame[cfg.columns.timestamp] = pd.to_datetime(frame[cfg.columns.timestamp], utc=True)
         if newest:
             frame = frame.iloc[::-1].reset_index(drop=True)
     elif cfg.source.kind == "parquet" and newest:
-        frame, coded = _newest_from_parquet(cfg, columns, start, end, labelled_only, int(newest), codes)
+        frame, coded = _newest_from_parquet(cfg, columns, start, end, labelled_only, int(newest), codes, labels_after)
     else:
-        frame, coded = _read_parquet_coded(cfg, columns) if codes else (_read_files(cfg, columns), [])
-        frame = frame[_in_window(frame, cfg.columns.timestamp, start, end)]
+        read = _with_label_time(cfg, columns)
+        if labels_after is not None and lt not in read:
+            read = [*read, lt or ""]
+        frame, coded = _read_parquet_coded(cfg, read) if codes else (_read_files(cfg, read), [])
+        frame = mask_labels(cfg, frame[_in_window(frame, cfg.columns.timestamp, start, end)])
+        if labels_after is not None:
+            arrived = pd.to_datetime(frame[lt], utc=True)
+            frame = frame[(arrived > pd.Timestamp(labels_after)).to_numpy()]
+        frame = frame[columns]
         if labelled_only:
             frame = frame[frame[cfg.columns.label].notna()]
         frame = frame.sort_values(cfg.columns.timestamp, kind="stable").reset_index(drop=True)
@@ -280,7 +432,8 @@ def load_window(
 
 
 def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datetime | None, end: datetime | None,
-                         labelled_only: bool, newest: int, codes: bool = False) -> tuple[pd.DataFrame, list[str]]:
+                         labelled_only: bool, newest: int, codes: bool = False,
+                         labels_after: datetime | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The ``newest`` rows of the window in the Parquet files, read by DuckDB: memory holds those rows, not the window.
 
     The same rows and order as the pandas path (every file read, filtered, stably sorted by time,
@@ -309,11 +462,19 @@ def _newest_from_parquet(cfg: RetrainingConfig, columns: list[str], start: datet
         types = {name: str(kind) for name, kind, *_ in conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
         _check_present(cfg, [c for c in types if c not in ("filename", "file_row_number")])
         where = DUCKDB.window(ts, types[ts], start, end)
+        label, lt, when = cfg.columns.label, cfg.columns.label_time, label_cutoff(cfg)
+        if (when is not None or labels_after is not None) and lt not in types:
+            raise DataValidationError(f"{_describe(cfg)} has no column '{lt}' (columns.label_time)")
+        label_value = quote_ident(label) if when is None else DUCKDB.label_as_of(label, lt or "", types[lt or ""], when)
         if labelled_only:
-            where += f" AND {quote_ident(cfg.columns.label)} IS NOT NULL"
+            where += f" AND ({label_value}) IS NOT NULL"
+        if labels_after is not None:
+            where += f" AND {DUCKDB.arrived_after(lt or '', types[lt or ''], labels_after)}"
+        selected = [f"{label_value} AS {quote_ident(c)}" if c == label and when is not None else quote_ident(c)
+                    for c in columns]
         # files() is sorted, and DuckDB orders text by code point as Python does
         table = conn.sql(
-            f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {relation} WHERE {where} "
+            f"SELECT {', '.join(selected)} FROM {relation} WHERE {where} "
             f"ORDER BY {quote_ident(ts)} DESC, filename DESC, file_row_number DESC LIMIT {newest}"
         ).to_arrow_table()
     finally:

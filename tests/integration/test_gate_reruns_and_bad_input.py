@@ -34,6 +34,7 @@ def test_forced_retraining_with_a_worse_candidate_is_rejected_and_the_champion_s
     assert "no_regression:roc_auc" in failed
     assert any("roc_auc" in reason and "regresses" in reason for reason in row["gate_details"]["reasons"])
     assert row["improvement_auc_percent"] < 0
+    assert row["gate_details"]["outcome"] == "reject"
     assert harness.alias_version("champion") == 1
     states = harness.task_states(dagrun.run_id)
     assert states[rt.REGISTER] == "skipped" and states[rt.DEPLOY] == "skipped"
@@ -174,7 +175,12 @@ def test_a_candidate_no_better_than_the_champion_is_stopped_by_the_significance_
     assert detail["ci_low"] < 0 < detail["ci_high"]  # the difference is within the noise
     assert abs(detail["difference"]) < 0.02
     assert row["gate_passed"] is False and row["status"] == "rejected"
-    assert any("not a significant improvement" in reason for reason in row["gate_details"]["reasons"])
+    # neither shown better nor significantly worse: inconclusive, and the reasons say how large a gain the rows
+    # could have shown (the minimum detectable effect, from the block bootstrap's standard error)
+    assert row["gate_details"]["outcome"] == "inconclusive"
+    assert 0 < detail["min_detectable_effect"] < 0.2 and detail["blocks"] >= 20
+    assert any("not a significant improvement" in reason and "the smallest gain these rows could show" in reason
+               for reason in row["gate_details"]["reasons"])
     assert harness.alias_version("champion") == 1
 
 

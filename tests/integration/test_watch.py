@@ -37,7 +37,11 @@ def champion_asset_events(harness: Harness) -> list[dict]:
 
 
 def test_a_worse_new_champion_is_rolled_back_by_the_watch(harness: Harness, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RETRAINING_CONFIG", str(harness.configure(**{"training.search": {"trials": 0, "folds": 3}})))
+    # the demo stream's rows are independent draws with no shocks shared by a day, and the test has hours, not
+    # days: the watch spans one day in 6-hour checkpoints and resamples hours
+    monkeypatch.setenv("RETRAINING_CONFIG", str(harness.configure(**{
+        "training.search": {"trials": 0, "folds": 3},
+        "watch": {"hours": 24, "looks": 4, "block": "hour", "min_blocks": 3, "min_rows": 200}})))
     harness.load(demo_data.generate(TRANSIENT))
 
     _, first = harness.run(at(8, 0))
@@ -53,6 +57,8 @@ def test_a_worse_new_champion_is_rolled_back_by_the_watch(harness: Harness, monk
     assert row["trigger_reason"].startswith("post-deploy watch of v2") and "significantly worse" in row["trigger_reason"]
     watched = row["trigger_metrics"]["watch"]
     assert watched["status"] == "worse" and watched["look"] == 1 and watched["rows"] >= 1000
+    assert watched["new_checkpoints"] == 1 and watched["alpha"] == pytest.approx(0.05 / 4)
+    assert watched["block"] == "hour" and watched["blocks"] >= 3 and watched["significance"]["blocks"] >= 3
     metric = watched["metric"]
     assert watched["previous_metrics"][metric] > watched["new_metrics"][metric]
     states = harness.task_states(dagrun.run_id)

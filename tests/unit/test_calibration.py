@@ -73,13 +73,22 @@ def test_a_feature_that_wanders_like_weather_gets_a_threshold_at_its_natural_var
     assert all(f["threshold_source"] == "fixed" for f in fixed["features"])
 
 
-def test_too_few_windows_keep_the_fixed_thresholds() -> None:
+def test_too_few_windows_are_calibrated_weakly_from_sub_windows_and_say_so() -> None:
+    """Four windows (fewer than six): the limit comes from half windows and resampled reference rows, is
+    marked weak, and a stable feature keeps its fixed threshold (its natural limit is below it)."""
     rng = np.random.default_rng(8)
     history = _windows(rng, 4, {}, ["x"])
     profile = _profile(history, ["x"])
-    assert len(profile["calibration"]["windows"]) == 4 and profile["calibration"]["excluded_reference"] is False
+    cal = profile["calibration"]
+    assert len(cal["windows"]) == 4 and cal["excluded_reference"] is False
+    assert cal["summary"]["status"] == "weak" and cal["summary"]["sub_windows"] >= 6
+    limit = cal["limits"]["x"]["wasserstein"]
+    assert limit["status"] == "weak" and limit["level"] >= 1 and limit["points"] >= 6
     verdict = drift.check(profile, drift.summarize(_windows(rng, 1, {}, ["x"]), profile), DriftSection())
-    assert verdict["features"][0]["threshold_source"] == "fixed" and verdict["features"][0]["calibrated_threshold"] is None
+    f = verdict["features"][0]
+    assert f["threshold_source"] == "fixed" and 0.03 < f["calibrated_threshold"] < 0.1
+    assert f["calibration_status"] == "weak" and verdict["calibration"]["status"] == "weak"
+    assert "fewer than 6" in drift.calibration_note(verdict)
 
 
 def test_concentrated_drift_in_a_model_that_spreads_its_importance_is_detected() -> None:
@@ -135,3 +144,58 @@ def test_the_natural_limit_allows_for_windows_that_persist() -> None:
     # (52 windows of such a process hold only a few independent looks at it: both are far above the 0.13 %
     # of independent windows; a longer training period is the real cure)
     assert over_corrected < over_plain and over_corrected / total < 0.03
+
+
+def test_newest_regime_finds_a_step_down_and_ignores_noise_and_steps_up() -> None:
+    assert calibration.newest_regime([1.0, 1.1, 0.9, 1.0, 0.1, 0.12, 0.09, 0.11, 0.1]) == 4
+    # two changes: the newest regime starts after the second
+    assert calibration.newest_regime([2.0, 2.1, 1.9, 1.0, 1.05, 0.95, 1.0, 0.1, 0.11, 0.09, 0.1]) == 7
+    assert calibration.newest_regime([0.1, 0.11, 0.09, 1.0, 1.1, 0.9]) == 0  # newer windows farther: not a regime
+    assert calibration.newest_regime([0.3, 0.3, 0.1, 0.1], noise_sd=0.1) == 0  # within the sampling noise
+    rng = np.random.default_rng(4)
+    found = sum(calibration.newest_regime(np.abs(_ar1(rng, 16, phi=0.6)) * 0.3 + 0.05) > 0 for _ in range(200))
+    assert found <= 12  # persistent weather alone: a change in at most 6 % of histories (measured 4.5 % of 1 000)
+
+
+def test_a_long_history_is_calibrated_and_its_verdicts_say_so() -> None:
+    rng = np.random.default_rng(12)
+    history = _windows(rng, 10, {"temperature": _ar1(rng, 10)}, ["income"])
+    profile = _profile(history, ["temperature", "income"])
+    cal = profile["calibration"]
+    assert cal["version"] == 2 and cal["summary"]["status"] == "calibrated" and cal["summary"]["windows"] == 9
+    assert cal["levels"] == [{"level": 0, "hours": HOURS, "windows": 10, "rows": ROWS, "outside_reference": 9}]
+    verdict = drift.check(profile, drift.summarize(_windows(rng, 1, {}, ["temperature", "income"]), profile),
+                          DriftSection())
+    assert set(verdict["calibration"]) == {"status", "mode", "windows", "sub_windows", "method", "note"}
+    assert verdict["calibration"]["status"] == "calibrated" and drift.calibration_note(verdict) is None
+    fixed = drift.check(profile, drift.summarize(history.tail(ROWS), profile), DriftSection(threshold_mode="fixed"))
+    assert fixed["calibration"]["mode"] == "fixed" and drift.calibration_note(fixed) is None
+    bare = {k: v for k, v in profile.items() if k != "calibration"}
+    none = drift.check(bare, drift.summarize(history.tail(ROWS), profile), DriftSection())
+    assert none["calibration"]["status"] == "uncalibrated" and "no calibration" in drift.calibration_note(none)
+
+
+def test_a_history_shorter_than_a_window_still_measures_the_sampling_noise() -> None:
+    rng = np.random.default_rng(13)
+    history = _windows(rng, 1, {}, ["x"]).iloc[:150]  # 150 rows, under half an hour of the 6 h window
+    profile = _profile(history, ["x"])
+    cal = profile["calibration"]
+    assert cal["summary"]["status"] == "uncalibrated" and "fixed thresholds" in cal["summary"]["note"]
+    entry = cal["limits"]["x"]["wasserstein"]
+    assert entry["status"] == "uncalibrated" and entry["sampling"][0] > 0 and entry["points"] == 0
+
+
+def test_calibration_outlook_reads_the_configuration_alone() -> None:
+    from unit_helpers import build_config
+
+    def outlook(days: int | None, hours: int = 168, **drift_: object) -> dict:
+        return calibration.calibration_outlook(build_config(window={"lookback_hours": hours},
+                                                            training={"history_days": days}, drift=drift_))
+
+    assert outlook(14)["level"] == "weak" and outlook(14)["windows"] == 2
+    assert "history_days to at least 42" in outlook(14)["sentence"]
+    assert outlook(56)["level"] == "full" and outlook(56)["windows"] == 8
+    assert outlook(1)["level"] == "none" and "cannot be calibrated" in outlook(1)["sentence"]
+    assert outlook(2, hours=6)["level"] == "full"
+    assert outlook(None)["level"] == "unknown"
+    assert outlook(56, threshold_mode="fixed")["level"] == "none"

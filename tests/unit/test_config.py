@@ -76,7 +76,7 @@ def test_defaults_of_a_minimal_config() -> None:
     assert (cfg.training.train_fraction, cfg.training.validation_fraction, cfg.training.test_fraction) == (0.7, 0.15, 0.15)
     assert cfg.gate.min_improvement == 0.01
     assert cfg.events.conn_id == "retraining_db"
-    assert cfg.primary_metric == "f1"
+    assert cfg.primary_metric == "roc_auc"  # threshold-free by default for classifiers (issue 18)
     assert cfg.experiment_name == "model_retraining/unit_model"
     assert cfg.model.registry_name == "unit_model"
 

@@ -13,6 +13,7 @@ from include.retraining.demo_data import (
     CATEGORICAL,
     ID,
     LABEL,
+    LABEL_TIME,
     NUMERIC,
     TIMESTAMP,
     StreamSpec,
@@ -29,7 +30,7 @@ SPEC = StreamSpec(start=START, end=START + timedelta(hours=4), drift_at=START + 
 def test_generate_shape_and_order() -> None:
     frame = generate(SPEC)
     assert len(frame) == 400
-    assert list(frame.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LABEL]
+    assert list(frame.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LABEL, LABEL_TIME]
     assert frame[ID].tolist() == list(range(1, 401))
     assert frame[TIMESTAMP].is_monotonic_increasing
     assert frame[TIMESTAMP].min() >= pd.Timestamp(START) and frame[TIMESTAMP].max() < pd.Timestamp(SPEC.end)
@@ -54,6 +55,30 @@ def test_labels_arrive_after_the_delay() -> None:
     assert later[LABEL].notna().all()
 
 
+def test_each_known_label_has_its_arrival_time() -> None:
+    frame = generate(SPEC)
+    known = frame[LABEL].notna()
+    assert (frame[LABEL_TIME].notna() == known).all()  # NULL while the label is
+    delay = frame.loc[known, LABEL_TIME] - frame.loc[known, TIMESTAMP]
+    assert (delay == pd.Timedelta(hours=1)).all()  # no spread: every label label_delay_hours late
+    assert (frame.loc[known, LABEL_TIME] <= pd.Timestamp(SPEC.end)).all()
+
+
+def test_label_delays_spread_over_hours_to_days_without_changing_the_applications() -> None:
+    spec = StreamSpec(**{**SPEC.__dict__, "rows_per_hour": 1000, "label_delay_spread_hours": 24.0,
+                         "as_of": SPEC.end + timedelta(days=30)})
+    spread = generate(spec)
+    delay_hours = ((spread[LABEL_TIME] - spread[TIMESTAMP]).dt.total_seconds() / 3600).dropna()
+    assert delay_hours.min() >= 1.0 and delay_hours.max() > 48  # hours to days
+    assert delay_hours.mean() == pytest.approx(1.0 + 24.0, rel=0.1)
+    fixed = generate(StreamSpec(**{**spec.__dict__, "label_delay_spread_hours": 0.0}))
+    pd.testing.assert_frame_equal(spread.drop(columns=[LABEL_TIME]), fixed.drop(columns=[LABEL_TIME]))
+    # seen from the stream's end, only the labels that had arrived by then are known
+    now = generate(StreamSpec(**{**spec.__dict__, "as_of": None}))
+    assert (now[LABEL].notna() == (spread[LABEL_TIME] <= pd.Timestamp(SPEC.end))).all()
+    assert now[LABEL].notna().mean() < 0.2
+
+
 def test_new_loan_purpose_only_after_the_drift() -> None:
     frame = generate(SPEC)
     after = frame[TIMESTAMP] >= pd.Timestamp(SPEC.drift_at)
@@ -72,6 +97,8 @@ def test_load_into_postgres_and_read_back_with_the_bundled_config(pg_dsn: str, m
         assert cur.fetchone() == (400, frame[LABEL].notna().sum(), frame["employment_years"].notna().sum())
         cur.execute("SELECT min(application_ts) FROM credit_demo")
         assert cur.fetchone()[0] == frame[TIMESTAMP].min().floor("us").to_pydatetime()  # COPY keeps microseconds
+        cur.execute("SELECT count(label_arrived_at), min(label_arrived_at - application_ts) FROM credit_demo")
+        assert cur.fetchone() == (frame[LABEL].notna().sum(), timedelta(hours=1))
 
     monkeypatch.setenv("RETRAINING_SOURCE_TABLE", "credit_demo")
     monkeypatch.setenv("RETRAINING_SOURCE_CONN_ID", "retraining_db")
@@ -83,13 +110,20 @@ def test_load_into_postgres_and_read_back_with_the_bundled_config(pg_dsn: str, m
     assert loaded[ID].tolist() == in_window[ID].tolist()
     assert loaded["annual_income"].tolist() == pytest.approx(in_window["annual_income"].tolist())
     assert loaded["loan_purpose"].tolist() == in_window["loan_purpose"].tolist()
+    # the bundled config names the arrival time: as of the window's end, the labels of its last hour are missing
+    from include.retraining.sources import labels_as_of
+
+    assert cfg.columns.label_time == LABEL_TIME
+    with labels_as_of(end):
+        arrived = in_window[TIMESTAMP] + timedelta(hours=1) <= pd.Timestamp(end)
+        assert count_window(cfg, start, end) == WindowCounts(len(in_window), int(arrived.sum()))
 
 
 def test_the_loss_stream_is_the_same_applications_with_a_delayed_regression_label() -> None:
     from include.retraining.demo_data import LOSS_LABEL, generate_losses
 
     credit, losses = generate(SPEC), generate_losses(SPEC)
-    assert list(losses.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LOSS_LABEL]
+    assert list(losses.columns) == [ID, TIMESTAMP, *NUMERIC, *CATEGORICAL, LOSS_LABEL, LABEL_TIME]
     pd.testing.assert_frame_equal(losses.drop(columns=[LOSS_LABEL]), credit.drop(columns=[LABEL]))
     assert (losses[LOSS_LABEL].isna() == credit[LABEL].isna()).all()  # known when the default label is
     assert (losses[LOSS_LABEL].dropna() >= 0).all()

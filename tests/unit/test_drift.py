@@ -492,7 +492,7 @@ def test_binned_ks_distance_is_a_lower_bound_short_by_at_most_one_fine_bin() -> 
         d, p = drift.binned_ks(fine_ref, fine_cur)
         exact = stats.ks_2samp(ref, cur).statistic
         f = feature(drift.check(profile, window, settings(numeric_method="ks")))
-        assert f["ks_distance"] == round(d, 6) and f["statistic"] == pytest.approx(round(p, 8), abs=1e-9)
+        assert f["ks_distance"] == round(d, 6) and f["statistic"] == pytest.approx(drift.display_p(p), rel=1e-6)
         assert d <= exact + 1e-12
         largest_share = float(np.max((fine_ref + fine_cur) / (fine_ref.sum() + fine_cur.sum())))
         assert exact - d <= largest_share
@@ -601,7 +601,7 @@ def test_p_values_are_adjusted_together_and_decide() -> None:
     assert all(f["method"] == "ks" and f["kind_of_statistic"] == "p_value" for f in features)
     adjusted = dm.adjusted_p_values([f["statistic"] for f in features])
     for f, p_adj in zip(features, adjusted, strict=True):
-        assert f["p_adjusted"] == pytest.approx(round(p_adj, 8), abs=1e-12)
+        assert f["p_adjusted"] == pytest.approx(drift.display_p(p_adj), rel=1e-3, abs=1e-12)
         assert f["p_adjusted"] >= f["statistic"]
         assert f["threshold"] == DEFAULTS.fdr_q
         assert f["drifted"] is (f["p_adjusted"] < f["threshold"])
@@ -788,7 +788,9 @@ def test_unseen_categories_are_listed_and_in_the_histogram() -> None:
     window = drift.summarize(pd.DataFrame({"x": [1.0] * 7, "c": ["a", "e", "d", "d", "a", "d", "e"]}), profile)
     f = feature(drift.check(profile, window, DEFAULTS), "c")
     assert f["unseen_categories"] == ["d", "e"]  # most frequent first
-    assert f["method"] == "chisquare" and f["statistic"] == 0.0  # a category the reference never had
+    # a category the reference never had: Pearson's statistic is infinite (the registry's p = 0, as Evidently);
+    # the check counts half a row of each category more in the reference, so the p-value stays finite
+    assert f["method"] == "chisquare" and 0 < f["statistic"] < 1e-3 and f["log10_p"] < -3
     assert f["drifted"] is True
     hist = dict(zip(f["histogram"]["bins"], zip(f["histogram"]["reference"], f["histogram"]["current"],
                                                 strict=True), strict=True))
@@ -890,3 +892,91 @@ def test_binned_ks_p_value_matches_scipy_for_large_samples() -> None:
         exact = stats.ks_2samp(ref, cur, method="asymp")
         assert d == pytest.approx(exact.statistic, abs=1e-12)
         assert p == pytest.approx(exact.pvalue, abs=0.005)
+
+
+# --- every scale: log-scale p-values, unverifiable features ----------------------------------------
+
+
+def test_high_cardinality_categoricals_with_many_unseen_categories_are_judged_on_the_log_scale() -> None:
+    """Thousands of categories, most of the window's never seen: a p-value far below 1e-300, finite on the
+    log scale, and a check that never fails."""
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"id": rng.integers(0, 3000, 5000).astype(str), "x": rng.normal(size=5000)})
+    cur = pd.DataFrame({"id": np.concatenate([rng.integers(0, 3000, 300), rng.integers(3000, 6000, 600)]).astype(str),
+                        "x": rng.normal(size=900)})
+    profile = drift.build_profile(ref, ["x"], ["id"])
+    result = drift.check(profile, drift.summarize(cur, profile), DEFAULTS)
+    f = feature(result, "id")
+    assert f["method"] == "chisquare" and len(f["unseen_categories"]) == 10
+    assert f["log10_p"] < -300 and math.isfinite(f["log10_p_adjusted"]) and f["drifted"] is True
+    assert f["strength"] > 100 and result["detected"] is True and result["unverifiable_features"] == []
+    assert feature(result, "x")["drifted"] is False
+
+
+def test_numeric_p_values_far_below_1e300_keep_their_order() -> None:
+    rng = np.random.default_rng(6)
+    ref = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.normal(size=1000)})
+    cur = pd.DataFrame({"a": rng.normal(8, 1, 1000), "b": rng.normal(4, 1, 1000)})
+    profile = drift.build_profile(ref, ["a", "b"], [])
+    result = drift.check(profile, drift.summarize(cur, profile), settings(numeric_method="ks"))
+    a, b = feature(result, "a"), feature(result, "b")
+    assert a["log10_p_adjusted"] < -300 and b["log10_p_adjusted"] < -150  # D = 1 and ~0.98 on 500 effective rows
+    assert a["log10_p_adjusted"] <= b["log10_p_adjusted"] and a["drifted"] and b["drifted"]
+    assert a["p_adjusted"] == 0.0 and a["strength"] > 100  # the display copy underflows; the decision did not
+
+
+def test_constant_and_broken_features_are_unverifiable_and_the_check_goes_on() -> None:
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"flat": np.full(2000, 3.0), "x": rng.normal(size=2000), "c": rng.choice(list("ab"), 2000)})
+    cur = pd.DataFrame({"flat": np.full(1500, 3.0), "x": rng.normal(1, 1, 1500), "c": rng.choice(list("ab"), 1500)})
+    profile = drift.build_profile(ref, ["flat", "x"], ["c"])
+    window = drift.summarize(cur, profile)
+    result = drift.check(profile, window, DEFAULTS)  # Wasserstein above 1000 rows: no scale for a constant
+    flat = feature(result, "flat")
+    assert flat["unverifiable"] is True and "constant" in flat["note"] and flat["drifted"] is False
+    assert result["unverifiable_features"] == ["flat"] and result["drifted_features"] == ["x"]
+    # KS has no scale to lose: the constant column is judged (and quiet)
+    assert "unverifiable" not in feature(drift.check(profile, window, settings(numeric_method="ks")), "flat")
+    # a summary the statistic cannot read (one bin short): unverifiable with the error, never a failed run
+    broken = {**window, "numeric": {**window["numeric"], "x": {**window["numeric"]["x"],
+                                                                "counts": window["numeric"]["x"]["counts"][:-1]}}}
+    x = feature(drift.check(profile, broken, DEFAULTS), "x")
+    assert x["unverifiable"] is True and "could not be computed" in x["note"]
+
+
+def _calibrated_profile(scores: list[float], old_format: bool) -> tuple[dict, dict]:
+    """One KS feature whose window p-value is ~1e-12, with a calibrated limit given as -log10 scores."""
+    rng = np.random.default_rng(3)
+    profile, window = profile_and_window(rng.normal(size=800), rng.normal(0.36, 1, 800))
+    windows = [{"start": "", "end": "", "rows": 800}] * len(scores)
+    if old_format:  # as profiles stored before calibration version 2: per-window scores, capped at 300
+        profile["calibration"] = {"windows": windows, "features": {"x": {"ks": scores}}}
+    else:
+        profile["calibration"] = {"version": 2, "windows": windows, "features": {"x": {"ks": scores}},
+                                  "limits": {"x": {"ks": {"sampling": [float(np.mean(scores)), 0.0],
+                                                          "between": [0.0, 0.0], "points": 0,
+                                                          "status": "calibrated"}}}}
+    return profile, window
+
+
+@pytest.mark.parametrize("old_format", [True, False])
+def test_a_p_value_of_1e_12_is_not_drifted_against_a_limit_of_1e_17(old_format: bool) -> None:
+    """The issue's rounding bug: rounded to 8 decimals, p = 1e-12 became 0 < 1e-17 and counted as drift."""
+    profile, window = _calibrated_profile([17.0] * 6, old_format)
+    f = feature(drift.check(profile, window, settings(numeric_method="ks")))
+    assert -14 < f["log10_p_adjusted"] < -9, f["log10_p_adjusted"]
+    assert f["threshold_source"] == "calibrated" and f["log10_threshold"] == pytest.approx(-17)
+    assert f["threshold"] == pytest.approx(1e-17) and f["drifted"] is False and f["strength"] < 1
+    assert drift._log_verdict(-12.0, -17.0)[0] is False and drift._verdict("p_value", 1e-12, 1e-17)[0] is False
+    assert drift._verdict("p_value", 0.0, 0.0)[0] is False  # an underflowed limit and p: no log of 0
+
+
+def test_an_old_profile_with_scores_at_the_cap_is_judged_without_a_math_domain_error() -> None:
+    """The issue's second stream: -log10 p capped at 300 in 5 of 6 calibration windows; the limit 10^-617
+    underflowed to 0.0 and log10(0) raised in every check. On the log scale it is a limit like any other."""
+    profile, window = _calibrated_profile([300.0, 300.0, 120.0, 300.0, 300.0, 300.0], old_format=True)
+    result = drift.check(profile, window, settings(numeric_method="ks"))
+    f = feature(result)
+    assert f["log10_threshold"] < -400 and f["threshold"] == 0.0  # the display copy underflows, harmlessly
+    assert f["drifted"] is False and result["detected"] is False
+    assert result["calibration"]["status"] == "calibrated" and drift.calibration_note(result) is None

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from include.retraining.monitoring import drift
+from include.retraining.monitoring import drift_methods as dm
 from include.retraining.monitoring.drift_methods import (
     CATEGORICAL,
     EPSILON,
@@ -347,3 +348,42 @@ def test_the_config_s_table_of_method_kinds_is_the_registry_s():
     from include.retraining.monitoring.method_kinds import METHOD_KINDS
 
     assert {name: method.kinds for name, method in REGISTRY.items()} == METHOD_KINDS
+
+
+# --- p-values on the log10 scale ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("statistic", "df", "expected"), [
+    # log10 of the regularised upper incomplete gamma Q(df/2, x/2), computed with mpmath at 50 digits
+    (2000.0, 3, -432.7418098593197),
+    (1e5, 10, -21697.308391642706),
+    (9000.0, 5000, -232.4093529069157),
+    (30000.0, 5000, -3486.099983936474),
+])
+def test_chi_square_log_p_values_are_exact_far_below_the_float_range(statistic: float, df: int, expected: float) -> None:
+    assert dm.chi2_log10_sf(statistic, df) == pytest.approx(expected, rel=1e-12)
+
+
+def test_chi_square_log_p_values_agree_with_scipy_where_it_is_representable() -> None:
+    for statistic, df in ((0.5, 1), (3.0, 2), (50.0, 3), (700.0, 40), (1200.0, 1000)):
+        assert dm.chi2_log10_sf(statistic, df) == pytest.approx(math.log10(stats.chi2.sf(statistic, df)), rel=1e-9)
+    assert dm.chi2_log10_sf(0.0, 3) == 0.0 and dm.chi2_log10_sf(math.inf, 3) == -math.inf
+
+
+def test_ks_log_p_values_follow_scipy_then_its_tail() -> None:
+    for d, en in ((0.05, 500), (0.1, 800), (0.02, 20_000)):
+        exact = stats.kstwo.sf(d, en) if en <= 10_000 else stats.kstwobign.sf(d * math.sqrt(en))
+        assert dm.ks_log10_sf(d, en) == pytest.approx(math.log10(exact), rel=1e-9)
+    # beyond the float range: 2 exp(-2 en d^2), finite and decreasing in d
+    assert dm.ks_log10_sf(0.5, 5000) == pytest.approx((math.log(2) - 2500) / math.log(10), rel=1e-12)
+    assert dm.ks_log10_sf(1.0, 5000) < dm.ks_log10_sf(0.5, 5000) < -300
+
+
+def test_adjusted_log_p_values_are_the_log_of_the_adjusted_p_values() -> None:
+    p = [0.01, 0.04, 0.2, 1e-5, 0.03, float("nan")]
+    logs = dm.adjusted_log10_p_values([math.log10(v) if v == v else float("nan") for v in p])
+    for got, want in zip(logs, dm.adjusted_p_values(p), strict=True):
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(math.log10(want), abs=1e-12)
+    # far below 1e-300 the order and the m / rank factors survive
+    tiny = dm.adjusted_log10_p_values([-900.0, -400.0, -2.0])
+    assert tiny == pytest.approx([-900 + math.log10(3), -400 + math.log10(1.5), -2.0])

@@ -369,3 +369,23 @@ def test_headline_follows_the_verdict(detected: bool) -> None:
     text = render_html(verdict(mixed_features(), detected=detected), title="t")
     assert ('class="verdict drift"' in text) is detected
     assert ("No drift detected" in text) is not detected
+
+
+def test_the_report_shows_calibration_status_unverifiable_features_and_p_values_below_the_float_range() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from include.retraining.config import DriftSection
+    from include.retraining.monitoring import drift
+
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({"a": rng.normal(size=800), "flat": np.zeros(800)})
+    cur = pd.DataFrame({"a": rng.normal(9, 1, 800), "flat": np.zeros(800)})
+    profile = drift.build_profile(ref, ["a", "flat"], [])
+    verdict = drift.check(profile, drift.summarize(cur, profile),
+                          DriftSection.model_validate({"numeric_method": "ks", "columns": {"flat": {"method": "wasserstein"}}}))
+    page = render_html(verdict, title="scale")
+    a = next(f for f in verdict["features"] if f["feature"] == "a")
+    assert a["p_adjusted"] == 0.0 and a["log10_p_adjusted"] < -300
+    assert f"e{int(np.floor(a['log10_p_adjusted']))}" in page  # not "0"
+    assert "Unverifiable features" in page and "uncalibrated: the champion" in page

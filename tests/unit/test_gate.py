@@ -349,3 +349,149 @@ def test_the_smoke_test_measures_single_row_latency_against_the_bound() -> None:
     assert smoke["rows"] == 20 and smoke["valid"] is True
     assert smoke["p99_latency_ms"] >= 4.0 and smoke["passed"] is False
     assert any("p99 latency" in r for r in verdict["reasons"])
+
+
+# --- no threshold traps: each model judged at its own operating threshold ---------------------------
+
+
+def trap_rows(rows: int, seed: int, days: int = 30) -> tuple[pd.DataFrame, np.ndarray]:
+    """The issue's trap: positives are frequent (half the rows); the old champion ranks barely better than chance
+    (AUC about 0.56) with scores around 0.5, so it flags half of all rows at 0.5; the candidate ranks far better
+    (AUC about 0.71) but its probabilities sit low, so at 0.5 it flags few rows and its F1 there is poor."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, rows)
+    champion = np.clip(0.5 + 0.01 * (2 * y - 1) + rng.normal(0, 0.1, rows), 0.001, 0.999)
+    logit = 0.39 * (2 * y - 1) + rng.normal(0, 1, rows) - 1.5
+    candidate = 1 / (1 + np.exp(-logit))
+    ts = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(np.sort(rng.random(rows)) * days * 24, unit="h")
+    return pd.DataFrame({"ts": ts, "x1": candidate, "x2": champion, "c": "a"}), y
+
+
+def own_thresholds() -> tuple[float, float]:
+    from include.retraining.metrics import operating_threshold
+
+    validation, y = trap_rows(3000, seed=99)
+    return operating_threshold(y, validation["x1"]), operating_threshold(y, validation["x2"])
+
+
+def test_the_threshold_trap_old_rule_rejects_a_much_better_candidate_the_new_one_promotes_it() -> None:
+    test, y = trap_rows(3000, seed=1)
+    old = gate_config(primary_metric="roc_auc", min_improvement=0.01, max_regression={"f1": 0.01, "roc_auc": 0.005},
+                      min_absolute={}, smoke={"rows": 20})
+    # the old rule: F1 of both models at one fixed cut of 0.5 (no stored thresholds)
+    before = evaluate(old, ColumnModel("x1"), ColumnModel("x2"), test, y)
+    crit = by_name(before)
+    assert before["candidate_metrics"]["roc_auc"] > 0.68 and before["champion_metrics"]["roc_auc"] < 0.59
+    assert before["outcome"] == "reject" and before["failed"] == ["no_regression:f1"]  # rejected on F1 alone
+    assert crit["no_regression:f1"]["candidate_threshold"] == crit["no_regression:f1"]["champion_threshold"] == 0.5
+    assert crit["significance:roc_auc"]["passed"] is True  # the better ranking is not in doubt
+    # the new rule: each model's F1 at its own operating threshold, chosen on its validation rows
+    t_cand, t_champ = own_thresholds()
+    assert t_cand < 0.4  # the candidate's probabilities sit low: its best cut is well below 0.5
+    after = evaluate(old, ColumnModel("x1"), ColumnModel("x2"), test, y, candidate_threshold=t_cand,
+                     champion_threshold=t_champ)
+    f1 = by_name(after)["no_regression:f1"]
+    assert (f1["candidate_threshold"], f1["champion_threshold"]) == (t_cand, t_champ)
+    assert f1["passed"] is True and after["outcome"] == "promote" and after["passed"] is True
+    assert after["thresholds"]["candidate_source"] == after["thresholds"]["champion_source"] == "model metadata"
+    # and by default a classifier is compared threshold-free: the trap is not even set
+    default = gate_config(min_absolute={}, smoke={"rows": 20})
+    assert default.primary_metric == "roc_auc" and set(default.gate.max_regression) == {"roc_auc"}
+    assert evaluate(default, ColumnModel("x1"), ColumnModel("x2"), test, y)["outcome"] == "promote"
+
+
+def test_a_champion_without_a_stored_threshold_is_judged_at_one_half_and_the_verdict_says_so() -> None:
+    test, y = trap_rows(3000, seed=2)
+    cfg = gate_config(min_improvement=0.01, max_regression={"f1": 0.5}, min_absolute={"recall": 0.5},
+                      smoke={"rows": 20})
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y, candidate_threshold=0.15)
+    assert verdict["thresholds"]["champion"] == 0.5
+    assert verdict["thresholds"]["champion_source"].startswith("default 0.5: trained before")
+    assert any("champion was trained before operating thresholds were stored" in r for r in verdict["reasons"])
+    recall = by_name(verdict)["absolute:recall"]
+    assert recall["candidate_threshold"] == 0.15 and "champion_threshold" not in recall
+    # the candidate's metrics are at its own threshold: many more rows flagged than at 0.5
+    assert verdict["candidate_metrics"]["recall"] > 0.6
+
+
+def test_log_loss_and_brier_can_be_gate_metrics_with_the_right_margins() -> None:
+    cfg = gate_config(primary_metric="log_loss", min_improvement=0.125, max_regression={"brier": 0.0625},
+                      min_absolute={"brier": 0.25})
+    champ = {"log_loss": 0.5, "brier": 0.1875, "roc_auc": 0.75}
+    better = judge(cfg, {"log_loss": 0.4375, "brier": 0.125, "roc_auc": 0.75}, champ)
+    crit = by_name(better)
+    assert crit["improvement:log_loss"]["threshold"] == 0.4375  # relative: 12.5 % lower than 0.5
+    assert crit["no_regression:brier"]["threshold"] == 0.25  # absolute, and lower is better: 0.1875 + 0.0625
+    assert crit["absolute:brier"]["passed"] is True and better["outcome"] == "promote"
+    worse = judge(cfg, {"log_loss": 0.45, "brier": 0.3125, "roc_auc": 0.75}, champ)
+    assert worse["failed"] == ["absolute:brier", "no_regression:brier", "improvement:log_loss"]
+    assert worse["reasons"][0] == "brier 0.3125 is above the allowed 0.2500"
+
+
+# --- three outcomes and the minimum detectable effect ------------------------------------------------
+
+
+def _sig(low: float, high: float, mde: float = 0.02) -> dict:
+    return {"method": "paired_bootstrap", "ci_low": low, "ci_high": high, "difference": (low + high) / 2,
+            "candidate": 0.8, "champion": 0.8, "rows": 1000, "confidence": 0.95, "min_detectable_effect": mde,
+            "power": 0.8, "block": "day", "blocks": 25}
+
+
+def test_three_outcomes_from_the_evidence() -> None:
+    cfg = gate_config(primary_metric="roc_auc", min_improvement=0.01, max_regression={}, min_absolute={})
+    champ = {"roc_auc": 0.8}
+    assert judge(cfg, {"roc_auc": 0.85}, champ, _sig(0.02, 0.08))["outcome"] == "promote"
+    # not shown better, not shown worse: the interval holds 0
+    unsure = judge(cfg, {"roc_auc": 0.805}, champ, _sig(-0.01, 0.02, mde=0.0275))
+    assert unsure["outcome"] == "inconclusive" and unsure["passed"] is False
+    assert unsure["reasons"][0].startswith("inconclusive: the candidate is neither shown better")
+    assert "the smallest gain these rows could show is 0.0275" in unsure["reasons"][0]
+    assert any("0.0275 (80% power)" in r for r in unsure["reasons"][1:])  # the significance reason quotes the MDE
+    # significantly better but by less than the margin: still inconclusive
+    assert judge(cfg, {"roc_auc": 0.805}, champ, _sig(0.001, 0.009))["outcome"] == "inconclusive"
+    # significantly worse: rejected
+    assert judge(cfg, {"roc_auc": 0.78}, champ, _sig(-0.04, -0.005))["outcome"] == "reject"
+    # any other criterion failing: rejected, whatever the evidence
+    strict = gate_config(primary_metric="roc_auc", min_improvement=0.01, max_regression={}, min_absolute={"f1": 0.9})
+    assert judge(strict, {"roc_auc": 0.805, "f1": 0.5}, {**champ, "f1": 0.5}, _sig(-0.01, 0.02))["outcome"] == "reject"
+    # without a test nothing tells "not shown better" from "worse": rejected
+    assert judge(cfg, {"roc_auc": 0.805}, champ, None)["outcome"] == "reject"
+    # a first model: promote or reject
+    assert judge(cfg, {"roc_auc": 0.5}, None)["outcome"] == "promote"
+    # lower-is-better: significantly worse means the interval lies above 0
+    ll = gate_config(primary_metric="log_loss", min_improvement=0.01, max_regression={}, min_absolute={})
+    assert judge(ll, {"log_loss": 0.5}, {"log_loss": 0.45}, _sig(0.01, 0.07))["outcome"] == "reject"
+    assert judge(ll, {"log_loss": 0.45}, {"log_loss": 0.45}, _sig(-0.01, 0.01))["outcome"] == "inconclusive"
+
+
+def test_evaluate_gives_all_three_outcomes_and_records_the_minimum_detectable_effect() -> None:
+    cfg = sig_config(min_improvement=0.01)
+    better, y = noisy_pair(3000, gain=0.3, seed=1)
+    assert evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), better, y)["outcome"] == "promote"
+    same, y0 = noisy_pair(3000, gain=0.0, seed=2)
+    unsure = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), same, y0)
+    assert unsure["outcome"] == "inconclusive"
+    sig = unsure["significance"]
+    assert sig["block"] == "hour" and sig["blocks"] == 50 and sig["enough_blocks"] is True  # 3000 minutes
+    assert 0.002 < sig["min_detectable_effect"] < 0.05
+    assert unsure["blocks"] == {"block": "hour", "block_seconds": 3600, "blocks": 50, "min_blocks": 20,
+                                "enough_blocks": True}
+    worse = evaluate(cfg, ColumnModel("x2"), ColumnModel("x1"), better, y)  # the roles swapped
+    assert worse["outcome"] == "reject"
+
+
+def test_minimum_detectable_effect_shrinks_with_more_rows() -> None:
+    cfg = sig_config(significance={"block": "row"})
+    small = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), *noisy_pair(1000, gain=0.0, seed=3))
+    large = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), *noisy_pair(4000, gain=0.0, seed=3))
+    ratio = small["significance"]["min_detectable_effect"] / large["significance"]["min_detectable_effect"]
+    assert ratio == pytest.approx(2.0, rel=0.2)
+
+
+def test_too_few_blocks_claim_nothing_and_say_so() -> None:
+    test, y = noisy_pair(600, gain=0.3, seed=4)  # ten hours of rows: 10 hours, 40 quarters
+    cfg = sig_config(significance={"block": "hour", "min_blocks": 20})
+    verdict = evaluate(cfg, ColumnModel("x1"), ColumnModel("x2"), test, y)
+    assert verdict["outcome"] == "inconclusive" and verdict["significance"]["blocks"] == 10
+    assert any("cannot be shown significant: 600 rows in 10 hour blocks, at least 20 blocks are needed" in r
+               for r in verdict["reasons"])

@@ -17,6 +17,8 @@ from include.retraining.metrics import (
     encode_labels,
     error_rate,
     metric_names,
+    operating_threshold,
+    predicted_labels,
     regression_metrics,
     score,
 )
@@ -145,3 +147,52 @@ def test_bootstrap_se_of_accuracy_is_the_binomial_standard_error() -> None:
     # above max_rows: measured on a subset and scaled, about the same
     assert bootstrap_se(y, proba, "binary", "accuracy", resamples=400, seed=1, max_rows=500) == pytest.approx(se, rel=0.25)
     assert bootstrap_se(y[:10], proba[:10], "binary", "accuracy") is None
+
+
+# --- threshold-free losses and each model's own operating threshold ---------------------------------
+
+
+def test_log_loss_and_brier_match_sklearn_and_are_lower_is_better() -> None:
+    from sklearn.metrics import brier_score_loss
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    p = rng.random(400)
+    m = classification_metrics(y, binary_proba(p))
+    assert m["log_loss"] == pytest.approx(sk_log_loss(y, p), rel=1e-12)
+    assert m["brier"] == pytest.approx(brier_score_loss(y, p), rel=1e-12)
+    assert HIGHER_IS_BETTER["log_loss"] is False and HIGHER_IS_BETTER["brier"] is False
+    # multiclass Brier: mean over rows of the squared distance to the one-hot truth (a perfect model: 0)
+    y3 = np.array([0, 1, 2])
+    proba = np.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.25, 0.25, 0.5]])
+    assert classification_metrics(y3, proba)["brier"] == pytest.approx((0.5 + 0.0 + 0.375) / 3)
+    assert classification_metrics(y3, np.eye(3))["brier"] == 0.0
+    assert classification_metrics(y3, proba)["log_loss"] == pytest.approx(-(np.log(0.5) + 0 + np.log(0.5)) / 3)
+
+
+def test_threshold_metrics_at_a_given_operating_threshold() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1])
+    proba = binary_proba([0.1, 0.25, 0.3, 0.35, 0.4, 0.45])  # nothing above 0.5: recall 0 at the default cut
+    assert classification_metrics(y, proba)["recall"] == 0.0
+    m = classification_metrics(y, proba, threshold=0.325)
+    assert (m["precision"], m["recall"], m["accuracy"]) == (1.0, 1.0, 1.0)
+    assert m["roc_auc"] == classification_metrics(y, proba)["roc_auc"] == 1.0  # threshold-free: unchanged
+    # a threshold of 0.5 is the argmax (a score of exactly 0.5 is negative)
+    half = binary_proba([0.5, 0.6])
+    assert list(predicted_labels(half, 0.5)) == list(predicted_labels(half)) == [0, 1]
+
+
+def test_operating_threshold_maximises_f1_on_known_rows() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6])
+    t = operating_threshold(y, p, "max_f1")
+    # the best cut predicts the rows scored >= 0.35 positive: TP 4, FP 1, F1 8/9; halfway between 0.3 and 0.35
+    assert t == pytest.approx(0.325)
+    assert classification_metrics(y, binary_proba(p), t)["f1"] == pytest.approx(8 / 9)
+    # balanced accuracy (Youden's J) picks the same cut here
+    assert operating_threshold(y, p, "max_balanced_accuracy") == pytest.approx(0.325)
+    assert operating_threshold(y, p, "fixed") == 0.5
+    assert operating_threshold(np.zeros(5), p[:5]) == 0.5  # one class only: nothing to choose from
+    with pytest.raises(ValueError, match="unknown operating point 'best'"):
+        operating_threshold(y, p, "best")

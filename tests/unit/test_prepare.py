@@ -261,3 +261,22 @@ def test_prepare_refuses_a_feature_the_train_split_never_saw(tmp_path: Path) -> 
     storage.write_parquet(frame, uri)
     with pytest.raises(DataValidationError, match=r"feature\(s\) missing in all \d+ rows of the train split: 'x2'"):
         prepare(cfg, uri, minute(400), str(tmp_path / "out"))
+
+
+def test_prepare_takes_a_snapshot_with_arrival_times_as_of_the_time_in_force(tmp_path: Path) -> None:
+    """A snapshot made elsewhere that carries columns.label_time: under labels_as_of, a label that arrived later is
+    unlabelled (dropped); the arrival time never reaches the splits."""
+    from include.retraining.sources import labels_as_of
+
+    cfg = build_config(columns={"id": "id", "label_time": "lt"}, training={"min_rows": 50},
+                       gate={"holdout_hours": 1, "min_holdout_rows": 50})
+    frame = snapshot_frame().assign(lt=lambda f: f["ts"] + pd.Timedelta(minutes=30))
+    uri = str(tmp_path / "snap.parquet")
+    storage.write_parquet(frame, uri)
+    with labels_as_of(minute(400)):  # the labels of minutes 371-399 had not arrived (370: at 400, just in)
+        summary = prepare(cfg, uri, cutoff=minute(400), out_dir=str(tmp_path / "as_of"))
+    assert summary["unlabelled_dropped"] == 29 and sum(summary["rows"].values()) == 371
+    assert summary["holdout"]["end"] == minute(370).isoformat()
+    assert all("lt" not in storage.read_parquet(u).columns for u in summary["splits"].values())
+    everything = prepare(cfg, uri, cutoff=minute(400), out_dir=str(tmp_path / "now"))  # no time in force
+    assert everything["unlabelled_dropped"] == 0 and sum(everything["rows"].values()) == 400

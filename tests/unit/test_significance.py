@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import (
     accuracy_score,
+    brier_score_loss,
     f1_score,
     mean_absolute_error,
     mean_squared_error,
@@ -22,8 +24,16 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from include.retraining.metrics import classification_metrics
-from include.retraining.release.significance import auc_fast, mcnemar, paired_bootstrap
+from include.retraining import metrics as metrics_module
+from include.retraining.metrics import HIGHER_IS_BETTER, classification_metrics
+from include.retraining.release.significance import (
+    Blocks,
+    auc_fast,
+    choose_blocks,
+    mcnemar,
+    min_detectable_effect,
+    paired_bootstrap,
+)
 
 
 def binary_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,8 +174,12 @@ BINARY_TWINS = {
     "precision": lambda y, p: precision_score(y, _labels(p), zero_division=0),
     "recall": lambda y, p: recall_score(y, _labels(p), zero_division=0),
     "f1": lambda y, p: f1_score(y, _labels(p), zero_division=0),
+    "brier": lambda y, p: brier_score_loss(y, p) if len(y) else math.nan,
+    "log_loss": lambda y, p: metrics_module.log_loss(y, np.column_stack([1 - p, p])),
 }
 MULTICLASS_TWINS = {
+    "brier": metrics_module.brier,
+    "log_loss": metrics_module.log_loss,
     "roc_auc": lambda y, p: roc_auc_score(y, p, multi_class="ovr") if len(np.unique(y)) == 3 else math.nan,
     "accuracy": lambda y, p: accuracy_score(y, p.argmax(axis=1)),
     "precision": lambda y, p: precision_score(y, p.argmax(axis=1), average="macro", zero_division=0),
@@ -189,15 +203,18 @@ def _same(named: dict, twin: dict) -> None:
 def test_binary_named_metrics_equal_sklearn_on_every_resample(metric: str) -> None:
     y, cand, champ = binary_data(300, seed=11)
     _same(paired_bootstrap(y, cand, champ, metric, n_resamples=200, seed=2),
-          paired_bootstrap(y, cand, champ, BINARY_TWINS[metric], n_resamples=200, seed=2))
+          paired_bootstrap(y, cand, champ, BINARY_TWINS[metric], n_resamples=200, seed=2,
+                           higher_is_better=HIGHER_IS_BETTER[metric]))
 
 
 @pytest.mark.parametrize("metric", sorted(MULTICLASS_TWINS))
 def test_multiclass_named_metrics_equal_sklearn_on_every_resample(metric: str) -> None:
     y, cand, champ = _multiclass(60)
     named = paired_bootstrap(y, cand, champ, metric, n_resamples=200, seed=2)
-    _same(named, paired_bootstrap(y, cand, champ, MULTICLASS_TWINS[metric], n_resamples=200, seed=2))
-    assert named["candidate"] > named["champion"]
+    _same(named, paired_bootstrap(y, cand, champ, MULTICLASS_TWINS[metric], n_resamples=200, seed=2,
+                                  higher_is_better=HIGHER_IS_BETTER[metric]))
+    better = named["candidate"] > named["champion"]
+    assert better if HIGHER_IS_BETTER[metric] else not better
 
 
 @pytest.mark.parametrize("metric", ["precision", "recall", "f1"])
@@ -349,3 +366,129 @@ def test_mcnemar_works_on_string_labels_and_refuses_mismatched_shapes() -> None:
     assert (r["b"], r["c"]) == (1, 2)
     with pytest.raises(ValueError, match="1-D"):
         mcnemar(y, y[:-1], y)
+
+
+# --- blocks of time ---------------------------------------------------------------------------------
+
+
+def _times(rows: int, every: str, start: str = "2026-01-01") -> pd.DatetimeIndex:
+    return pd.date_range(start, periods=rows, freq=every, tz="UTC")
+
+
+def test_choose_blocks_takes_the_coarsest_period_with_enough_blocks() -> None:
+    month = choose_blocks(_times(30 * 24, "h"))  # 30 days of hourly rows: days
+    assert (month.unit, month.count, month.seconds, month.enough) == ("day", 30, 86_400, True)
+    assert list(np.bincount(month.ids)) == [24] * 30
+    two_days = choose_blocks(_times(2 * 24 * 6, "10min"))  # 2 days: 48 hours
+    assert (two_days.unit, two_days.count) == ("hour", 48)
+    three_hours = choose_blocks(_times(180, "min"))  # 3 hours: 12 quarters, 36 five-minute blocks
+    assert (three_hours.unit, three_hours.count) == ("5min", 36)
+    tiny = choose_blocks(_times(6, "h"))  # six rows an hour apart: at most six blocks of anything
+    assert tiny.count == 6 and not tiny.enough
+    assert choose_blocks(_times(30 * 24, "h"), unit="hour").unit == "hour"
+    assert choose_blocks(_times(10, "h"), min_blocks=5, unit="row").count == 10
+    assert choose_blocks(_times(50, "h"), min_blocks=2, unit="day").as_dict() == {
+        "block": "day", "block_seconds": 86_400, "blocks": 3, "min_blocks": 2, "enough_blocks": True}
+
+
+def test_choose_blocks_refuses_missing_times_and_unknown_units() -> None:
+    ts = pd.Series([pd.Timestamp("2026-01-01", tz="UTC"), pd.NaT])
+    with pytest.raises(ValueError, match="1 timestamps are missing"):
+        choose_blocks(ts)
+    with pytest.raises(ValueError, match="unknown block 'week'"):
+        choose_blocks(_times(3, "h"), unit="week")
+
+
+def test_one_block_claims_nothing() -> None:
+    y, cand, champ = binary_data(2000, seed=1)
+    one_day = choose_blocks(_times(2000, "30s"), unit="day")
+    assert one_day.count == 1
+    r = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=200, clusters=one_day)
+    assert r["difference"] > 0.1  # a large gain on the rows...
+    assert math.isnan(r["ci_low"]) and math.isnan(r["ci_high"])  # ...but one day cannot show it is not that day's
+    assert r["enough_blocks"] is False and r["blocks"] == 1 and r["min_detectable_effect"] is None
+    rows = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=200)
+    assert rows["ci_low"] > 0 and rows["block"] == "row"  # the row bootstrap would have claimed it
+
+
+def test_independent_rows_in_many_blocks_agree_with_the_row_bootstrap() -> None:
+    y, cand, champ = binary_data(4000, seed=2)
+    blocks = choose_blocks(_times(4000, "15min"))  # about 42 days of rows that share nothing
+    assert blocks.unit == "day" and blocks.count == 42
+    by_row = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=1000, seed=3)
+    by_day = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=1000, seed=3, clusters=blocks)
+    assert by_day["se"] == pytest.approx(by_row["se"], rel=0.2)
+    assert by_day["difference"] == by_row["difference"]
+    width = lambda r: r["ci_high"] - r["ci_low"]  # noqa: E731
+    assert width(by_day) == pytest.approx(width(by_row), rel=0.25)
+    # the few-blocks correction: Student's t with 41 degrees of freedom over the normal quantile
+    from scipy import stats
+
+    assert by_day["few_blocks_factor"] == pytest.approx(stats.t.ppf(0.975, 41) / stats.norm.ppf(0.975), rel=1e-6)
+
+
+def test_rows_sharing_a_daily_shock_widen_the_interval() -> None:
+    """Each day one of the models has a good or a bad day (a shock shared by the day's rows); over the days the
+    two are equal. The row bootstrap sees a significant difference; the day bootstrap does not."""
+    rng = np.random.default_rng(4)
+    days, per_day = 30, 200
+    y = rng.integers(0, 2, days * per_day)
+    day = np.repeat(np.arange(days), per_day)
+    shock = rng.normal(0, 0.6, days)[day]  # the candidate's edge that day
+    base = rng.normal(0, 1, y.size)
+    cand = 1 / (1 + np.exp(-(base + (y - 0.5) * (1.0 + shock))))
+    champ = 1 / (1 + np.exp(-(base + (y - 0.5) * 1.0 + rng.normal(0, 0.3, y.size))))
+    blocks = choose_blocks(pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(day * 24 + rng.random(y.size) * 23,
+                                                                                 unit="h"))
+    assert blocks.unit == "day" and blocks.count == days
+    by_row = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=500, seed=1)
+    by_day = paired_bootstrap(y, cand, champ, "roc_auc", n_resamples=500, seed=1, clusters=blocks)
+    assert by_day["se"] > 2 * by_row["se"]
+    assert by_day["min_detectable_effect"] > 2 * by_row["min_detectable_effect"]
+
+
+def test_minimum_detectable_effect_shrinks_as_one_over_root_n() -> None:
+    small = paired_bootstrap(*binary_data(1000, seed=6), "roc_auc", n_resamples=1000, seed=1)
+    large = paired_bootstrap(*binary_data(4000, seed=6), "roc_auc", n_resamples=1000, seed=1)
+    assert small["min_detectable_effect"] / large["min_detectable_effect"] == pytest.approx(2.0, rel=0.2)
+    # (z(0.975) + z(0.8)) * se for rows; Student's t for blocks
+    assert small["min_detectable_effect"] == pytest.approx((1.959964 + 0.841621) * small["se"], rel=1e-5)
+    assert min_detectable_effect(0.01, 0.95, 0.8) == pytest.approx(0.0280159, rel=1e-5)
+    assert min_detectable_effect(0.01, 0.95, 0.8, blocks=5) > min_detectable_effect(0.01, 0.95, 0.8, blocks=50)
+    assert min_detectable_effect(0.01, 0.95, blocks=1) is None
+
+
+def test_block_bootstrap_of_a_callable_metric_draws_whole_blocks() -> None:
+    y, cand, champ = binary_data(300, seed=7)
+    clusters = np.repeat(np.arange(30), 10)
+    named = paired_bootstrap(y, cand, champ, "accuracy", n_resamples=200, seed=2, clusters=clusters)
+    twin = paired_bootstrap(y, cand, champ, BINARY_TWINS["accuracy"], n_resamples=200, seed=2, clusters=clusters)
+    _same(named, twin)
+    assert named["blocks"] == 30 and named["block"] == "cluster"
+    with pytest.raises(ValueError, match="clusters has 299 labels but there are 300 rows"):
+        paired_bootstrap(y, cand, champ, "accuracy", clusters=clusters[1:])
+
+
+def test_clustered_mcnemar_known_answers() -> None:
+    from scipy import stats
+
+    y = np.zeros(40, dtype=int)
+    cand = np.zeros(40, dtype=int)
+    champ = np.zeros(40, dtype=int)
+    champ[:12] = 1  # the champion wrong on 12 rows the candidate gets right: c = 12
+    cand[30:33] = 1  # the candidate wrong on 3 rows the champion gets right: b = 3
+    # one row per cluster: the cluster-robust variance n/(n-1) * (b + c - (c - b)^2 / n)
+    alone = mcnemar(y, cand, champ, clusters=np.arange(40))
+    spread = 40 / 39 * (15 - 81 / 40)
+    assert alone["statistic"] == pytest.approx(81 / spread)
+    assert alone["p_value"] == pytest.approx(stats.f.sf(81 / spread, 1, 39))
+    assert alone["method"] == "clustered_f" and alone["candidate_better"] and alone["b"] == 3 and alone["c"] == 12
+    # all 15 discordant rows in two of four clusters: the difference rests on two blocks, far weaker evidence
+    clusters = np.repeat(np.arange(4), 10)
+    few = mcnemar(y, cand, champ, clusters=clusters, min_blocks=2)
+    d, mean = np.array([10 - 0, 2 - 0, 0 - 3, 0.0]), 9 / 40
+    assert few["statistic"] == pytest.approx(81 / (4 / 3 * ((d - 10 * mean) ** 2).sum()))
+    assert few["p_value"] > alone["p_value"]
+    assert mcnemar(y, cand, champ, clusters=clusters, min_blocks=5)["p_value"] == 1.0  # too few blocks: no claim
+    blocks = Blocks(np.arange(40), "row", None, 40, 20)
+    assert mcnemar(y, cand, champ, clusters=blocks)["enough_blocks"] is True

@@ -247,3 +247,36 @@ def test_duckdb_sample_above_the_threshold(tmp_path: Path, profile: dict[str, An
     assert sum(part["numeric"]["x"]["counts"]) + part["numeric"]["x"]["missing"] == part["rows"]
     assert sum(part["categorical"]["colour"]["counts"].values()) + part["categorical"]["colour"]["missing"] \
         == part["rows"]  # both queries read the same sample
+
+
+@pytest.mark.parametrize("kind", ["parquet-tz", "parquet-naive", "parquet-date", "csv"])
+def test_duckdb_label_as_of_over_each_time_type(kind: str, tmp_path: Path) -> None:
+    """A label is known when its arrival time is known and at or before the as-of time, whatever the column's type:
+    TIMESTAMPTZ, naive TIMESTAMP (UTC), DATE, or text with offsets (CSV)."""
+    import duckdb
+
+    from include.retraining.monitoring.sql_dialects import DUCKDB
+
+    arrivals = pd.to_datetime(["2026-03-01 01:00", "2026-03-01 02:00", None, "2026-03-02 00:00"], utc=True)
+    table = pd.DataFrame({"y": [1, 0, 1, 1], "lt": arrivals})
+    if kind == "parquet-naive":
+        table["lt"] = table["lt"].dt.tz_convert(None)
+    elif kind == "parquet-date":
+        table["lt"] = table["lt"].dt.date
+    path = tmp_path / ("data.csv" if kind == "csv" else "data.parquet")
+    if kind == "csv":  # offsets other than UTC: 02:00 UTC written as 04:00+02:00
+        table.assign(lt=table["lt"].dt.tz_convert("Etc/GMT-2").dt.strftime("%Y-%m-%dT%H:%M:%S%z")).to_csv(path, index=False)
+    else:
+        table.to_parquet(path, index=False)
+    relation = DUCKDB.relation("csv" if kind == "csv" else "parquet", [str(path)])
+    conn = duckdb.connect(":memory:")
+    conn.execute("SET TimeZone = 'UTC'")
+    types = {name: str(t) for name, t, *_ in conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+    as_of = datetime(2026, 3, 1, 2, tzinfo=timezone.utc)
+    known = [r[0] for r in conn.execute(f"SELECT {DUCKDB.label_as_of('y', 'lt', types['lt'], as_of)} FROM {relation}")
+             .fetchall()]
+    later = conn.execute(f"SELECT count(*) FROM {relation} WHERE {DUCKDB.arrived_after('lt', types['lt'], as_of)}"
+                         ).fetchone()[0]
+    conn.close()
+    assert known == [1, 0, None, None]  # a date is its midnight: 03-01 at or before 02:00, 03-02 after
+    assert later == 1

@@ -148,3 +148,23 @@ def test_targets() -> None:
     assert targets(small_config("regression"), pd.DataFrame({"y": [1, 2.5]}), []).tolist() == [1.0, 2.5]
     with pytest.raises(DataValidationError, match="label value 2"):
         targets(cfg, pd.DataFrame({"y": [2]}), [0, 1])
+
+
+def test_a_binary_model_stores_its_own_operating_threshold_chosen_on_validation_rows() -> None:
+    from include.retraining.metrics import classification_metrics
+    from include.retraining.training.models import choose_threshold
+
+    cfg = small_config("binary")
+    train, validation = frame(400, 1), frame(300, 2)
+    model = fit(cfg, "logistic_regression", train, validation, classes=[0, 1])
+    t = choose_threshold(cfg, model, validation, [0, 1])
+    assert t is not None and 0 < t < 1
+    proba = model.predict_proba(validation[cfg.columns.features])
+    y = targets(cfg, validation, [0, 1])
+    best = classification_metrics(y, proba, t)["f1"]
+    # no other cut gives a higher F1 on those rows
+    assert all(classification_metrics(y, proba, c)["f1"] <= best + 1e-12 for c in np.linspace(0.01, 0.99, 99))
+    fixed = build_config(model={"task": "binary", "type": "logistic_regression"}, gate={"operating_point": "fixed"})
+    assert choose_threshold(fixed, model, validation, [0, 1]) == 0.5
+    multi = small_config("multiclass")
+    assert choose_threshold(multi, model, validation, [0, 1, 2]) is None  # multiclass keeps the argmax

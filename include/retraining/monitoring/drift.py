@@ -54,6 +54,7 @@ import numpy as np
 from . import drift_methods as methods
 from .stats import (  # noqa: F401 (part of this module's interface)
     EPSILON,
+    component_limit,
     natural_limit,
     outer_edges,
     p_value_limit,
@@ -660,19 +661,20 @@ def binned_ks(ref_counts: Sequence[float], cur_counts: Sequence[float]) -> tuple
     ``kstwo.sf(D, round(n m / (n + m)))`` as ``scipy.stats.ks_2samp`` (method ``asymp``); above
     ``KS_LIMITING_ROWS`` effective rows, where that costs tens of milliseconds per feature, the
     limiting Kolmogorov distribution ``kstwobign.sf(D sqrt(en))`` it converges to (the two differ
-    by less than 0.005 there).
+    by less than 0.005 there). The p-value may underflow to 0: :func:`binned_ks_log10` keeps its log.
     """
-    from scipy.special import kolmogorov
-    from scipy.stats import kstwo
+    d, log10_p = binned_ks_log10(ref_counts, cur_counts)
+    return d, float(min(1.0, 10.0 ** log10_p))
 
+
+def binned_ks_log10(ref_counts: Sequence[float], cur_counts: Sequence[float]) -> tuple[float, float]:
+    """Kolmogorov-Smirnov distance at the bin edges and ``log10`` of its p-value (:func:`.drift_methods.ks_log10_sf`)."""
     r = np.asarray(ref_counts, dtype=float)
     c = np.asarray(cur_counts, dtype=float)
     n, m = r.sum(), c.sum()
     d = float(np.max(np.abs(np.cumsum(r)[:-1] / n - np.cumsum(c)[:-1] / m), initial=0.0))
     en = max(1, round(n * m / (n + m)))
-    # kstwobign.sf is scipy.special.kolmogorov, without the distribution object's checks (a millisecond a call)
-    p = kolmogorov(d * math.sqrt(en)) if en > KS_LIMITING_ROWS else kstwo.sf(d, en)
-    return d, float(min(1.0, p))
+    return d, methods.ks_log10_sf(d, en, KS_LIMITING_ROWS)
 
 
 def _numeric_bin_labels(edges: Sequence[float]) -> list[str]:
@@ -766,7 +768,8 @@ def _numeric_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[
     c_fine = np.asarray(cur["counts"], dtype=float)
     r_coarse = np.asarray(ref["counts"], dtype=float)
     c_coarse = _coarse(c_fine, fine, ref["edges"])
-    ks_d, ks_p = binned_ks(r_fine, c_fine)
+    ks_d, ks_log10 = binned_ks_log10(r_fine, c_fine)
+    ks_p = min(1.0, 10.0 ** ks_log10)
     wasserstein = summary_wasserstein(ref, cur)
     bins = distance_edges(ref)
     r_bins, c_bins = _coarse(r_fine, fine, bins), _coarse(c_fine, fine, bins)
@@ -778,6 +781,7 @@ def _numeric_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[
             "psi": psi(r_psi, c_psi),
             "jensenshannon": methods.jensenshannon_from_counts(r_bins, c_bins),
         },
+        "log10_p": {"ks": ks_log10},
         "ks_distance": ks_d,
         "effect": wasserstein,
         "histogram": {"bins": _numeric_bin_labels(ref["edges"]), "reference": _shares(r_coarse),
@@ -796,6 +800,7 @@ def _categorical_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> d
     c = np.array([cur_counts.get(k, 0) for k in categories], dtype=float)
     r_psi, c_psi = _with_missing(r, ref["missing"], c, cur["missing"])
     js = methods.jensenshannon_from_counts(r, c)
+    chi_log10 = methods.chisquare_log10_from_counts(r, c)
     order = np.argsort(-np.maximum(r / r.sum(), c / c.sum()), kind="stable")
     shown = order[:MAX_CATEGORY_BINS]
     labels = [categories[i] for i in shown]
@@ -806,11 +811,12 @@ def _categorical_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> d
         c_shown = np.append(c_shown, c[order[MAX_CATEGORY_BINS:]].sum())
     return {
         "values": {
-            "chisquare": methods.chisquare_from_counts(r, c),
+            "chisquare": 10.0 ** chi_log10,
             "jensenshannon": js,
             "psi": psi(r_psi, c_psi),
             "linf": methods.linf_from_counts(r, c),
         },
+        "log10_p": {"chisquare": chi_log10},
         "effect": js,
         "histogram": {"bins": labels, "reference": [round(float(v / r.sum()), 6) for v in r_shown],
                       "current": [round(float(v / c.sum()), 6) for v in c_shown]},
@@ -822,8 +828,14 @@ def _categorical_statistics(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> d
 
 def feature_values(section: str, ref: Mapping[str, Any], cur: Mapping[str, Any]) -> dict[str, float]:
     """Every statistic of one feature's kind (``section``: numeric or categorical) between two summaries."""
+    return feature_statistics(section, ref, cur)[0]
+
+
+def feature_statistics(section: str, ref: Mapping[str, Any], cur: Mapping[str, Any]) -> tuple[dict[str, float],
+                                                                                                dict[str, float]]:
+    """:func:`feature_values` and the ``log10`` of its p-values (``ks`` / ``chisquare``), which never underflow."""
     stats_ = _numeric_statistics(ref, cur) if section == "numeric" else _categorical_statistics(ref, cur)
-    return {k: float(v) for k, v in stats_["values"].items()}
+    return {k: float(v) for k, v in stats_["values"].items()}, {k: float(v) for k, v in stats_["log10_p"].items()}
 
 
 def default_method(kind: str, n_reference: int, n_current: int) -> str:
@@ -865,14 +877,17 @@ def check(
     """The drift verdict of a window summary against the reference profile.
 
     Per feature: the configured (or default) method's statistic against its threshold; p-values
-    are first adjusted together with Benjamini-Hochberg. A feature with no value in the window
-    (all missing) is not tested. With a calibrated profile (``drift.threshold_mode: calibrated``, the
-    default) a feature's threshold is raised to the edge of its natural variation over the training
-    period (:func:`_calibrated_threshold`). The window drifts when its :func:`drift_score` (drifted
-    features' importance times their strength, capped at ``drift.max_strength``) reaches
-    ``settings.drifted_share``, or the calibration windows' natural variation of that score if higher
-    (importances equal without importances or
-    with ``importance_weighted: false``). Every statistic of the feature's kind is kept in
+    are first adjusted together with Benjamini-Hochberg, on the log10 scale (``log10_p``,
+    ``log10_p_adjusted``, ``log10_threshold``: nothing underflows, nothing is rounded before it is
+    compared; ``statistic``, ``p_adjusted`` and ``threshold`` are rounded copies for display). A feature
+    with no value in the window (all missing) is not tested; one whose statistic cannot be computed
+    (a constant reference for Wasserstein, NaN/inf results, any error) is ``unverifiable`` with a note,
+    and the check goes on. With a calibrated profile (``drift.threshold_mode: calibrated``, the
+    default) a feature's threshold is raised to the edge of its natural variation (see
+    :mod:`.calibration`); ``calibration`` says how well that was known (:func:`calibration_note`). The
+    window drifts when its :func:`drift_score` (drifted features' importance times their strength,
+    capped at ``drift.max_strength``) reaches ``settings.drifted_share``, or the calibration windows'
+    natural variation of that score if higher. Every statistic of the feature's kind is kept in
     ``values`` for the record, whichever decided.
     """
     n_ref = int(profile.get("rows") or 0)
@@ -894,27 +909,44 @@ def check(
                 "missing_current": round(cur["missing"] / n_cur, 6) if n_cur else 0.0,
             }
             if present_cur == 0 or present_ref == 0:
-                features.append({**entry, "statistic": None, "p_adjusted": None, "drifted": False, "psi": None,
-                                 "effect": None, "values": {}, "histogram": None, "reference_mean": ref.get("mean"),
-                                 "current_mean": None, "unseen_categories": [], "note": "no values to compare"})
+                features.append({**entry, **_untested(ref), "note": "no values to compare"})
                 continue
-            stats_ = _numeric_statistics(ref, cur) if kind == methods.NUMERIC else _categorical_statistics(ref, cur)
-            values = {k: round(float(v), 8) for k, v in stats_.pop("values").items()}
-            features.append({**entry, "statistic": values[name], "values": values, "psi": values["psi"],
-                             **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats_.items()}})
-    tested_p = [i for i, f in enumerate(features) if f["kind_of_statistic"] == "p_value" and f["statistic"] is not None]
-    adjusted = methods.adjusted_p_values([features[i]["statistic"] for i in tested_p])
+            try:
+                stats_ = _numeric_statistics(ref, cur) if kind == methods.NUMERIC else _categorical_statistics(ref, cur)
+                problem = _unverifiable(name, kind, ref, stats_)
+            except Exception as exc:  # noqa: BLE001 (one feature's statistic never fails the check)
+                log.warning("drift statistic of %s (%s) failed: %s", col, name, exc)
+                stats_, problem = {}, f"its {name} statistic could not be computed ({type(exc).__name__}: {exc})"
+            if problem:
+                features.append({**entry, **_untested(ref), "unverifiable": True, "note": problem})
+                continue
+            raw = {k: float(v) for k, v in stats_.pop("values").items()}
+            log10_p = stats_.pop("log10_p")
+            values = {k: (round(v, 8) if math.isfinite(v) else None) for k, v in raw.items()}
+            f = {**entry, "statistic": values[name], "values": values, "psi": values["psi"],
+                 "_raw": raw[name], "log10_p": log10_p.get(name),
+                 **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats_.items()}}
+            features.append(f)
+    tested_p = [i for i, f in enumerate(features) if f["kind_of_statistic"] == "p_value" and f.get("log10_p") is not None]
+    adjusted = methods.adjusted_log10_p_values([features[i]["log10_p"] for i in tested_p])
     for f in features:
         f.setdefault("p_adjusted", None)
-    for i, p_adj in zip(tested_p, adjusted, strict=True):
-        features[i]["p_adjusted"] = round(p_adj, 8)
+        f.setdefault("log10_p", None)
+        f.setdefault("log10_p_adjusted", None)
+    for i, log_adj in zip(tested_p, adjusted, strict=True):
+        features[i]["log10_p_adjusted"] = log_adj
+        features[i]["p_adjusted"] = display_p(10.0 ** log_adj)
+        features[i]["statistic"] = display_p(10.0 ** features[i]["log10_p"])
     calibration = profile.get("calibration") if settings.threshold_mode == "calibrated" else None
     for f in features:
         _calibrated_threshold(f, calibration, settings)
         if f["statistic"] is None:
             f.update(drifted=False, strength=0.0)
         else:
-            f["drifted"], f["strength"] = _verdict(f["kind_of_statistic"], _observed(f), f["threshold"])
+            f["drifted"], f["strength"] = _verdict_of(f)
+        for key in ("log10_p", "log10_p_adjusted", "log10_threshold"):
+            if f.get(key) is not None:
+                f[key] = round(f[key], 6)
     weights = _importance(features, importance if settings.importance_weighted else None)
     for f in features:
         f["importance"] = round(weights[f["feature"]], 6)
@@ -924,6 +956,9 @@ def check(
     score = drift_score(features, settings.max_strength)
     score_threshold, natural = _score_threshold(features, calibration, settings)
     drivers = sorted((f for f in features if f["drifted"]), key=lambda f: -(f["importance"] * f["strength"]))
+    for f in features:
+        f.pop("_raw", None)
+        f.pop("_threshold", None)
     return {
         "detected": bool(features) and score >= score_threshold,
         "drifted_features": [f["feature"] for f in drivers],
@@ -937,6 +972,8 @@ def check(
         "importance_weighted": bool(settings.importance_weighted and importance),
         "threshold_mode": settings.threshold_mode,
         "calibration_windows": len((calibration or {}).get("windows") or []),
+        "calibration": _verdict_calibration(features, profile.get("calibration"), settings),
+        "unverifiable_features": [f["feature"] for f in features if f.get("unverifiable")],
         "fdr_q": settings.fdr_q,
         "max_psi": round(max((f["psi"] or 0.0 for f in features), default=0.0), 6),
         "reference_rows": n_ref,
@@ -945,43 +982,158 @@ def check(
     }
 
 
-def _observed(f: Mapping[str, Any]) -> float:
-    """What is compared with the threshold: the adjusted p-value, or the distance."""
-    return f["p_adjusted"] if f["kind_of_statistic"] == "p_value" else f["statistic"]
+def display_p(p: float) -> float:
+    """A p-value rounded for display: 8 decimals, or 4 significant digits below 1e-4 (never rounded to 0
+    unless it underflowed; compare ``log10_p_adjusted``, not this)."""
+    return round(p, 8) if p >= 1e-4 else float(f"{p:.4g}")
+
+
+def _untested(ref: Mapping[str, Any]) -> dict[str, Any]:
+    return {"statistic": None, "p_adjusted": None, "drifted": False, "psi": None, "effect": None, "values": {},
+            "histogram": None, "reference_mean": ref.get("mean"), "current_mean": None, "unseen_categories": []}
+
+
+def _unverifiable(name: str, kind: str, ref: Mapping[str, Any], stats_: Mapping[str, Any]) -> str | None:
+    """Why the feature's statistic cannot be judged (None when it can)."""
+    spread = ref.get("std_pop") if ref.get("std_pop") is not None else ref.get("std")
+    scale = max(abs(ref.get("min") or 0.0), abs(ref.get("max") or 0.0), 1e-300)
+    if name == "wasserstein" and kind == methods.NUMERIC and not (spread or 0.0) > 1e-12 * scale:
+        return ("the reference is constant (standard deviation 0), so a Wasserstein distance in reference "
+                "standard deviations has no scale; give the column another method (drift.columns) or drop it")
+    value = stats_["values"].get(name)
+    if name in stats_.get("log10_p", {}):
+        value = stats_["log10_p"][name]
+        if value is None or math.isnan(value) or value > 1e-9:
+            return f"its {name} p-value is not a number ({value})"
+        return None
+    if value is None or not math.isfinite(float(value)):
+        return f"its {name} statistic is {value}, not a finite number"
+    return None
+
+
+def _verdict_of(f: Mapping[str, Any]) -> tuple[bool, float]:
+    """Drifted and strength of one tested feature, from its unrounded values (p-values on the log10 scale)."""
+    if f["kind_of_statistic"] == "p_value":
+        return _log_verdict(f["log10_p_adjusted"], f["log10_threshold"])
+    return _verdict("distance", f["_raw"], f.get("_threshold", f["threshold"]))
+
+
+def _log_verdict(log10_p: float, log10_threshold: float) -> tuple[bool, float]:
+    """A p-value's verdict on the log10 scale: drifted below the threshold; strength ``log10 p / log10 threshold``."""
+    scale = -log10_threshold if log10_threshold < 0 else 1.0  # fdr_q may be 1
+    strength = -log10_p / scale if math.isfinite(log10_p) else 1e9
+    return bool(log10_p < log10_threshold), round(max(strength, 0.0), 4)
 
 
 def _verdict(kind_of_statistic: str, value: float, threshold: float) -> tuple[bool, float]:
-    """Drifted, and the strength: how far past the threshold, as a multiple of it (a p-value on the log scale)."""
+    """Drifted, and the strength: how far past the threshold, as a multiple of it (a p-value on the log scale).
+
+    Safe at every scale: a p-value of 0 or a threshold of 0 (an underflowed limit) are read on the log scale
+    with a floor instead of failing (prefer :func:`_log_verdict` with the log10 values)."""
     if kind_of_statistic == "p_value":
-        scale = -math.log10(threshold) if threshold < 1 else 1.0  # fdr_q may be 1
-        return bool(value < threshold), round(-math.log10(max(value, 1e-300)) / scale, 4)
-    return bool(value >= threshold), round(value / threshold, 4)
+        return _log_verdict(_safe_log10(value), _safe_log10(threshold))
+    return bool(value >= threshold), round(value / threshold, 4) if threshold > 0 else 1e9
+
+
+def _safe_log10(p: float) -> float:
+    return math.log10(p) if p > 0 else -324.0
 
 
 def _calibrated_threshold(f: dict[str, Any], calibration: Mapping[str, Any] | None, settings: DriftSection) -> None:
     """Raise the feature's threshold to the edge of its natural variation, when the profile was calibrated.
 
-    The fixed threshold stays the smallest change that counts; the calibrated limit (mean + k sd of the
-    statistic over the training period's windows, see :mod:`.calibration`) is the change history calls
-    unusual. The feature's threshold is the stricter of the two; both are kept in the result."""
+    The fixed threshold stays the smallest change that counts; the calibrated limit (see
+    :mod:`.calibration`) is the change history calls unusual. The feature's threshold is the stricter of
+    the two; both are kept in the result. P-value limits are kept as ``-log10`` scores and compared on the
+    log10 scale (``log10_threshold``); ``threshold`` is their rounded display copy (0.0 below 1e-308)."""
     f["fixed_threshold"] = f["threshold"]
     f["calibrated_threshold"] = None
     f["threshold_source"] = "fixed"
-    series = ((calibration or {}).get("features") or {}).get(f["feature"], {}).get(f["method"])
-    if not series:
-        return
-    if f["kind_of_statistic"] == "p_value":
-        limit = p_value_limit(series, settings.calibration_sd)
-        stricter = limit is not None and limit < f["threshold"]
-    else:
-        limit = natural_limit(series, settings.calibration_sd)
-        stricter = limit is not None and limit > f["threshold"]
+    is_p = f["kind_of_statistic"] == "p_value"
+    if is_p:
+        f["log10_threshold"] = _safe_log10(f["threshold"])
+    info = calibrated_limit(calibration, f["feature"], f["method"], settings.calibration_sd)
+    f["calibration_status"] = info["status"]
+    limit = info["limit"]
     if limit is None:
         return
-    f["calibrated_threshold"] = round(limit, 8) if f["kind_of_statistic"] != "p_value" else float(f"{limit:.4g}")
-    if stricter:
+    if is_p:
+        stricter = -limit < f["log10_threshold"]
+        f["calibrated_threshold"] = float(f"{10.0 ** -limit:.4g}")
+        f["calibrated_log10_threshold"] = round(-limit, 6)
+        if stricter:
+            f["threshold"] = f["calibrated_threshold"]
+            f["log10_threshold"] = -limit
+            f["threshold_source"] = "calibrated"
+        return
+    f["calibrated_threshold"] = round(limit, 8)
+    if limit > f["threshold"]:
         f["threshold"] = f["calibrated_threshold"]
+        f["_threshold"] = limit  # compared unrounded
         f["threshold_source"] = "calibrated"
+
+
+def calibrated_limit(calibration: Mapping[str, Any] | None, feature: str, statistic: str, k: float) -> dict[str, Any]:
+    """The calibrated limit of one feature's statistic (a distance or rate as it is, a p-value as the ``-log10``
+    score of its adjusted value) and the calibration's status for it.
+
+    A profile calibrated by this version (``calibration["version"] >= 2``) holds the components of each
+    limit (:func:`.stats.component_limit`); an older one per-window values only (p-values as ``-log10``
+    scores capped at 300), judged as then: ``mean + k sd`` of at least six windows (:func:`.stats.natural_limit`).
+    """
+    if not calibration:
+        return {"limit": None, "status": "uncalibrated"}
+    if int(calibration.get("version") or 1) >= 2:
+        entry = ((calibration.get("limits") or {}).get(feature) or {}).get(statistic)
+        if not entry:
+            return {"limit": None, "status": "uncalibrated"}
+        return {"limit": component_limit(entry, k), "status": entry.get("status", "weak")}
+    series = ((calibration.get("features") or {}).get(feature) or {}).get(statistic)
+    limit = natural_limit(series, k) if series else None
+    return {"limit": limit, "status": "calibrated" if limit is not None else "uncalibrated"}
+
+
+STATUS_ORDER = ("calibrated", "weak", "uncalibrated")
+
+
+def _verdict_calibration(features: Sequence[Mapping[str, Any]], calibration: Mapping[str, Any] | None,
+                         settings: DriftSection) -> dict[str, Any]:
+    """How well the thresholds of this verdict were calibrated: the worst status of its tested features."""
+    cal = calibration or {}
+    summary = cal.get("summary") or {}
+    base = {"windows": int(summary.get("windows", len(cal.get("windows") or []))),
+            "sub_windows": int(summary.get("sub_windows") or 0),
+            "method": summary.get("method") or ("per-window mean + k sd (profile before calibration version 2)"
+                                                 if cal else "none")}
+    if settings.threshold_mode == "fixed":
+        return {"status": "uncalibrated", "mode": "fixed", **base,
+                "note": "thresholds fixed by configuration (drift.threshold_mode: fixed)"}
+    if not cal:
+        return {"status": "uncalibrated", "mode": "calibrated", **base,
+                "note": "the champion's profile holds no calibration, so fixed thresholds were used"}
+    statuses = [f.get("calibration_status") or "uncalibrated" for f in features if f.get("statistic") is not None]
+    status = max(statuses, key=STATUS_ORDER.index) if statuses else "uncalibrated"
+    weak = sorted({f["feature"] for f in features if f.get("calibration_status") in ("weak", "uncalibrated")
+                   and f.get("statistic") is not None})
+    if status == "calibrated":
+        note = f"thresholds calibrated on {base['windows']} windows of the check's size"
+    elif status == "weak":
+        note = (summary.get("note") or "thresholds estimated from fewer windows than needed") + (
+            f" (weak for {', '.join(weak[:5])}{' and more' if len(weak) > 5 else ''})" if weak else "")
+    else:
+        note = summary.get("note") or "no calibration for these features: fixed thresholds"
+    return {"status": status, "mode": "calibrated", **base, "note": note}
+
+
+def calibration_note(verdict: Mapping[str, Any]) -> str | None:
+    """A phrase for the run's reason when the verdict's thresholds were weakly calibrated or uncalibrated
+    (None when calibrated, or fixed on purpose by ``drift.threshold_mode: fixed``)."""
+    cal = verdict.get("calibration") or {}
+    status = cal.get("status")
+    if status in (None, "calibrated") or cal.get("mode") == "fixed":
+        return None
+    word = "weakly calibrated" if status == "weak" else "uncalibrated"
+    return f"drift thresholds {word}: {cal.get('note') or 'see the calibration record'}"
 
 
 def drift_score(features: Sequence[Mapping[str, Any]], max_strength: float) -> float:
@@ -995,23 +1147,26 @@ def drift_score(features: Sequence[Mapping[str, Any]], max_strength: float) -> f
 def _score_threshold(features: Sequence[Mapping[str, Any]], calibration: Mapping[str, Any] | None,
                      settings: DriftSection) -> tuple[float, float | None]:
     """The score a window must reach: ``drifted_share``, raised to the calibration windows' natural
-    variation of the same score (each window judged with today's thresholds and importances)."""
+    variation of the same score (each window judged with today's thresholds and importances; a feature's
+    windows before its newest regime, see :mod:`.calibration`, do not count)."""
     windows = len((calibration or {}).get("windows") or [])
     if not windows:
         return settings.drifted_share, None
     series = (calibration or {}).get("features") or {}
+    regimes = (calibration or {}).get("regime_start_window") or {}
     scores = []
     for i in range(windows):
         total = 0.0
         for f in features:
-            if f["statistic"] is None:
+            if f["statistic"] is None or i < int(regimes.get(f["feature"]) or 0):
                 continue
             value = (series.get(f["feature"], {}).get(f["method"]) or [None] * windows)[i]
             if value is None:
                 continue
-            if f["kind_of_statistic"] == "p_value":
-                value = 10.0 ** (-value)
-            drifted, strength = _verdict(f["kind_of_statistic"], value, f["threshold"])
+            if f["kind_of_statistic"] == "p_value":  # stored as -log10 of the adjusted p-value
+                drifted, strength = _log_verdict(-float(value), f["log10_threshold"])
+            else:
+                drifted, strength = _verdict("distance", float(value), f.get("_threshold", f["threshold"]))
             if drifted:
                 total += f["importance"] * min(strength, settings.max_strength)
         scores.append(total)

@@ -114,6 +114,7 @@ from .method_kinds import CATEGORICAL, KINDS, NUMERIC
 logger = logging.getLogger(__name__)
 
 EPSILON = shared.EPSILON
+LN10 = math.log(10.0)
 PSI_BINS = 10
 WASSERSTEIN_MIN_STD = 0.001
 DISTINCT_VALUES_AS_CATEGORIES = 20  # Evidently's get_binned_data: <= 20 distinct reference values -> one bin each
@@ -246,6 +247,79 @@ def chisquare_from_counts(reference_counts: Sequence[float], current_counts: Seq
     keep = expected > 0  # a reference category absent now adds 0 to the statistic and 1 degree of freedom
     statistic = float(np.sum((cur[keep] - expected[keep]) ** 2 / expected[keep]))
     return float(special.chdtrc(ref.size - 1, statistic))  # stats.chi2.sf, without its checks (~1 ms a call)
+
+
+def chi2_log10_sf(statistic: float, df: float) -> float:
+    """``log10`` of the chi-square upper tail ``P(X > statistic)`` with ``df`` degrees of freedom, without underflow.
+
+    ``special.chdtrc`` where its value is a normal float; far in the tail (where it underflows to 0) the
+    continued fraction of the upper incomplete gamma function ``Q(df/2, statistic/2)``, summed in log space
+    (Lentz's method, as in Numerical Recipes' ``gcf``). ``+inf`` gives ``-inf``; NaN gives NaN.
+    """
+    if math.isnan(statistic) or math.isnan(df):
+        return math.nan
+    if df <= 0 or statistic <= 0:
+        return 0.0
+    if math.isinf(statistic):
+        return -math.inf
+    p = float(special.chdtrc(df, statistic))
+    if p > 1e-290:
+        return math.log10(p)
+    a, x = df / 2.0, statistic / 2.0
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b if b != 0 else 1.0 / tiny
+    h = d
+    for i in range(1, 500):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return (-x + a * math.log(x) - special.gammaln(a) + math.log(h)) / LN10
+
+
+def ks_log10_sf(d: float, effective_rows: float, limiting_rows: int = 10_000) -> float:
+    """``log10`` of the asymptotic two-sided Kolmogorov-Smirnov p-value of distance ``d`` at ``effective_rows``
+    (``n m / (n + m)``), without underflow: ``kstwo.sf`` (``kstwobign`` above ``limiting_rows``) where it is a
+    normal float, else the limiting tail's leading term ``2 exp(-2 en d^2)`` in log space (the series'
+    other terms are below ``exp(-8 en d^2)`` relative to it there)."""
+    if math.isnan(d):
+        return math.nan
+    en = max(1.0, float(effective_rows))
+    if d <= 0:
+        return 0.0
+    p = float(special.kolmogorov(d * math.sqrt(en)) if en > limiting_rows else stats.kstwo.sf(d, round(en)))
+    if p > 1e-290:
+        return math.log10(min(1.0, p))
+    return (math.log(2.0) - 2.0 * en * d * d) / LN10
+
+
+def chisquare_log10_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
+    """``log10`` of the chi-square p-value of :func:`chisquare_from_counts`, finite where that one is 0.
+
+    A category the reference never had makes Pearson's statistic infinite (p = 0, which the registry keeps
+    for parity with Evidently); here every category of the union then gets half a row more in the
+    reference (Jeffreys' pseudo-count), so the value still says how surprising the window is: a window
+    where 0.1 % of the rows are new identifiers and one where half are differ by orders of magnitude, and
+    the calibration can learn which is usual for the feature.
+    """
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    if ref.size < 2 or cur.sum() <= 0 or ref.sum() <= 0:
+        return 0.0
+    if np.any((ref == 0) & (cur > 0)):
+        ref = ref + 0.5
+    expected = ref * (cur.sum() / ref.sum())
+    keep = expected > 0
+    statistic = float(np.sum((cur[keep] - expected[keep]) ** 2 / expected[keep]))
+    return chi2_log10_sf(statistic, ref.size - 1)
 
 
 def linf_from_counts(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
@@ -442,6 +516,23 @@ def adjusted_p_values(p_values: Sequence[float]) -> list[float]:
         order = tested[np.argsort(p[tested], kind="stable")]
         scaled = p[order] * m / np.arange(1, m + 1)
         out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return [float(v) for v in out]
+
+
+def adjusted_log10_p_values(log10_p: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values on the log10 scale: ``log10`` of :func:`adjusted_p_values`, computed
+    without leaving the log scale (so p-values far below 1e-300 keep their order). NaN stays NaN and does
+    not count in ``m``; ``-inf`` (p = 0) stays ``-inf``."""
+    x = np.asarray(log10_p, dtype=float)
+    out = np.full(x.size, np.nan)
+    tested = np.flatnonzero(~np.isnan(x))
+    m = tested.size
+    if m:
+        if np.any(x[tested] > 1e-12):
+            raise ValueError("log10 p-values must be <= 0")
+        order = tested[np.argsort(x[tested], kind="stable")]
+        scaled = x[order] + np.log10(m / np.arange(1, m + 1))
+        out[order] = np.minimum(0.0, np.minimum.accumulate(scaled[::-1])[::-1])
     return [float(v) for v in out]
 
 

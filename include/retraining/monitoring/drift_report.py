@@ -170,6 +170,11 @@ def _summary(verdict: Mapping[str, Any], features: list[Mapping[str, Any]]) -> s
         ("Rows", f"reference {_count(verdict.get('reference_rows'))}, current {_count(verdict.get('current_rows'))}"),
         ("Largest PSI", _num(verdict.get("max_psi"))),
     ]
+    calibration = verdict.get("calibration") or {}
+    if calibration.get("status"):
+        facts.append(("Thresholds", _e(f"{calibration['status']}: {calibration.get('note') or ''}")))
+    if verdict.get("unverifiable_features"):
+        facts.append(("Unverifiable features", _e(", ".join(str(n) for n in verdict["unverifiable_features"]))))
     items = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts)
     state, headline = ("drift", "Drift detected") if detected else ("nodrift", "No drift detected")
     return (
@@ -234,7 +239,7 @@ def _row(index: int, f: Mapping[str, Any]) -> str:
         f"<td>{_e(f.get('method') or NA)}<br><span class=\"muted\">{_e(_statistic_kind(f))}</span></td>",
         f'<td class="num">{_statistic(f)}</td>',
         f'<td class="num">{_threshold(f)}</td>',
-        f'<td class="num">{_p(f.get("p_adjusted"))}</td>',
+        f'<td class="num">{_log_p(f.get("p_adjusted"), f.get("log10_p_adjusted"))}</td>',
         f"<td>{_badge(drifted)}</td>",
         f'<td class="num">{_num(f.get("importance"))}</td>',
         f'<td class="num">{_num(f.get("psi"))}</td>',
@@ -257,7 +262,7 @@ def _distributions(ordered: list[Mapping[str, Any]]) -> str:
             drifted = f.get("drifted") is True
             facts = [
                 ("statistic", f"{_statistic(f)} ({_e(_statistic_kind(f))}), threshold {_threshold(f)}"),
-                ("adjusted p", _p(f.get("p_adjusted"))),
+                ("adjusted p", _log_p(f.get("p_adjusted"), f.get("log10_p_adjusted"))),
                 ("importance", _num(f.get("importance"))),
                 ("PSI", _num(f.get("psi"))),
                 ("missing", f"{_pct(f.get('missing_reference'))} &rarr; {_pct(f.get('missing_current'))}"),
@@ -510,12 +515,26 @@ def _statistic_kind(f: Mapping[str, Any]) -> str:
 
 
 def _statistic(f: Mapping[str, Any]) -> str:
-    return _p(f.get("statistic")) if f.get("kind_of_statistic") == "p_value" else _num(f.get("statistic"))
+    if f.get("kind_of_statistic") != "p_value":
+        return _num(f.get("statistic"))
+    return _log_p(f.get("statistic"), f.get("log10_p"))
 
 
 def _threshold(f: Mapping[str, Any]) -> str:
-    value = _p(f.get("threshold")) if f.get("kind_of_statistic") == "p_value" else _num(f.get("threshold"))
+    if f.get("kind_of_statistic") == "p_value":
+        value = _log_p(f.get("threshold"), f.get("log10_threshold"))
+    else:
+        value = _num(f.get("threshold"))
     return value + " (calibrated)" if f.get("threshold_source") == "calibrated" else value
+
+
+def _log_p(value: Any, log10: Any) -> str:
+    """A p-value, as ``1e-617`` from its log10 where the float underflowed to 0."""
+    number, exponent = _float(value), _float(log10)
+    if number == 0 and exponent is not None and math.isfinite(exponent):
+        mantissa = 10 ** (exponent - math.floor(exponent))
+        return f"{mantissa:.3g}e{int(math.floor(exponent))}"
+    return _p(value)
 
 
 def _badge(drifted: bool) -> str:

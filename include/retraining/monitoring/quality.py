@@ -24,8 +24,8 @@ When the champion's profile holds a calibration (``profile["calibration"]``, see
 the feature's missing rate and out-of-range share in each window of the training period), the
 missing-value limit is ``max(quality.max_missing_rate, mean + k * sd)`` of those rates and the
 out-of-range limit ``max(quality.max_out_of_range_share, mean + k * sd)`` of those shares, with
-``k = quality.calibration_sd`` (:func:`.stats.natural_limit`; fewer than six known windows: no
-calibrated limit). The fixed limits stay the floor; ``fixed`` mode, or a profile without calibration
+``k = quality.calibration_sd`` (:func:`.stats.natural_limit`); with fewer than six known windows, the
+sub-window estimate of :mod:`.calibration` (:func:`.stats.component_limit`) when the profile has one. The fixed limits stay the floor; ``fixed`` mode, or a profile without calibration
 (older models), uses them alone. Each issue records ``threshold`` (the limit used),
 ``threshold_source`` (``calibrated`` when the natural limit raised it, else ``fixed``),
 ``fixed_threshold`` and ``calibrated_threshold``.
@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import QualitySection, RetrainingConfig
-from .stats import natural_limit
+from .stats import component_limit, natural_limit
 
 BLOCKING = frozenset({"missing_values", "non_finite_values", "all_missing"})
 
@@ -51,12 +51,14 @@ def check(cfg: RetrainingConfig, profile: dict[str, Any], window: dict[str, Any]
     ref_rows = profile.get("rows") or 1
     calibrated = q.threshold_mode == "calibrated"
     calibration = ((profile.get("calibration") or {}).get("features") or {}) if calibrated else {}
+    components = ((profile.get("calibration") or {}).get("limits") or {}) if calibrated else {}
     for kind in ("numeric", "categorical"):
         for col, ref in profile.get(kind, {}).items():
             cur = window.get(kind, {}).get(col)
             if cur is None or rows == 0:
                 continue
             series = calibration.get(col) or {}
+            parts = components.get(col) or {}
             infinite = int(cur.get("infinite") or 0)
             if infinite:
                 issues.append(_issue("non_finite_values", col, infinite / rows, 0.0,
@@ -69,7 +71,7 @@ def check(cfg: RetrainingConfig, profile: dict[str, Any], window: dict[str, Any]
                                      f"{col} is 100% missing: no value in the window's {rows} rows "
                                      f"(reference {ref_missing:.0%}); the feed lost the column", count=rows))
                 continue
-            limit = _limit(q.max_missing_rate, series.get("missing_rate"), q)
+            limit = _limit(q.max_missing_rate, series.get("missing_rate"), q, parts.get("missing_rate"))
             if missing > limit["threshold"] and missing - ref_missing > q.max_missing_increase:
                 issues.append(_issue("missing_values", col, missing,
                                      text=f"{col} is {missing:.0%} missing (reference {ref_missing:.0%}, "
@@ -82,7 +84,7 @@ def check(cfg: RetrainingConfig, profile: dict[str, Any], window: dict[str, Any]
                                          f"{unseen:.0%} of {col} values are categories the reference never had"))
             elif cur.get("out_of_range") is not None:
                 outside = cur["out_of_range"] / present
-                limit = _limit(q.max_out_of_range_share, series.get("out_of_range"), q)
+                limit = _limit(q.max_out_of_range_share, series.get("out_of_range"), q, parts.get("out_of_range"))
                 if outside > limit["threshold"]:
                     issues.append(_issue("out_of_range", col, outside,
                                          text=f"{outside:.0%} of {col} values are outside the reference range "
@@ -96,9 +98,12 @@ def check(cfg: RetrainingConfig, profile: dict[str, Any], window: dict[str, Any]
     return {"issues": issues, "kinds": kinds, "blocking": any(i["blocking"] for i in issues)}
 
 
-def _limit(fixed: float, calibration: Any, q: QualitySection) -> dict[str, Any]:
-    """The limit of one feature's rate: the fixed one, raised to its natural variation when calibrated."""
+def _limit(fixed: float, calibration: Any, q: QualitySection, components: Any = None) -> dict[str, Any]:
+    """The limit of one feature's rate: the fixed one, raised to its natural variation when calibrated (six or
+    more windows of the check's size; else, in a profile calibrated from sub-windows, their components)."""
     natural = natural_limit(calibration, q.calibration_sd) if calibration else None
+    if natural is None and components and components.get("status") != "uncalibrated":
+        natural = component_limit(components, q.calibration_sd)
     raised = natural is not None and natural > fixed
     return {"threshold": round(natural, 6) if raised else fixed,
             "threshold_source": "calibrated" if raised else "fixed",

@@ -205,26 +205,50 @@ class DuckDBDialect(Dialect):
         raise ValueError(f"DuckDB reads parquet or csv files, not {kind!r}")
 
     @staticmethod
-    def window(column: str, type_name: str, start: datetime | None, end: datetime | None) -> str:
-        """``start <= ts < end`` (naive values and bounds are UTC); without bounds, every row with a timestamp."""
+    def _time_value(column: str, type_name: str) -> tuple[str, str, bool]:
+        """A time column as compared with bounds: (the value, the bound literals' type, whether it is zoned)."""
         ident = quote_ident(column)
         kind = str(type_name).upper()
         if "TIME ZONE" in kind or kind.startswith("TIMESTAMPTZ"):  # TIMESTAMPTZ, TIMESTAMPTZ_NS, ...
-            value, literal, aware = ident, kind, True  # bounds cast to the column's own type: no cast per row
-        elif kind.startswith("TIMESTAMP"):  # TIMESTAMP, TIMESTAMP_NS, TIMESTAMP_MS, TIMESTAMP_S: naive UTC
-            value, literal, aware = ident, kind, False
-        elif kind == "DATE":
-            value, literal, aware = f"CAST({ident} AS TIMESTAMP)", "TIMESTAMP", False
-        else:  # text (CSV) read as it parses, offsets included
-            value, literal, aware = f"CAST({ident} AS TIMESTAMPTZ)", "TIMESTAMPTZ", True
-        parts = [f"{ident} IS NOT NULL"]
+            return ident, kind, True  # bounds cast to the column's own type: no cast per row
+        if kind.startswith("TIMESTAMP"):  # TIMESTAMP, TIMESTAMP_NS, TIMESTAMP_MS, TIMESTAMP_S: naive UTC
+            return ident, kind, False
+        if kind == "DATE":
+            return f"CAST({ident} AS TIMESTAMP)", "TIMESTAMP", False
+        return f"CAST({ident} AS TIMESTAMPTZ)", "TIMESTAMPTZ", True  # text (CSV) read as it parses, offsets included
+
+    @staticmethod
+    def _time_literal(bound: datetime, literal: str, aware: bool) -> str:
+        utc = (bound if bound.tzinfo else bound.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        text = utc.isoformat() if aware else utc.replace(tzinfo=None).isoformat()
+        return f"CAST({quote_text(text)} AS {literal})"
+
+    @classmethod
+    def window(cls, column: str, type_name: str, start: datetime | None, end: datetime | None) -> str:
+        """``start <= ts < end`` (naive values and bounds are UTC); without bounds, every row with a timestamp."""
+        value, literal, aware = cls._time_value(column, type_name)
+        parts = [f"{quote_ident(column)} IS NOT NULL"]
         for bound, op in ((start, ">="), (end, "<")):
-            if bound is None:
-                continue
-            utc = (bound if bound.tzinfo else bound.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-            text = utc.isoformat() if aware else utc.replace(tzinfo=None).isoformat()
-            parts.append(f"{value} {op} CAST({quote_text(text)} AS {literal})")
+            if bound is not None:
+                parts.append(f"{value} {op} {cls._time_literal(bound, literal, aware)}")
         return " AND ".join(parts)
+
+    @classmethod
+    def arrived_by(cls, column: str, type_name: str, when: datetime) -> str:
+        """The label-arrival time ``column`` is known and at or before ``when`` (naive values are UTC)."""
+        value, literal, aware = cls._time_value(column, type_name)
+        return f"({quote_ident(column)} IS NOT NULL AND {value} <= {cls._time_literal(when, literal, aware)})"
+
+    @classmethod
+    def arrived_after(cls, column: str, type_name: str, when: datetime) -> str:
+        """The label-arrival time ``column`` is after ``when``."""
+        value, literal, aware = cls._time_value(column, type_name)
+        return f"({value} > {cls._time_literal(when, literal, aware)})"
+
+    @classmethod
+    def label_as_of(cls, label: str, label_time: str, type_name: str, when: datetime) -> str:
+        """The label as it was known at ``when``: NULL when its arrival time is unknown or later."""
+        return f"CASE WHEN {cls.arrived_by(label_time, type_name, when)} THEN {quote_ident(label)} END"
 
 
 POSTGRES = PostgresDialect()

@@ -5,7 +5,8 @@ Kept below both, so neither imports the other for them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,3 +90,28 @@ def p_value_limit(scores: Sequence[float | None] | None, k: float,
     """The natural limit of ``-log10`` p-value scores, back on the p-value scale (None without enough)."""
     score = natural_limit(scores, k, min_windows)
     return None if score is None else 10.0 ** (-score)
+
+
+def widened_k(k: float, points: int) -> float:
+    """``k`` widened for a spread estimated from ``points`` values: the prediction interval of a new value
+    when mean and sd are both estimated, ``k * sqrt(1 + 1/m) * t_{m-1}(0.975) / z(0.975)`` (1.8 k at four
+    values, 1.3 k at eight, 1.1 k at sixteen; ``k`` itself in the limit)."""
+    if points < 2:
+        return k
+    from scipy.stats import norm, t
+
+    return float(k * math.sqrt(1.0 + 1.0 / points) * t.ppf(0.975, points - 1) / norm.ppf(0.975))
+
+
+def component_limit(entry: Mapping[str, Any], k: float) -> float:
+    """The limit of natural variation of one statistic from its calibrated components (see :mod:`.calibration`):
+    ``sampling_mean + between_mean + widened_k(k, points) * sqrt(sampling_sd^2 + between_sd^2)``.
+
+    ``sampling``: the statistic's mean and sd when nothing changed (resampled reference rows at the check's
+    row count); ``between``: how much more the windows of the newest regime vary, at the check's size
+    (both ``[mean, sd]``); ``points``: how many (sub-)windows the between part was measured on (0: none,
+    the sampling part alone)."""
+    s_mean, s_sd = (float(v) for v in entry["sampling"])
+    b_mean, b_sd = (float(v) for v in (entry.get("between") or (0.0, 0.0)))
+    points = int(entry.get("points") or 0)
+    return s_mean + b_mean + widened_k(k, points) * math.sqrt(s_sd * s_sd + b_sd * b_sd)

@@ -1,23 +1,32 @@
 """The watch after a promotion: does the new champion hold up in production against the one it replaced?
 
-The gate judged the new champion on an out-of-time holdout; production then shows whether that held.
-For the next ``watch.windows`` windows after a promotion (a deploy by ``model_retraining`` or a manual
-``promote``), every live run scores **both** the new champion and the champion it replaced on the same
-labelled rows that arrived after the promotion took effect (rows neither model learned from), and
-compares them by the gate's own evidence rules, turned around:
+The gate judged the new champion on an out-of-time holdout; production then shows whether that held. For
+``watch.hours`` after a promotion (a deploy by ``model_retraining`` or a manual ``promote``), live runs score
+**both** the new champion and the champion it replaced on the same labelled rows that arrived since the
+promotion took effect (rows neither model learned from), and compare them by the gate's evidence rules,
+turned around: the previous champion's primary metric beats the new one's by more than ``watch.max_drop``
+(absolute, or relative for RMSE, MAE and log loss), and the gate's paired test says so.
 
-- the primary metric of the previous champion beats the new one's by more than ``watch.max_drop``
-  (absolute for bounded metrics, relative for RMSE and MAE, as the gate's ``min_improvement``), and
-- the gate's significance test (``gate.significance``: paired bootstrap or McNemar on the same rows)
-  says so. Each watched window looks again at a growing set of rows, so the test's error rate is
-  split over the ``watch.windows`` looks (Bonferroni): the chance of a false rollback over the whole
-  watch stays at most ``1 - gate.significance.confidence``. With ``method: none`` the margin alone decides.
+**Any cadence.** The span is time since the promotion, not a count of schedule steps, so a weekly check
+watches as a 6-hourly one does. It is cut into ``watch.looks`` equal checkpoints; a run judges when its
+window end reaches a checkpoint its predecessor on the schedule (``window_end - grid``) had not reached,
+on all labelled rows from the promotion to ``min(window_end, promotion + hours)`` (at most
+``watch.max_rows``, the newest). Runs between checkpoints record ``watching``.
 
-When both hold, the run decides ``rollback`` (trigger ``post_deploy_watch``) and the ``rollback_champion``
-task restores the previous champion through the same recoverable promotion path as a deploy
-(:func:`.promotion.switch_champion`: intent row, aliases, export, reload, champion history). With fewer
-than ``watch.min_rows`` labelled rows since the promotion the watch waits for the next window. Backfills
-and replays of past windows never watch: they never change the registry.
+**Error rate over the looks.** Each judgement gets ``alpha = (1 - gate.significance.confidence) * r / looks``,
+``r`` the checkpoints it reaches (a weekly run that reaches all four at once gets the whole alpha): alpha
+spending with a linear spending function in the time fraction, made valid by Bonferroni over the
+increments whatever the correlation between looks, so the chance of a false rollback over the whole watch
+is at most ``1 - confidence``. A checkpoint that cannot be judged (too few rows or days) spends its share.
+
+**Time-respecting evidence.** Rows of one day share its weather and its incidents: the paired test
+resamples whole days (``watch.block``) and needs ``watch.min_blocks`` days with labelled rows; with few
+days the interval is widened by Student's t (see :mod:`.significance`), so one bad day never rolls a model
+back on its own. With ``gate.significance.method: none`` the margin alone decides.
+
+When the new champion is significantly worse the run decides ``rollback`` (trigger ``post_deploy_watch``)
+and ``rollback_champion`` restores the previous champion through the recoverable promotion path
+(:func:`.promotion.switch_champion`). Backfills and replays never watch: they never change the registry.
 """
 
 from __future__ import annotations
@@ -43,10 +52,14 @@ TRIGGER = "post_deploy_watch"
 
 @dataclass(frozen=True)
 class Watched:
-    """The promotion under watch and which of its watched windows this run is (1 .. ``watch.windows``)."""
+    """The promotion under watch; ``look``: the checkpoints (1 .. ``watch.looks``) the run's window end has reached,
+    ``new_checkpoints``: how many of them its predecessor on the schedule had not (0: between checkpoints)."""
 
     promotion: promotions.Promotion
     look: int
+    new_checkpoints: int
+    looks: int
+    span_end: datetime
 
     @property
     def new_version(self) -> int:
@@ -57,12 +70,20 @@ class Watched:
         assert self.promotion.champion_before is not None
         return self.promotion.champion_before
 
+    def alpha(self, cfg: RetrainingConfig) -> float:
+        """This look's share of the watch's error rate: its new checkpoints' share of ``1 - confidence``."""
+        return (1 - cfg.gate.significance.confidence) * self.new_checkpoints / self.looks
+
+    def next_checkpoint(self) -> datetime:
+        step = (self.span_end - self.promotion.effective_at) / self.looks
+        return self.promotion.effective_at + step * (self.look + 1)
+
 
 def watched_promotion(cfg: RetrainingConfig, dsn: str, champion_version: int | None, window_end: datetime,
                       grid: timedelta) -> Watched | None:
     """The promotion this window watches: the model's newest completed promotion, if it made ``champion_version``
     the champion (a deploy or a manual promote that replaced another champion), took effect before
-    ``window_end`` and no more than ``watch.windows`` windows of ``grid`` before it."""
+    ``window_end``, and its watch had not ended by the previous scheduled window (``window_end - grid``)."""
     if not cfg.watch.enabled or champion_version is None:
         return None
     newest = next((p for p in promotions.history(dsn, cfg.model.registry_name, limit=50) if p.state == "completed"),
@@ -74,8 +95,16 @@ def watched_promotion(cfg: RetrainingConfig, dsn: str, champion_version: int | N
     elapsed = (window_end - newest.effective_at).total_seconds()  # (pendulum's Duration does not divide)
     if elapsed <= 0:
         return None
-    look = math.ceil(elapsed / grid.total_seconds())
-    return Watched(newest, look) if look <= cfg.watch.windows else None
+    looks = cfg.watch.looks
+    step = cfg.watch.hours * 3600.0 / looks
+
+    def reached(seconds: float) -> int:
+        return 0 if seconds <= 0 else min(looks, int(math.floor(seconds / step + 1e-9)))
+
+    now, before = reached(elapsed), reached(elapsed - grid.total_seconds())
+    if before >= looks:
+        return None
+    return Watched(newest, now, now - before, looks, newest.effective_at + timedelta(hours=cfg.watch.hours))
 
 
 def margin(metric: str, previous: float, new: float) -> float:
@@ -85,31 +114,31 @@ def margin(metric: str, previous: float, new: float) -> float:
     return previous - new if HIGHER_IS_BETTER[metric] else new - previous
 
 
-def compare(cfg: RetrainingConfig, y: np.ndarray, previous: np.ndarray, new: np.ndarray, looks: int) -> dict[str, Any]:
+def compare(cfg: RetrainingConfig, y: np.ndarray, previous: np.ndarray, new: np.ndarray, *, alpha: float,
+            blocks: Any | None = None, thresholds: tuple[float | None, float | None] = (None, None)
+            ) -> dict[str, Any]:
     """The evidence that the previous champion is better than the new one on the same rows. Pure.
 
-    Returns both models' metrics, the margin of the primary metric, the significance test (at the gate's
-    confidence, its error rate split over ``looks``) and ``worse``: whether the new champion is significantly
-    worse."""
-    from . import significance
+    Returns both models' metrics (threshold metrics at each model's own operating threshold, ``thresholds`` =
+    (previous, new)), the margin of the primary metric, the gate's paired test at confidence ``1 - alpha`` on
+    ``blocks`` (:class:`.significance.Blocks`; None: rows as independent) and ``worse``: whether the new
+    champion is significantly worse."""
+    from .gate import significance_test
 
     task = cfg.model.task
     metric = cfg.primary_metric
-    prev_metrics, new_metrics = clean(metrics_of(y, previous, task)), clean(metrics_of(y, new, task))
+    t_prev, t_new = thresholds
+    prev_metrics = clean(metrics_of(y, previous, task, t_prev))
+    new_metrics = clean(metrics_of(y, new, task, t_new))
     p, n = prev_metrics.get(metric), new_metrics.get(metric)
     diff = None if p is None or n is None else margin(metric, p, n)
-    conf = cfg.gate.significance
-    alpha = (1 - conf.confidence) / max(looks, 1)
-    test: dict[str, Any] | None = None
-    significant = True
-    if conf.method == "mcnemar" and task != "regression":
-        test = {**significance.mcnemar(y, previous.argmax(axis=1), new.argmax(axis=1)), "method": "mcnemar",
-                "alpha": round(alpha, 6)}
+    # "candidate" = the previous champion: a significant "improvement" of it is the new one being worse
+    test = significance_test(cfg, y, previous, new, blocks, (t_prev, t_new), confidence=1 - alpha)
+    if test is None:
+        significant = True
+    elif test.get("method") == "mcnemar":
         significant = bool(test.get("candidate_better")) and test["p_value"] < alpha
-    elif conf.method != "none":
-        test = {**significance.paired_bootstrap(y, previous, new, metric, n_resamples=conf.resamples,
-                                                confidence=1 - alpha, seed=cfg.training.seed),
-                "method": "paired_bootstrap"}
+    else:
         low, high = test.get("ci_low"), test.get("ci_high")
         if low is None or high is None or math.isnan(low) or math.isnan(high):
             significant = False
@@ -118,22 +147,24 @@ def compare(cfg: RetrainingConfig, y: np.ndarray, previous: np.ndarray, new: np.
     worse = diff is not None and diff > cfg.watch.max_drop and significant
     return {"metric": metric, "previous_metrics": prev_metrics, "new_metrics": new_metrics,
             "margin": None if diff is None else round(diff, 6), "max_drop": cfg.watch.max_drop,
-            "significance": test, "significant": significant, "confidence": round(1 - alpha, 6), "worse": worse}
+            "significance": test, "significant": significant, "alpha": round(alpha, 8),
+            "confidence": round(1 - alpha, 8), "worse": worse}
 
 
 def _reason(w: Watched, rows: int, result: dict[str, Any]) -> str:
     metric, prev, new = result["metric"], result["previous_metrics"], result["new_metrics"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     head = (f"post-deploy watch of v{w.new_version} (promoted {w.promotion.effective_at:%Y-%m-%d %H:%M} UTC, "
-            f"window {w.look} of the watch)")
+            f"checkpoint {w.look} of {w.looks})")
     both = (f"on {rows} labelled rows since the promotion, {metric} v{w.new_version} {fmt(new.get(metric))} vs "
             f"v{w.previous_version} {fmt(prev.get(metric))}")
     test = result.get("significance") or {}
+    blocks = f" over {test.get('blocks')} {test.get('block')} blocks" if test.get("block") not in (None, "row") else ""
     if test.get("method") == "paired_bootstrap":
-        evidence = (f"{result['confidence']:.1%} paired-bootstrap interval of v{w.previous_version} - "
-                    f"v{w.new_version} [{fmt(test.get('ci_low'))}, {fmt(test.get('ci_high'))}]")
+        evidence = (f"{result['confidence']:.2%} block-bootstrap interval of v{w.previous_version} - "
+                    f"v{w.new_version} [{fmt(test.get('ci_low'))}, {fmt(test.get('ci_high'))}]{blocks}")
     elif test.get("method") == "mcnemar":
-        evidence = f"McNemar p = {test['p_value']:.4f} (needs < {test['alpha']})"
+        evidence = f"McNemar p = {test['p_value']:.4g} (needs < {test['alpha']:.4g}){blocks}"
     else:
         evidence = "no significance test (gate.significance.method none)"
     if result["worse"]:
@@ -146,12 +177,13 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
             grid: timedelta) -> dict[str, Any] | None:
     """The watch's verdict for a live run's window, or None when no promotion is under watch.
 
-    ``status`` is ``worse`` (roll back), ``holds``, ``waiting`` (too few labelled rows since the promotion) or
-    ``unavailable`` (a model cannot be loaded: the reason says which; the run goes on without the watch)."""
+    ``status`` is ``worse`` (roll back), ``holds``, ``watching`` (between checkpoints: nothing judged),
+    ``waiting`` (a checkpoint, but too few labelled rows or days since the promotion) or ``unavailable`` (a
+    model cannot be loaded: the reason says which; the run goes on without the watch)."""
     from .. import threads
     from ..sources import load_window
     from ..training.models import targets
-    from . import registry
+    from . import registry, significance
 
     watched = watched_promotion(cfg, dsn, champion_version, window_end, grid)
     if watched is None:
@@ -159,12 +191,28 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
     p = watched.promotion
     base: dict[str, Any] = {"promotion_id": p.id, "new_version": watched.new_version,
                             "previous_version": watched.previous_version, "promoted_at": p.effective_at.isoformat(),
-                            "look": watched.look, "windows": cfg.watch.windows}
-    rows = load_window(cfg, p.effective_at, window_end, labelled_only=True, newest=cfg.performance.max_rows)
-    if len(rows) < cfg.watch.min_rows:
+                            "look": watched.look, "windows": watched.looks, "looks": watched.looks,
+                            "new_checkpoints": watched.new_checkpoints, "watch_hours": cfg.watch.hours,
+                            "watch_ends": watched.span_end.isoformat()}
+    if watched.new_checkpoints == 0:
+        reason = (f"post-deploy watch of v{watched.new_version}: between checkpoints ({watched.look} of "
+                  f"{watched.looks} judged); the next at {watched.next_checkpoint():%Y-%m-%d %H:%M} UTC")
+        return {**base, "status": "watching", "reason": reason}
+    alpha = watched.alpha(cfg)
+    base["alpha"] = round(alpha, 8)
+    end = min(window_end, watched.span_end)
+    rows = load_window(cfg, p.effective_at, end, labelled_only=True,
+                       newest=cfg.watch.max_rows or cfg.performance.max_rows)
+    blocks = None
+    if len(rows):
+        blocks = significance.choose_blocks(rows[cfg.columns.timestamp], cfg.watch.min_blocks, cfg.watch.block)
+        base.update(blocks.as_dict())
+    if len(rows) < cfg.watch.min_rows or blocks is None or not blocks.enough:
+        short = (f"watch.min_rows is {cfg.watch.min_rows}" if len(rows) < cfg.watch.min_rows else
+                 f"{0 if blocks is None else blocks.count} {cfg.watch.block}s with labelled rows, watch.min_blocks "
+                 f"is {cfg.watch.min_blocks} (rows of one {cfg.watch.block} share its conditions)")
         reason = (f"post-deploy watch of v{watched.new_version}: {len(rows)} labelled rows since the promotion "
-                  f"({p.effective_at:%Y-%m-%d %H:%M} UTC), watch.min_rows is {cfg.watch.min_rows}: judged in a later "
-                  "window")
+                  f"({p.effective_at:%Y-%m-%d %H:%M} UTC), {short}: judged at a later checkpoint")
         log.info("%s", reason)
         return {**base, "status": "waiting", "rows": int(len(rows)), "reason": reason}
     name = cfg.model.registry_name
@@ -187,8 +235,10 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
         log.warning("%s", reason)
         return {**base, "status": "unavailable", "rows": int(len(rows)), "reason": reason}
     y = targets(cfg, rows, meta_new["classes"])
-    result = compare(cfg, y, scores[watched.previous_version][1], scores[watched.new_version][1], cfg.watch.windows)
+    thresholds = (meta_prev.get("operating_threshold"), meta_new.get("operating_threshold"))
+    result = compare(cfg, y, scores[watched.previous_version][1], scores[watched.new_version][1], alpha=alpha,
+                     blocks=blocks, thresholds=thresholds)
     reason = _reason(watched, len(rows), result)
     (log.warning if result["worse"] else log.info)("%s", reason)
     return {**base, **result, "status": "worse" if result["worse"] else "holds", "rows": int(len(rows)),
-            "reason": reason}
+            "thresholds": {"previous": thresholds[0], "new": thresholds[1]}, "reason": reason}

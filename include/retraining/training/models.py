@@ -24,7 +24,17 @@ import numpy as np
 from .. import __version__, storage
 from .. import threads as thread_budget
 from ..config import RetrainingConfig
-from ..metrics import HIGHER_IS_BETTER, bootstrap_se, clean, encode_labels, metric_names, metrics_of, outputs, score
+from ..metrics import (
+    HIGHER_IS_BETTER,
+    bootstrap_se,
+    clean,
+    encode_labels,
+    metric_names,
+    metrics_of,
+    operating_threshold,
+    outputs,
+    score,
+)
 from ..release.registry import META_ARTIFACT, PROFILE_ARTIFACT, setup
 
 if TYPE_CHECKING:
@@ -344,6 +354,7 @@ def _train_candidate(cfg: RetrainingConfig, prepared: dict[str, Any], run_tags: 
         log.info("trained in %.1f s (search %.1f s); out-of-time holdout metrics %s; in-time %s", fit_seconds,
                  search_seconds, metrics["test"], metrics.get("test_in_time"))
         monitoring = monitoring_meta(cfg, model, splits["validation"], test, classes)
+        threshold = choose_threshold(cfg, model, splits["validation"], classes)
         params = hyperparameters(cfg, model_type, tuned)
         mlflow.log_params({f"hp_{k}": v for k, v in params.items()})
         mlflow.log_params(
@@ -356,6 +367,7 @@ def _train_candidate(cfg: RetrainingConfig, prepared: dict[str, Any], run_tags: 
                 "trained_until": prepared.get("trained_until"),
                 "snapshot_uri": snapshot["uri"],
                 "seed": cfg.training.seed,
+                "operating_threshold": threshold,
                 "search_trials": cfg.training.search.trials,
                 "search_folds": cfg.training.search.folds,
                 "python": platform.python_version(),
@@ -372,6 +384,9 @@ def _train_candidate(cfg: RetrainingConfig, prepared: dict[str, Any], run_tags: 
             "categorical": cfg.columns.categorical,
             "label": cfg.columns.label,
             "classes": classes,
+            # binary: the cut p1 > operating_threshold the gate judges threshold metrics at (chosen on validation rows)
+            "operating_threshold": threshold,
+            "operating_point": cfg.gate.operating_point if threshold is not None else None,
             # what drift checks compare the model's live performance with: its score on the
             # out-of-time holdout, rows newer than everything it learned from
             **monitoring,
@@ -400,11 +415,24 @@ def _train_candidate(cfg: RetrainingConfig, prepared: dict[str, Any], run_tags: 
         "model_type": model_type,
         "metrics": metrics["test"],
         "validation_metrics": metrics["validation"],
+        "operating_threshold": threshold,
         "fit_seconds": round(fit_seconds, 3),
         "search_seconds": round(search_seconds, 3),
         "best_params": tuned,
         "provenance": provenance,
     }
+
+
+def choose_threshold(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame, classes: list[Any]) -> float | None:
+    """A binary model's operating threshold (``p1 > t``), chosen on its validation rows by ``gate.operating_point``;
+    None for multiclass and regression models (they keep the argmax / the prediction)."""
+    if cfg.model.task != "binary" or not len(validation):
+        return None
+    y = targets(cfg, validation, classes)
+    p1 = model.predict_proba(validation[cfg.columns.features])[:, 1]
+    threshold = round(operating_threshold(y, p1, cfg.gate.operating_point), 6)
+    log.info("operating threshold %.4f (%s on %d validation rows)", threshold, cfg.gate.operating_point, len(y))
+    return threshold
 
 
 def monitoring_meta(cfg: RetrainingConfig, model: Any, validation: pd.DataFrame, baseline: pd.DataFrame,

@@ -28,7 +28,7 @@ from ..config import RetrainingConfig
 from ..errors import DataValidationError, InsufficientDataError
 from ..monitoring.calibration import calibrate
 from ..monitoring.drift import build_profile
-from ..sources import coerce_types, required_columns
+from ..sources import coerce_types, mask_labels, required_columns
 from .snapshots import SPLIT_COLUMN, assign_splits, dedupe
 
 if TYPE_CHECKING:
@@ -129,6 +129,8 @@ def prepare(
     missing = [c for c in required_columns(cfg) if c not in raw.columns]
     if missing:
         raise DataValidationError(f"snapshot {snapshot_uri} lacks column(s) {missing} the configuration expects")
+    if cfg.columns.label_time and cfg.columns.label_time in raw.columns:  # a snapshot made elsewhere, with arrival times: labels as of then
+        raw = mask_labels(cfg, raw).drop(columns=[cfg.columns.label_time])
     frame = coerce_types(cfg, raw)
     ts_col = cfg.columns.timestamp
     frame[ts_col] = pd.to_datetime(frame[ts_col], utc=True)
@@ -179,7 +181,7 @@ def prepare(
     if "calibrated" in (cfg.drift.threshold_mode, cfg.quality.threshold_mode):
         profile["calibration"] = calibrate(frame, profile, ts_col, cutoff, cfg.window.lookback_hours,
                                            cfg.drift.reference_hours or cfg.window.lookback_hours,
-                                           max_windows=cfg.drift.calibration_windows)
+                                           max_windows=cfg.drift.calibration_windows, seed=cfg.training.seed)
     profile_uri = storage.join(out_dir, "reference_profile.json")
     storage.write_json(profile, profile_uri)
     missing_rates = {c: round(float(frame[c].isna().mean()), 6) for c in cfg.columns.features}

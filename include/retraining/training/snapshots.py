@@ -7,6 +7,13 @@ snapshot named by its cutoff and content hash. Writing is idempotent: the same d
 gives the same hash and the same file, so a retried or re-run task changes nothing.
 The manifest (``manifest.json``) lists every snapshot with its parent, so the lineage
 of any model's training data can be followed back.
+
+Labels as of a time (``columns.label_time`` and :func:`~include.retraining.sources.labels_as_of` in force): the
+snapshot holds the labels that had arrived by then, records that time (``labels_as_of`` in the manifest and
+the returned entry) and folds it into its hash, so the same rows taken as of another time are another
+snapshot. A parent is only built on when its own as-of time is known and not later (a replay never inherits
+labels a later live run saw), and the labels that arrived since the parent's as-of time are added whatever
+their rows' time (not only within the late-label margin).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 
 from .. import storage
 from ..config import RetrainingConfig
-from ..sources import load_window
+from ..sources import label_cutoff, load_window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +44,14 @@ def content_hash(frame: pd.DataFrame) -> str:
     digest.update("\x1f".join(map(str, ordered.columns)).encode())
     digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def snapshot_hash(frame: pd.DataFrame, labels_as_of: datetime | None = None) -> str:
+    """The snapshot's hash: :func:`content_hash`, with the as-of time of its labels folded in when there is one."""
+    digest = content_hash(frame)
+    if labels_as_of is None:
+        return digest
+    return hashlib.sha256(f"{digest}\x1flabels_as_of={labels_as_of.isoformat()}".encode()).hexdigest()
 
 
 def snapshot_root(cfg: RetrainingConfig) -> str:
@@ -100,9 +115,11 @@ def collect(cfg: RetrainingConfig, window_end: datetime) -> dict[str, Any]:
     import pandas as pd
 
     manifest = read_manifest(cfg)
-    usable = [s for s in manifest if datetime.fromisoformat(s["cutoff"]) <= window_end]
+    as_of = label_cutoff(cfg)
+    usable = [s for s in manifest if datetime.fromisoformat(s["cutoff"]) <= window_end and _labels_within(s, as_of)]
     parent = max(usable, key=lambda s: s["cutoff"]) if usable else None
     history_start = window_end - timedelta(days=cfg.training.history_days) if cfg.training.history_days else None
+    late = None  # labels that arrived after the parent's as-of time, of rows before the margin
     if parent is None:
         base = None
         since = history_start
@@ -113,7 +130,13 @@ def collect(cfg: RetrainingConfig, window_end: datetime) -> dict[str, Any]:
         since = datetime.fromisoformat(parent["cutoff"]) - margin
         if history_start is not None:
             since = max(since, history_start)
-    new = dedupe(cfg, load_window(cfg, since, window_end, labelled_only=True))
+        if as_of is not None:
+            late = load_window(cfg, history_start, since, labelled_only=True,
+                               labels_after=datetime.fromisoformat(parent["labels_as_of"]))
+    new = load_window(cfg, since, window_end, labelled_only=True)
+    if late is not None and len(late):
+        new = pd.concat([late, new], ignore_index=True)
+    new = dedupe(cfg, new)
     if base is not None:
         new = _only_new(cfg, base, new)
     new = assign_splits(cfg, new)
@@ -122,7 +145,7 @@ def collect(cfg: RetrainingConfig, window_end: datetime) -> dict[str, Any]:
     if history_start is not None:
         combined = combined[combined[cfg.columns.timestamp] >= history_start]
     combined = combined.sort_values(cfg.columns.timestamp, kind="stable").reset_index(drop=True)
-    digest = content_hash(combined)
+    digest = snapshot_hash(combined, as_of)
     name = f"{window_end.strftime('%Y%m%dT%H%M%SZ')}_{digest[:12]}.parquet"
     uri = storage.join(snapshot_root(cfg), name)
     if not storage.exists(uri):
@@ -134,16 +157,27 @@ def collect(cfg: RetrainingConfig, window_end: datetime) -> dict[str, Any]:
         "rows": int(len(combined)),
         "new_rows": int(len(new)),
         "parent": parent["hash"] if parent else None,
+        **({"labels_as_of": as_of.isoformat()} if as_of else {}),
     }
     if not any(s["hash"] == digest and s["cutoff"] == entry["cutoff"] for s in manifest):
         manifest = [s for s in manifest if s["cutoff"] != entry["cutoff"]] + [entry]
         storage.write_json(sorted(manifest, key=lambda s: s["cutoff"]), storage.join(snapshot_root(cfg), "manifest.json"))
     log.info(
-        "snapshot %s: %d rows (%d new since %s), sha256 %s",
+        "snapshot %s: %d rows (%d new since %s), sha256 %s%s",
         name,
         entry["rows"],
         entry["new_rows"],
         parent["cutoff"] if parent else "the start of history",
         digest[:12],
+        f", labels as of {as_of.isoformat()}" if as_of else "",
     )
     return entry
+
+
+def _labels_within(snapshot: dict[str, Any], as_of: datetime | None) -> bool:
+    """Whether a snapshot may be built on under labels as of ``as_of``: always without one; else only when
+    the snapshot's own labels were taken as of a time no later (an older snapshot without one may hold any)."""
+    if as_of is None:
+        return True
+    taken = snapshot.get("labels_as_of")
+    return taken is not None and datetime.fromisoformat(taken) <= as_of
