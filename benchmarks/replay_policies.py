@@ -253,8 +253,7 @@ def make_config(check_days: int = 90, history_days: int = 3652, seed: int = 42, 
     if lightgbm_params:
         model["hyperparameters"] = {MODEL_TYPE: dict(lightgbm_params)}
     gate: dict[str, Any] = {"smoke": {"rows": smoke_rows}, **(gate_settings or {})}
-    if primary_metric != "f1":
-        gate["primary_metric"] = primary_metric
+    gate["primary_metric"] = primary_metric  # stated: the package default for a classifier may differ
     if min_absolute == "none":
         gate["min_absolute"] = {}
     elif min_absolute != "default":
@@ -282,7 +281,7 @@ def default_floors(cfg: Any) -> Any:
 # --- fast, equal metrics ----------------------------------------------------------------------------------------
 
 
-def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
+def fast_classification_metrics(y_true: Any, proba: Any, threshold: float | None = None) -> dict[str, float]:
     """``metrics.classification_metrics`` for binary probabilities, in numpy (other inputs: the original)."""
     from include.retraining import metrics
     from include.retraining.release.significance import auc_fast
@@ -290,9 +289,9 @@ def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
     proba = np.asarray(proba, dtype=float)
     y = np.asarray(y_true)
     if proba.ndim != 2 or proba.shape[1] != 2 or y.shape != (len(proba),) or not np.isin(y, (0, 1)).all():
-        return _ORIGINAL_METRICS["fn"](y_true, proba) if _ORIGINAL_METRICS else metrics.classification_metrics(
-            y_true, proba)
-    pred = proba.argmax(axis=1)
+        original = _ORIGINAL_METRICS.get("fn", metrics.classification_metrics)
+        return original(y_true, proba) if threshold is None else original(y_true, proba, threshold)
+    pred = metrics.predicted_labels(proba, threshold)
     tp = int(np.count_nonzero((pred == 1) & (y == 1)))
     fp = int(np.count_nonzero((pred == 1) & (y == 0)))
     fn = int(np.count_nonzero((pred == 0) & (y == 1)))
@@ -303,6 +302,8 @@ def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
         "roc_auc": auc_fast(y, proba[:, 1]) if 0 < y.sum() < n else math.nan,
+        **({} if not hasattr(metrics, "brier") else {"log_loss": metrics.log_loss(y, proba),
+                                                       "brier": metrics.brier(y, proba)}),
     }
 
 
@@ -362,9 +363,15 @@ def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed
     if real is not None:
         p = np.clip(0.5 + 0.2 * real["temperature"].to_numpy() - 0.1 * real["visibility"].to_numpy(), 0, 1)
         cases.append((real[LABEL].to_numpy(), p))
-    for y, p in cases:
+    for i, (y, p) in enumerate(cases):
         proba = np.column_stack([1 - p, p])
-        a, b = original(y, proba), fast_classification_metrics(y, proba)
+        threshold = None if i % 2 else float(rng.choice([0.2, 0.35, 0.5, 0.7]))
+        if threshold is None:
+            a, b = original(y, proba), fast_classification_metrics(y, proba)
+        else:
+            a, b = original(y, proba, threshold), fast_classification_metrics(y, proba, threshold)
+        if set(a) != set(b):
+            raise AssertionError(f"the numpy metrics give {sorted(b)}, the package's {sorted(a)}")
         for key in a:
             if math.isnan(a[key]) and math.isnan(b[key]):
                 continue
@@ -1075,6 +1082,7 @@ class Cand:
     validation: pd.DataFrame
     profile: dict[str, Any]
     snapshot: tuple[int, int]
+    threshold: float | None = None  # binary: the operating threshold chosen on its validation rows
     champion: Champion | None = None
     out: np.ndarray | None = None  # outputs over the evaluation span
 
@@ -1119,7 +1127,7 @@ class StreamZoo:
 
     def _train(self, check: int) -> Cand:
         from include.retraining import storage
-        from include.retraining.training.models import fit
+        from include.retraining.training.models import choose_threshold, fit
         from include.retraining.training.prepare import prepare
 
         cut = self.cutoff(check)
@@ -1135,6 +1143,7 @@ class StreamZoo:
         self.seconds["prepare"] += time.monotonic() - started
         started = time.monotonic()
         model = fit(self.cfg, MODEL_TYPE, splits["train"], splits["validation"], prepared["classes"])
+        threshold = choose_threshold(self.cfg, model, splits["validation"], prepared["classes"])
         self.seconds["fit"] += time.monotonic() - started
         ts = self.s.timestamp
         for part in splits.values():
@@ -1142,7 +1151,7 @@ class StreamZoo:
         return Cand(key=f"m@{check}", check=check, model=model, classes=prepared["classes"],
                     trained_until=pd.Timestamp(prepared["trained_until"]), holdout=splits["test"],
                     in_time=splits.get("test_in_time", splits["test"].iloc[:0]), validation=splits["validation"],
-                    profile=profile, snapshot=(lo, hi))
+                    profile=profile, snapshot=(lo, hi), threshold=threshold)
 
     def serving(self, m: Cand) -> Champion:
         """Meta as ``train_candidate`` logs it (monitoring_meta on the out-of-time holdout) and the profile."""
@@ -1153,6 +1162,7 @@ class StreamZoo:
             cfg, s = self.cfg, self.s
             meta = {"task": s.task, "model_type": MODEL_TYPE, "features": s.features, "numeric": s.numeric,
                     "categorical": s.categorical, "label": s.label, "classes": m.classes,
+                    "operating_threshold": m.threshold,
                     **monitoring_meta(cfg, m.model, m.validation, m.holdout, m.classes),
                     "trained_until": m.trained_until.isoformat()}
             info = SimpleNamespace(version=m.key, run_id=m.key, uri=f"models:/replay/{m.key}")
@@ -1179,10 +1189,11 @@ class StreamZoo:
         return targets(self.cfg, self.frame.iloc[lo:hi], self.get(0).classes)
 
 
-def _metric(cfg: Any, y: np.ndarray, out: np.ndarray) -> dict[str, float | None]:
+def _metric(cfg: Any, y: np.ndarray, out: np.ndarray, threshold: float | None = None) -> dict[str, float | None]:
+    """The package's metrics (threshold metrics at the model's own operating threshold)."""
     from include.retraining.metrics import clean, metrics_of
 
-    return clean(metrics_of(y, out, cfg.model.task))
+    return clean(metrics_of(y, out, cfg.model.task, threshold))
 
 
 def _gain(metric: str, old: float | None, new: float | None) -> float | None:
@@ -1216,7 +1227,7 @@ def shadow_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, record
     rows since it was trained, with ``watch.compare`` both ways (its error rate split over the looks): promoted
     when the champion is significantly worse, dropped when it is significantly worse itself or after
     ``watch.windows`` looks. True when it was promoted."""
-    from include.retraining.release import watch
+    from include.retraining.release import significance, watch
 
     if state.challenger is None or state.challenger_at is None:
         return False
@@ -1226,9 +1237,13 @@ def shadow_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, record
         return False
     y = zoo.y(lo, hi)
     champ, chall = zoo.span_out(state.champion, lo, hi), zoo.span_out(state.challenger, lo, hi)
-    better = watch.compare(cfg, y, chall, champ, look)["worse"]  # the champion (as "new") is significantly worse
-    worse = watch.compare(cfg, y, champ, chall, look)["worse"]  # the challenger (as "new") is
-    outcome = "promote" if better else ("drop" if worse or look >= cfg.watch.windows else "wait")
+    blocks = significance.choose_blocks(zoo.frame.iloc[lo:hi][zoo.s.timestamp], cfg.watch.min_blocks, cfg.watch.block)
+    alpha = (1 - cfg.gate.significance.confidence) / cfg.watch.looks  # Bonferroni over at most `looks` looks
+    t_champ, t_chall = state.champion.threshold, state.challenger.threshold
+    # the champion (as "new") significantly worse than the challenger; then the challenger significantly worse
+    better = watch.compare(cfg, y, chall, champ, alpha=alpha, blocks=blocks, thresholds=(t_chall, t_champ))["worse"]
+    worse = watch.compare(cfg, y, champ, chall, alpha=alpha, blocks=blocks, thresholds=(t_champ, t_chall))["worse"]
+    outcome = "promote" if better else ("drop" if worse or look >= cfg.watch.looks else "wait")
     record["shadow"] = {"challenger": state.challenger.key, "look": look, "outcome": outcome}
     state.shadow.append({"check": check, "challenger": state.challenger.key, "look": look, "outcome": outcome})
     if outcome == "promote":
@@ -1275,7 +1290,8 @@ def stream_gate(cfg: Any, candidate: Cand, champion: Cand, cache: dict[tuple[str
         verdict = gate.evaluate(cfg, candidate.model, champion.model, candidate.holdout,
                                 targets(cfg, candidate.holdout, candidate.classes),
                                 champion_trained_until=champion.trained_until, in_time=candidate.in_time,
-                                y_in_time=targets(cfg, candidate.in_time, candidate.classes))
+                                y_in_time=targets(cfg, candidate.in_time, candidate.classes),
+                                candidate_threshold=candidate.threshold, champion_threshold=champion.threshold)
     except ValueError as exc:
         cache[pair] = {"passed": False, "outcome": "reject", "error": str(exc), "failed": ["no_fair_rows"],
                        "claimed_gain": None}
@@ -1292,11 +1308,48 @@ def stream_gate(cfg: Any, candidate: Cand, champion: Cand, cache: dict[tuple[str
     return cache[pair]
 
 
+def watch_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int) -> dict[str, Any] | None:
+    """The post-deploy watch at this check, as ``watch.observe`` judges it (which promotion, which checkpoints
+    and alpha by ``watch.watched_promotion``, blocks of time by ``significance.choose_blocks``, the verdict by
+    ``watch.compare`` at each model's operating threshold), with the promotions record and the registry read
+    answered from the replay; None when no promotion is under watch."""
+    from unittest.mock import patch
+
+    from include.retraining.record import promotions
+    from include.retraining.release import significance, watch
+
+    if state.previous is None or state.promoted_at is None:
+        return None
+    promoted = zoo.cutoff(state.promoted_at)
+    fake = SimpleNamespace(state="completed", action="deploy", target_version=state.champion.key,
+                           champion_before=state.previous.key, effective_at=promoted.to_pydatetime())
+    end = zoo.cutoff(check).to_pydatetime()
+    with patch.object(promotions, "history", lambda *a, **k: [fake]):
+        watched = watch.watched_promotion(cfg, "replay", state.champion.key, end, zoo.step.to_pytimedelta())
+    if watched is None or watched.new_checkpoints == 0:
+        return None
+    stop = min(end, watched.span_end)
+    lo, hi = zoo.pos(promoted), zoo.pos(pd.Timestamp(stop))
+    lo = max(lo, hi - (cfg.watch.max_rows or cfg.performance.max_rows))
+    base = {"look": watched.look, "rows": int(hi - lo), "alpha": round(watched.alpha(cfg), 8),
+            "previous_version": state.previous.key}
+    rows = zoo.frame.iloc[lo:hi]
+    blocks = significance.choose_blocks(rows[zoo.s.timestamp], cfg.watch.min_blocks, cfg.watch.block) if len(rows) \
+        else None
+    if hi - lo < cfg.watch.min_rows or blocks is None or not blocks.enough:
+        return {**base, "status": "waiting"}
+    result = watch.compare(cfg, zoo.y(lo, hi), zoo.span_out(state.previous, lo, hi),
+                           zoo.span_out(state.champion, lo, hi), alpha=watched.alpha(cfg), blocks=blocks,
+                           thresholds=(state.previous.threshold, state.champion.threshold))
+    reason = (f"post-deploy watch (replayed): {state.previous.key} vs {state.champion.key} on {hi - lo} rows, margin "
+              f"{result['margin']}")
+    return {**base, **result, "status": "worse" if result["worse"] else "holds", "reason": reason}
+
+
 def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_every: int,
                 gates: dict[tuple[str, str], dict[str, Any]]) -> None:
     """Check ``check`` under the policy: decide, maybe train, gate, promote, roll back."""
     from include.retraining.monitoring import assessment
-    from include.retraining.release import watch
 
     end = zoo.cutoff(check)
     window = zoo.rows(end - zoo.step, end)
@@ -1328,19 +1381,11 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
             state.records.append(record)
             state.evidence.append(None)
             return
-        look = None if state.promoted_at is None else check - state.promoted_at
-        if state.previous is not None and look is not None and 1 <= look <= cfg.watch.windows:
-            lo, hi = zoo.pos(zoo.cutoff(state.promoted_at)), zoo.pos(end)
-            if hi - lo >= cfg.watch.min_rows:
-                y = zoo.y(lo, hi)
-                cmp = watch.compare(cfg, y, zoo.span_out(state.previous, lo, hi), zoo.span_out(state.champion, lo, hi),
-                                    look)
-                record["watch"] = {"look": look, "margin": cmp["margin"], "worse": cmp["worse"]}
-                if cmp["worse"]:
-                    result["watch"] = {"status": "worse", "previous_version": state.previous.key,
-                                       "significance": cmp.get("significance"),
-                                       "reason": f"post-deploy watch: {state.previous.key} beats {state.champion.key} "
-                                                 f"by {cmp['margin']} on {hi - lo} rows"}
+        watched = watch_step(cfg, zoo, state, check)
+        if watched is not None:
+            record["watch"] = {k: watched.get(k) for k in ("status", "look", "rows", "margin", "alpha")}
+            if watched["status"] == "worse":
+                result["watch"] = watched
         history = storm_history(state, end, cfg.storm.consecutive_windows - 1)  # type: ignore[arg-type]
         history["sequential"] = list(state.evidence)
         decision = assessment.decide(cfg, result, history=history)
@@ -1388,7 +1433,8 @@ def next_period(cfg: Any, zoo: StreamZoo, check: int, old: Cand, new: Cand, wind
         return {"rows": 0, "gain": None}
     y = zoo.y(lo, hi)
     primary = cfg.primary_metric
-    a, b = _metric(cfg, y, zoo.span_out(old, lo, hi)), _metric(cfg, y, zoo.span_out(new, lo, hi))
+    a = _metric(cfg, y, zoo.span_out(old, lo, hi), old.threshold)
+    b = _metric(cfg, y, zoo.span_out(new, lo, hi), new.threshold)
     return {"rows": int(hi - lo), "gain": _gain(primary, a.get(primary), b.get(primary)),
             "old_metric": a.get(primary), "new_metric": b.get(primary)}
 

@@ -170,6 +170,11 @@ def test_stream_replay_structure(bench: ModuleType, elec_run: dict) -> None:
         if check["retrained"]:
             assert check["gate"]["outcome"] in ("promote", "reject", "inconclusive")
             assert check["promoted"] == (check["gate"]["outcome"] == "promote")
+    # the post-deploy watch (watch.hours = 14 days by default) judges the check after a promotion
+    checks = pol["ours"]["checks"]
+    for before, after in zip(checks[:-1], checks[1:], strict=False):
+        if before["promoted"]:
+            assert after["watch"]["status"] in ("holds", "worse", "waiting") and after["watch"]["rows"] > 0
     # the candidates are shared: every_window promotes the model of each check
     assert [p["new"] for p in pol["every_window"]["promotions"]] == [f"m@{k}" for k in range(1, STREAM_CHECKS + 1)]
 
