@@ -1397,6 +1397,10 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
                       drift_score=verdict.get("drift_score"), drift_threshold=verdict.get("score_threshold"),
                       calibration_windows=verdict.get("calibration_windows"),
                       drifted_features=verdict.get("drifted_features", []),
+                      performance={k: perf.get(k) for k in ("metric", "drop", "expected_drop", "drop_p_value",
+                                                            "error_increase", "error_increase_p_value")},
+                      window_metric=(perf.get("current") or {}).get(perf.get("metric")),
+                      baseline_metric=(perf.get("baseline") or {}).get(perf.get("metric")),
                       action=(verdict.get("action") or decision.get("action")))
         if decision["decision"] == "rollback":
             back, gone = state.previous, state.champion
