@@ -1420,6 +1420,9 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
             state.previous, state.champion, state.promoted_at = state.champion, candidate, check
             state.evidence = []
             record["promoted"] = True
+            if state.challenger is not None:  # a newer candidate replaced the one in shadow
+                state.shadow.append({"check": check, "challenger": state.challenger.key, "outcome": "replaced"})
+                state.challenger = state.challenger_at = None
         else:
             state.rejections.append(entry)
             if name == "ours" and gate_result["outcome"] == "inconclusive":  # a newer candidate replaces one in shadow
