@@ -1023,9 +1023,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 #   champion's training rows: any p < 0.05 retrains and promotes); ours (``assessment._measure`` with the registry
 #   and window read stubbed, ``assessment.decide`` with the storm and accumulated-evidence history the DAG would
 #   give it, ``gate.evaluate`` on the candidate's out-of-time holdout; promoted when the verdict's ``outcome`` is
-#   ``promote`` (or, before that key exists, when ``passed``); the post-deploy watch replayed with
-#   ``watch.compare`` at each of the ``watch.windows`` checks after a promotion, on the labelled rows since it,
-#   a "worse" result handed to ``decide`` as the assessment's watch, which decides the rollback).
+#   ``promote`` (or, before that key exists, when ``passed``); a candidate found ``inconclusive`` waits in shadow
+#   and is promoted when ``watch.compare`` on the following windows finds the champion significantly worse,
+#   dropped when it is itself, after ``watch.looks`` checks, or when a newer candidate is promoted; the
+#   post-deploy watch replayed as ``watch.observe`` judges it (``watch.watched_promotion``'s checkpoints and
+#   alpha, blocks of a day, ``watch.compare``), a "worse" result handed to ``decide``, which decides the
+#   rollback). Each model's operating threshold comes from ``models.choose_threshold``, as in training.
 # "Next period": the window after the check. A promotion is worse when the new model's primary metric (the
 # gate's) there is worse than the replaced one's; a rejected candidate is better when its primary metric there
 # beats the champion's. Gains are in the gate's units (absolute for AUC/F1, relative for RMSE/MAE). A rollback is
