@@ -541,8 +541,11 @@ def rule_ours(cfg: Any, champion: Champion, window: pd.DataFrame, index: int,
     early_alarm = bool(early_decision and early_decision["decision"] == "retrain")
     perf = final["performance"] or {}
     verdict = final["drift"]
+    # drift that the labels show harmless is detected and recorded; drift.action decides whether it retrains
+    recorded = decision.get("harm") == "none_measured" and decision["decision"] != "retrain"
     return {
-        "alarm": early_alarm or decision["decision"] == "retrain",
+        "alarm": early_alarm or decision["decision"] == "retrain" or recorded,
+        "recorded_only": recorded,
         "before_labels": early_alarm,
         "decision": decision["decision"],
         "signals": decision.get("signals", []),

@@ -210,6 +210,10 @@ class DriftSection(_Strict):
     pushdown_sample_above_rows: int | None = Field(default=2_000_000, ge=0)
     pushdown_sample_rows: int = Field(default=200_000, ge=1000)
     report: bool = True
+    # What data drift does when labels show the champion's performance within bounds (drift without measurable
+    # harm; see monitoring/assessment.py): retrain; retrain only when the label-free estimate predicts a drop
+    # beyond performance.max_estimated_drop; or record it and wait
+    action: Literal["retrain", "retrain_if_estimated_drop", "record"] = "retrain_if_estimated_drop"
 
     @model_validator(mode="before")
     @classmethod
@@ -288,13 +292,25 @@ class QualitySection(_Strict):
     calibration_sd: float = Field(default=3.0, gt=0, le=10)
 
 
+STORM_RETRAINS_READ = 100  # the newest retrainings events.storm_history reads (the cap per windows is at most this)
+
+
 class StormSection(_Strict):
     """Retrain-storm control: how often drift alone may cause a retraining. Forced runs and the
-    first model are not limited. Time is measured between windows, never by the clock."""
+    first model are not limited. Time is measured between windows, never by the clock.
+
+    Each limit holds in hours and in windows of the check's size (``window.lookback_hours``), whichever is
+    longer, so that it engages at any check cadence: with the default 6-hour window, 2 windows are 12 hours
+    and 28 windows a week; with two-week windows, two consecutive windows may not both retrain."""
 
     min_hours_between_retrains: float = Field(default=12.0, ge=0)
     max_retrains_per_week: int | None = Field(default=7, ge=1)
     consecutive_windows: int = Field(default=1, ge=1, le=20)
+    # the last retraining at least this many windows before this one (None: hours only)
+    min_windows_between_retrains: float | None = Field(default=2.0, ge=0)
+    # at most max_retrains_per_windows retrainings in the cap_windows windows before this one (None: per week only)
+    max_retrains_per_windows: int | None = Field(default=7, ge=1, le=STORM_RETRAINS_READ)
+    cap_windows: int = Field(default=28, ge=1, le=10_000)
 
 
 class TrainingSection(_Strict):

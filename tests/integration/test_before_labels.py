@@ -70,3 +70,21 @@ def test_harmful_drift_retrains_before_labels_and_harmless_drift_waits(harness: 
     harness.load(_without_labels(stream, later_start, later_end))
     waiting = assess(cfg, later_start, later_end, later_end + timedelta(hours=1))
     assert waiting["status"] == "waiting"
+
+    # Once its labels are in, the same drift is judged on evidence of harm: the champion's measured ROC AUC is
+    # within bounds (it rose) and the estimate predicts no drop, so the drift is recorded as drift without
+    # measurable harm; what it does is drift.action's (the demo's configuration retrains, the package default
+    # retrains only on a predicted drop).
+    harness.load(stream)
+    labelled = assess(cfg, later_start, later_end, later_end + timedelta(hours=1))
+    assert labelled["status"] == "ok" and labelled["performance"]["drop"] is not None
+    assert labelled["drift"]["detected"] and labelled["estimated"]["drop"] <= cfg.performance.max_estimated_drop
+    assert cfg.drift.action == "retrain"
+    assert decide(cfg, labelled)["decision"] == "retrain"
+    for action, outcome in (("retrain_if_estimated_drop", "skip"), ("record", "skip"), ("retrain", "retrain")):
+        decision = decide(cfg.with_overrides({"drift.action": action}), labelled)
+        assert decision["decision"] == outcome and decision["harm"] == "none_measured", decision["reason"]
+        assert decision["trigger_type"] == "data_drift"
+        assert decision["reason"].startswith("data drift without measurable harm: data drift in ")
+    assert "no predicted drop: recorded, no retraining" in decide(
+        cfg.with_overrides({"drift.action": "retrain_if_estimated_drop"}), labelled)["reason"]

@@ -41,6 +41,14 @@ def test_a_regression_model_is_trained_gated_and_compared_in_r2_and_rmse(harness
     assert first["retraining_auc"] is None and first["retraining_f1"] is None
 
     _, second = harness.run(at(8, 6), force_retrain=True)
+    # the window was judged as a classifier's is: the RMSE's rise beyond the error profile's expectation, tested,
+    # and feeding the accumulated evidence
+    perf = second["trigger_metrics"]["performance"]
+    excess = perf["excess_error"]
+    assert excess["expected_rmse"] > 0 and excess["p_value"] is not None and excess["se"] > 0
+    assert perf["error_increase"] == pytest.approx(excess["error_increase"], abs=1e-5)
+    assert perf["error_increase_p_value"] == pytest.approx(excess["p_value"], abs=1e-5)
+    assert perf["evidence"]["error"]["d"] == pytest.approx(excess["excess"], abs=1e-5)
     assert second["comparison_previous_r2"] is not None and second["comparison_previous_rmse"] is not None
     assert second["improvement_r2_percent"] is not None and second["improvement_rmse_percent"] is not None
     # the percentage is positive when the candidate is better: for RMSE, when it is lower

@@ -118,6 +118,9 @@ def test_no_signal_skips() -> None:
         "signals": [],
         "would_retrain": False,
         "accumulated": None,
+        "harm": None,
+        "drift_action": None,
+        "calibration_status": None,
         "decision": "skip",
         "retrain": False,
         "reason": "no drift: 1/8 features drifted, carrying 12% of the importance, drift score 0.12 (< 0.25) "
@@ -126,8 +129,10 @@ def test_no_signal_skips() -> None:
 
 
 def test_data_drift_retrains() -> None:
-    a = assessment(drifted={"a": 0.25, "b": 0.3})  # 2 of 5 features at 1.25x and 1.5x the PSI threshold
+    # 2 of 5 features at 1.25x and 1.5x the PSI threshold; the window's performance unmeasured: today's rule
+    a = assessment(drifted={"a": 0.25, "b": 0.3}, drop=None, error_increase=None)
     result = decide(CFG, a)
+    assert result["harm"] == "unmeasured"
     assert result["decision"] == "retrain" and result["retrain"] is True
     assert result["trigger_type"] == "data_drift"
     assert result["signals"] == ["data_drift"]
@@ -186,7 +191,7 @@ def test_force_retrains_as_manual() -> None:
 
 
 def test_check_only_and_backfill_never_retrain() -> None:
-    drifting = assessment(drifted={"a": 0.3})
+    drifting = assessment(drifted={"a": 0.3}, drop=None, error_increase=None)
     check = decide(CFG, drifting, check_only=True)
     assert check["decision"] == "check_only" and check["retrain"] is False
     assert check["would_retrain"] is True and check["trigger_type"] == "data_drift"
@@ -305,3 +310,169 @@ def test_a_performance_drop_within_the_noise_does_not_retrain() -> None:
     result = decide(CFG, clear)
     assert result["decision"] == "retrain" and result["trigger_type"] == "performance_degradation"
     assert "p = 0.001" in result["reason"]
+
+
+# --- drift that matters: data drift judged on evidence of harm ----------------------------------------
+
+
+def with_action(action: str) -> Any:
+    return build_config(gate={"primary_metric": "roc_auc"}, drift={"action": action})
+
+
+def estimate(drop: float, metric: str = "f1") -> dict[str, Any]:
+    return {"metric": metric, "current": {metric: 0.7 - drop, "rows": 1000.0}, "baseline": {metric: 0.7},
+            "drop": drop, "max_drop": 0.05}
+
+
+def test_drift_without_measurable_harm_is_recorded_by_default() -> None:
+    """Labels show the champion within bounds: the drift is recorded, no retraining, unless the label-free
+    estimate predicts a drop (the default action), and it never meets storm control."""
+    a = assessment(drifted={"a": 0.3, "b": 0.3})
+    result = decide(CFG, a, history={"hours_since_last_retrain": 1.0, "retrains_last_week": 99})
+    assert result["decision"] == "skip" and result["retrain"] is False and result["would_retrain"] is False
+    assert result["harm"] == "none_measured" and result["drift_action"] == "retrain_if_estimated_drop"
+    assert result["trigger_type"] == "data_drift" and result["signals"] == ["data_drift"]  # what was seen stays
+    assert result["severity"] == "low"
+    assert result["reason"].startswith("data drift without measurable harm: data drift in 2/5 features")
+    assert "the champion's roc_auc stayed at 0.8000 (as at deployment) on" not in result["reason"]  # no rows given
+    assert "roc_auc stayed at 0.8000 (as at deployment), within bounds (performance.max_drop 0.05)" in result["reason"]
+    assert "no label-free estimate" in result["reason"] and "no retraining" in result["reason"]
+    quiet_estimate = decide(CFG, {**a, "estimated": estimate(0.01)})
+    assert quiet_estimate["decision"] == "skip"
+    assert "the label-free estimate of f1 fell from 0.7000 at deployment to 0.6900, a predicted drop of 0.0100 " \
+           "<= performance.max_estimated_drop 0.05" in quiet_estimate["reason"]
+    predicted = decide(CFG, {**a, "estimated": estimate(0.08)})
+    assert predicted["decision"] == "retrain" and predicted["harm"] == "none_measured"
+    assert "a predicted drop of 0.0800 > performance.max_estimated_drop 0.05: retrain" in predicted["reason"]
+
+
+def test_drift_action_retrain_and_record() -> None:
+    a = {**assessment(drifted={"a": 0.3, "b": 0.3}), "estimated": estimate(0.08)}
+    today = decide(with_action("retrain"), a)
+    assert today["decision"] == "retrain" and today["harm"] == "none_measured"
+    assert today["severity"] == "medium" and today["reason"].endswith("drift.action is retrain")
+    recorded = decide(with_action("record"), a)
+    assert recorded["decision"] == "skip" and recorded["reason"].endswith("recorded, no retraining (drift.action record)")
+    # a check-only run says what it would do
+    assert decide(with_action("record"), a, check_only=True)["reason"].endswith("would skip)")
+
+
+def test_drift_with_harm_or_without_a_measurement_retrains_whatever_the_action() -> None:
+    record = with_action("record")
+    harmed = decide(record, assessment(drifted={"a": 0.3}, drop=0.1))
+    assert harmed["decision"] == "retrain" and harmed["harm"] == "measured"
+    assert harmed["signals"] == ["data_drift", "performance_degradation"]
+    unmeasured = decide(record, assessment(drifted={"a": 0.3}, drop=None, error_increase=None))
+    assert unmeasured["decision"] == "retrain" and unmeasured["harm"] == "unmeasured"
+    # before the labels: data drift and a predicted drop act early, as before
+    early = {**assessment(drifted={"a": 0.3}), "performance": None, "before_labels": True, "estimated": estimate(0.08)}
+    acted = decide(record, early)
+    assert acted["decision"] == "retrain" and acted["harm"] == "estimated"
+    assert acted["signals"] == ["data_drift", "performance_degradation"]
+    # a schema change is never harmless drift
+    schema = {**assessment(drifted={"a": 0.3}), "schema_changes": {"added": ["z"], "removed": []}}
+    assert decide(record, schema)["decision"] == "retrain"
+
+
+def test_accumulated_evidence_of_harm_makes_drift_act() -> None:
+    strong = {"error": {"d": 0.017, "se": 0.01, "se0": 0.001, "min_effect": 0.0}}
+    a = assessment(drifted={"a": 0.3})
+    a["performance"]["evidence"] = strong
+    cfg = build_config(gate={"primary_metric": "roc_auc"}, performance={"sequential_burn_in": 0},
+                       drift={"action": "record"})
+    pooled = decide(cfg, a, history={"sequential": [strong, strong]})
+    assert pooled["harm"] == "measured" and pooled["decision"] == "retrain"
+    assert "net of" not in pooled["reason"]  # no label-free expectation on this window
+    assert decide(cfg, a, history={"sequential": []})["decision"] == "skip"
+
+
+# --- reasons that tell the truth -----------------------------------------------------------------------
+
+
+def test_a_net_of_expected_degradation_says_the_metric_rose_and_what_the_inputs_predicted() -> None:
+    a = assessment(drop=0.6349 - 0.7004)
+    a["performance"].update({"baseline": {"roc_auc": 0.6349}, "current": {"roc_auc": 0.7004},
+                             "expected_drop": 0.6349 - 0.76, "drop_p_value": 0.001})
+    result = decide(CFG, a)
+    assert result["trigger_type"] == "performance_degradation"
+    assert result["reason"] == ("roc_auc rose from 0.6349 at deployment to 0.7004, but the inputs predicted 0.7600: "
+                                "0.0596 short (net drop 0.0596 > 0.05, p = 0.001)")
+    assert "fell" not in result["reason"]
+
+
+def test_an_error_metric_that_fell_less_than_predicted_is_not_called_a_rise() -> None:
+    cfg = build_config(gate={"primary_metric": "rmse"})
+    a = assessment()
+    # rmse 10 -> 9 (relative drop -0.1), the inputs predicted 7 (expected drop -0.3): 20% of 10 worse than predicted
+    a["performance"] = {"metric": "rmse", "baseline": {"rmse": 10.0}, "current": {"rmse": 9.0}, "drop": -0.1,
+                        "expected_drop": -0.3, "max_drop": 0.05}
+    result = decide(cfg, a)
+    assert result["reason"] == ("rmse fell from 10.0000 at deployment to 9.0000, but the inputs predicted 7.0000: "
+                                "20.0% of its deployment value worse (net rise 20.0% > 5.0%)")
+    plain = assessment()
+    plain["performance"] = {"metric": "rmse", "baseline": {"rmse": 10.0}, "current": {"rmse": 12.0}, "drop": 0.2,
+                            "max_drop": 0.05}
+    assert decide(cfg, plain)["reason"] == "rmse rose from 10.0000 at deployment to 12.0000 (up 20.0% > 5.0%)"
+
+
+def test_concept_drift_net_of_expected_states_the_raw_direction() -> None:
+    a = assessment()
+    a["performance"].update({"error_increase": 0.2667, "error_increase_p_value": 0.002, "error_rate": 0.28,
+                             "baseline_error_rate": 0.30, "expected_error": 0.20, "expected_baseline_error": 0.30})
+    result = decide(CFG, a)
+    assert result["trigger_type"] == "concept_drift"
+    assert result["reason"] == (
+        "the champion's error rate fell from 0.3000 at deployment to 0.2800 while what its calibrated confidence "
+        "expects for these rows went from 0.3000 (its holdout at deployment) to 0.2000: 27% of its deployment "
+        "error rate beyond that expectation (threshold 15%, p = 0.002)")
+    raw = assessment()
+    raw["performance"].update({"error_increase": 0.3, "error_rate": 0.26, "baseline_error_rate": 0.2})
+    assert decide(CFG, raw)["reason"] == ("the champion's error rate rose from 0.2000 at deployment to 0.2600 "
+                                          "(+30%, threshold 15%)")
+
+
+def test_an_estimated_drop_before_labels_states_its_direction() -> None:
+    early = {**assessment(drifted={"a": 0.3}), "performance": None, "before_labels": True,
+             "estimated": estimate(0.08)}
+    reason = decide(CFG, early)["reason"]
+    assert "estimated f1 (label-free, from the champion's calibrated probabilities on 1000 rows) fell from 0.7000 " \
+           "at deployment to 0.6200 (drop 0.0800 > 0.05)" in reason
+
+
+def test_no_drift_reason_does_not_claim_an_unmeasured_performance_within_bounds() -> None:
+    from include.retraining.monitoring.assessment import no_drift_reason
+
+    a = assessment()
+    assert no_drift_reason(a).endswith("; performance within bounds")
+    assert no_drift_reason({**a, "performance": None}).endswith("; performance not measured")
+
+
+# --- the drift thresholds' calibration in the reason ----------------------------------------------------
+
+
+def test_weak_or_uncalibrated_thresholds_are_named_with_the_drift() -> None:
+    a = assessment(drifted={"a": 0.3}, drop=None, error_increase=None)
+    a["drift"]["calibration"] = {"status": "uncalibrated", "note": "only 2 windows of history"}
+    result = decide(CFG, a)
+    assert result["calibration_status"] == "uncalibrated"
+    assert "a PSI 0.300 (>= 0.2, importance 25%) (drift thresholds uncalibrated: only 2 windows of history)" \
+        in result["reason"]
+    a["drift"]["calibration"] = {"status": "weak", "note": "thresholds weak: 4 windows, a prior"}
+    assert result["reason"] != decide(CFG, a)["reason"]
+    assert "(drift thresholds weakly calibrated: thresholds weak: 4 windows, a prior)" in decide(CFG, a)["reason"]
+    a["drift"]["calibration"] = {"status": "calibrated", "note": "60 windows"}
+    calibrated = decide(CFG, a)
+    assert calibrated["calibration_status"] == "calibrated" and "60 windows" not in calibrated["reason"]
+    # no drift named: no note, the status is still recorded
+    quiet = assessment()
+    quiet["drift"]["calibration"] = {"status": "uncalibrated", "note": "only 2 windows of history"}
+    skip = decide(CFG, quiet)
+    assert skip["calibration_status"] == "uncalibrated" and "uncalibrated" not in skip["reason"]
+    assert decide(CFG, {**quiet, "drift": {**quiet["drift"], "calibration": "bad"}})["calibration_status"] is None
+
+
+def test_a_predicted_rise_is_not_called_a_drop() -> None:
+    rise = decide(CFG, {**assessment(drifted={"a": 0.3, "b": 0.3}), "estimated": estimate(-0.14)})
+    assert rise["decision"] == "skip"
+    assert "the label-free estimate of f1 rose from 0.7000 at deployment to 0.8400, no predicted drop: recorded" \
+        in rise["reason"]

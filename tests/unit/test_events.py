@@ -315,7 +315,8 @@ def test_storm_history_counts_retrainings_of_every_attempt(pg_dsn: str) -> None:
     upsert_event(pg_dsn, key("r1"), {"decision": "check_only", "window_end": base, "trigger_type": "data_drift"},
                  attempt=2)  # a replay: the retraining still happened
     history = events.storm_history(pg_dsn, key("r2"), base + timedelta(hours=6), lookback=1)
-    assert history == {"hours_since_last_retrain": 6.0, "retrains_last_week": 1, "previous_signal_windows": 1}
+    assert history == {"hours_since_last_retrain": 6.0, "retrains_last_week": 1, "retrains_hours_ago": [6.0],
+                       "previous_signal_windows": 1}
     other_model = events.storm_history(pg_dsn, key("r2", model="other"), base + timedelta(hours=6), lookback=1)
     assert other_model["retrains_last_week"] == 0 and other_model["hours_since_last_retrain"] is None
 

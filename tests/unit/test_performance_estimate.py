@@ -628,3 +628,87 @@ def test_estimated_metric_accepts_roc_auc() -> None:
     assert build_config(performance={"estimated_metric": "roc_auc"}).performance.estimated_metric == "roc_auc"
     with pytest.raises(ValueError, match="estimated_metric"):
         build_config(performance={"estimated_metric": "rmse"})
+
+
+# --- regression concept drift: the RMSE's rise beyond the error profile's expectation, tested ---------------
+
+
+def test_regression_excess_error_known_answer() -> None:
+    from scipy.stats import norm
+
+    from include.retraining.monitoring.performance_estimate import regression_excess_error
+
+    # residuals 1, -1, 2, -2: mse 2.5; against a holdout RMSE of 1 with standard error 0.1, no profile
+    out = regression_excess_error(np.array([1.0, -1.0, 2.0, -2.0]), np.zeros(4), 1.0, 0.1)
+    assert out["rmse"] == pytest.approx(math.sqrt(2.5))
+    assert out["excess"] == pytest.approx(math.log(math.sqrt(2.5)))
+    assert out["error_increase"] == pytest.approx(math.sqrt(2.5) - 1)
+    se = np.std([1.0, 1.0, 4.0, 4.0], ddof=1) / (2 * 2 * 2.5)  # sd(r^2) / (2 sqrt(n) mse)
+    assert out["se"] == pytest.approx(se) and out["se0"] == pytest.approx(0.1)
+    assert out["p_value"] == pytest.approx(norm.sf(out["excess"] / math.hypot(se, 0.1)))
+    assert out["expected_rmse"] is None
+    # with a profile: the window's RMSE over its expectation, against the holdout's ratio (here 1)
+    profile = fit_error_profile(np.r_[np.tile([1.0, -1.0], 15), 10 + np.tile([3.0, -3.0], 15)],
+                                np.r_[np.zeros(30), np.full(30, 10.0)], max_bins=2, min_bin_rows=30)
+    net = regression_excess_error(np.array([13.0, 7.0]), np.array([10.0, 10.0]), 1.0, 0.1, profile, 1.0)
+    assert net["expected_rmse"] == pytest.approx(3.0) and net["excess"] == pytest.approx(0.0, abs=1e-12)
+    assert net["p_value"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="baseline_rmse must be positive"):
+        regression_excess_error(np.ones(3), np.ones(3), 0.0, 0.1)
+
+
+def regression_concept(cfg: object, model: object, meta: dict, frame: pd.DataFrame, net: bool = True) -> dict:
+    from include.retraining.monitoring.performance_estimate import regression_excess_error
+
+    pred = model.predict(frame[cfg.columns.features])
+    return regression_excess_error(frame["y"].to_numpy(), pred, meta["baseline_metrics"]["rmse"],
+                                   meta["baseline_se"]["rmse"], meta["error_profile"] if net else None,
+                                   meta["estimated_baseline"]["rmse"] if net else None)
+
+
+def test_a_level_shift_the_inputs_explain_is_not_regression_concept_drift() -> None:
+    """Rows move to where the model always erred more (the noise grows with the level): the raw RMSE rises
+    by far more than 15 % and significantly, the rise beyond the profile's expectation does not."""
+    cfg, model, meta = regression_meta()
+    shifted = regression_frame(np.random.default_rng(41), 3_000, 3.0, 4.0)
+    raw = regression_concept(cfg, model, meta, shifted, net=False)
+    assert raw["error_increase"] > 0.3 and raw["p_value"] < 1e-6  # what the raw rule fired on
+    net = regression_concept(cfg, model, meta, shifted)
+    assert abs(net["error_increase"]) < 0.1 and net["p_value"] > 0.01
+    # through the decision: no concept drift
+    perf = {"metric": "rmse", "current": {"rmse": net["rmse"]}, "baseline": {"rmse": net["baseline_rmse"]},
+            "drop": None, "error_increase": net["error_increase"], "error_increase_p_value": net["p_value"],
+            "expected_error": net["expected_rmse"], "error_rate": net["rmse"], "baseline_error_rate": net["baseline_rmse"],
+            "expected_baseline_error": net["expected_baseline_rmse"]}
+    quiet = {"status": "ok", "champion": {"version": 1, "run_id": "r"}, "drift": {"detected": False},
+             "performance": perf}
+    assert assessment.decide(cfg, quiet)["decision"] == "skip"
+
+
+def test_a_changed_relation_is_regression_concept_drift() -> None:
+    cfg, model, meta = regression_meta()
+    rng = np.random.default_rng(42)
+    changed = regression_frame(rng, 2_000)
+    changed["y"] = changed["y"] + 0.6 * changed["x1"]  # the same inputs, a steeper target: P(y | x) moved
+    net = regression_concept(cfg, model, meta, changed)
+    assert net["error_increase"] > 0.15 and net["p_value"] < 0.01
+    perf = {"metric": "rmse", "current": {"rmse": net["rmse"]}, "baseline": {"rmse": net["baseline_rmse"]},
+            "drop": None, "error_increase": net["error_increase"], "error_increase_p_value": net["p_value"],
+            "expected_error": net["expected_rmse"], "error_rate": net["rmse"],
+            "baseline_error_rate": net["baseline_rmse"], "expected_baseline_error": net["expected_baseline_rmse"]}
+    decision = assessment.decide(cfg, {"status": "ok", "champion": {"version": 1, "run_id": "r"},
+                                       "drift": {"detected": False}, "performance": perf})
+    assert decision["decision"] == "retrain" and decision["trigger_type"] == "concept_drift"
+    assert decision["reason"].startswith("the champion's RMSE rose from ")
+    assert "what its error profile expects for these predictions" in decision["reason"]
+
+
+def test_regression_concept_drift_test_holds_its_level_on_quiet_windows() -> None:
+    """Windows from the holdout's own distribution: p < 0.01 in at most 4 of 100, and the window's standard
+    error is the spread of the excess from window to window (the holdout's luck is one fixed offset)."""
+    cfg, model, meta = regression_meta()
+    rng = np.random.default_rng(43)
+    runs = [regression_concept(cfg, model, meta, regression_frame(rng, 1_000)) for _ in range(100)]
+    assert sum(r["p_value"] < 0.01 for r in runs) <= 4
+    spread = float(np.std([r["excess"] for r in runs], ddof=1))
+    assert float(np.mean([r["se"] for r in runs])) == pytest.approx(spread, rel=0.25)

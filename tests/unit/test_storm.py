@@ -115,3 +115,71 @@ def test_sequential_history_is_the_evidence_of_earlier_windows_judged_by_the_sam
     assert alone["accumulated"]["alarm"] is False and alone["decision"] == "skip"
     assert pooled["accumulated"]["error"]["pooled_windows"] == 3 and pooled["decision"] == "retrain"
     assert pooled["trigger_type"] == "concept_drift" and "over the last 3 windows" in pooled["reason"]
+
+
+# --- storm control at any check cadence ------------------------------------------------------------------
+
+
+def two_weekly(**storm):
+    return build_config(storm=storm, window={"lookback_hours": 336, "min_labelled_rows": 100})
+
+
+def test_at_the_default_six_hour_cadence_the_window_limits_are_the_hour_limits():
+    """2 windows of 6 h are the 12 hours, 28 windows the week: the same decisions and reasons as before."""
+    history = {"retrains_last_week": 1, "previous_signal_windows": 0}
+    assert decide(cfg(), DRIFT, history={**history, "hours_since_last_retrain": 12.0})["decision"] == "retrain"
+    held = decide(cfg(), DRIFT, history={**history, "hours_since_last_retrain": 11.9})
+    assert held["decision"] == "suppressed" and "min_hours_between_retrains is 12" in held["reason"]
+    seven = [6.0 * k for k in range(3, 10)]  # 7 retrainings within the week (the last 18 h ago)
+    week = decide(cfg(), DRIFT, history={"hours_since_last_retrain": 18.0, "retrains_last_week": 7,
+                                         "retrains_hours_ago": seven})
+    assert week["decision"] == "suppressed" and "max_retrains_per_week is 7" in week["reason"]
+    six = decide(cfg(), DRIFT, history={"hours_since_last_retrain": 18.0, "retrains_last_week": 6,
+                                        "retrains_hours_ago": seven[:6] + [169.0]})
+    assert six["decision"] == "retrain"
+
+
+def test_at_a_two_week_cadence_consecutive_windows_do_not_both_retrain():
+    held = decide(two_weekly(), DRIFT, history={"hours_since_last_retrain": 336.0, "retrains_last_week": 0,
+                                                "retrains_hours_ago": [336.0]})
+    assert held["decision"] == "suppressed"
+    assert held["reason"].endswith("(retraining suppressed: the last retraining was 1 window(s) (336.0 h) before "
+                                   "this one, storm.min_windows_between_retrains is 2 (windows of 336 h))")
+    assert decide(two_weekly(), DRIFT, history={"hours_since_last_retrain": 672.0, "retrains_last_week": 0,
+                                                "retrains_hours_ago": [672.0]})["decision"] == "retrain"
+    # hours only, as before: never engages at this cadence
+    hours_only = two_weekly(min_windows_between_retrains=None, max_retrains_per_windows=None)
+    assert decide(hours_only, DRIFT, history={"hours_since_last_retrain": 336.0, "retrains_last_week": 0,
+                                              "retrains_hours_ago": [336.0]})["decision"] == "retrain"
+
+
+def test_the_cap_per_windows_counts_retrainings_in_windows_of_the_checks_size():
+    busy = [336.0 * k for k in (2, 4, 6, 8, 10, 12, 14)]  # 7 retrainings in the last 14 windows
+    capped = decide(two_weekly(), DRIFT, history={"hours_since_last_retrain": 672.0, "retrains_last_week": 0,
+                                                  "retrains_hours_ago": busy})
+    assert capped["decision"] == "suppressed"
+    assert "7 retrainings in the 28 windows (9408 h) before this one, storm.max_retrains_per_windows is 7" \
+        in capped["reason"]
+    spread = [336.0 * k for k in (2, 6, 10, 14, 18, 22, 29)]  # the seventh is older than 28 windows
+    assert decide(two_weekly(), DRIFT, history={"hours_since_last_retrain": 672.0, "retrains_last_week": 0,
+                                                "retrains_hours_ago": spread})["decision"] == "retrain"
+    assert decide(two_weekly(cap_windows=30), DRIFT, history={
+        "hours_since_last_retrain": 672.0, "retrains_last_week": 0, "retrains_hours_ago": spread})["decision"] == "suppressed"
+
+
+def test_storm_history_lists_the_newest_retrainings_once_per_run(pg_dsn):
+    def row(run_id, hours_before, decision, attempt=1):
+        events.upsert_event(pg_dsn, events.RunKey("m", "model_retraining", run_id), {
+            "window_end": END - timedelta(hours=hours_before), "decision": decision, "trigger_type": "data_drift"},
+            attempt=attempt)
+
+    row("a", 336, "retrain")
+    row("a", 336, "check_only", attempt=2)  # a replay of the same run: still one retraining
+    row("b", 672, "skip")
+    row("c", 1008, "retrain")
+    row("later", -336, "retrain")
+    history = events.storm_history(pg_dsn, events.RunKey("m", "model_retraining", "current"), END, lookback=0)
+    assert history["retrains_hours_ago"] == [336.0, 1008.0]
+    assert history["hours_since_last_retrain"] == 336.0
+    held = decide(two_weekly(), DRIFT, history=history)
+    assert held["decision"] == "suppressed" and "min_windows_between_retrains" in held["reason"]

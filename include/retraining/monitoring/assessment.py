@@ -11,6 +11,21 @@ profile, estimates the champion's performance without labels and measures
 it on the labelled rows against its baseline at deployment.
 
 :func:`decide` is pure: the same assessment and options give the same decision.
+
+**Drift that matters.** Data drift is a change of the inputs; it matters when it harms the champion.
+Where the window's labels measured the champion's performance and nothing says it got worse (no
+performance degradation, no concept drift, the accumulated evidence quiet), the drift is recorded as
+drift without measurable harm (``decision["harm"] = "none_measured"``, trigger type ``data_drift``)
+and ``drift.action`` says what it does: ``retrain`` (the rule before), ``retrain_if_estimated_drop``
+(retrain only when the champion's label-free estimate predicts a drop beyond
+``performance.max_estimated_drop``) or ``record``. Drift with measured harm, drift decided before the
+labels (drift plus a predicted drop acts early) and drift in a window whose performance could not be
+measured retrain as before. Recorded drift never meets storm control.
+
+**Regressors** are judged as classifiers are: concept drift is the RMSE's rise beyond what the error
+profile expects for the window's predictions, against the same ratio on the holdout, on the log scale
+with a one-sided test (:func:`.performance_estimate.regression_excess_error`), and it feeds the
+accumulated evidence; a level the inputs explain raises the expectation with the error and cancels.
 """
 
 from __future__ import annotations
@@ -250,20 +265,36 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         if base_se is not None and current_se is not None:
             drop_p_value = drop_p(drop - (expected_drop or 0.0), math.hypot(base_se, current_se) * abs(scale))
     err_now, err_base = error_rate(current, cfg.model.task), error_rate(baseline, cfg.model.task)
-    error_p_value = expected_error = None
+    error_p_value = expected_error = expected_base_error = excess_error = None
     evidence: dict[str, Any] = {}
+    rmse_se = (meta.get("baseline_se") or {}).get("rmse")
     share = cfg.performance.sequential_min_effect
     min_error_effect = share * cfg.performance.max_relative_error_increase * err_base
     if expected.get("accuracy") is not None and expected_baseline.get("accuracy_se") is not None:
         # concept drift: the champion errs more than its own calibrated confidence expects for these rows,
         # compared with how it did on its holdout; a change of the inputs alone (the weather, the mix of
         # easy and hard cases) moves both and cancels
-        expected_error = 1.0 - expected["accuracy"]
+        expected_error, expected_base_error = 1.0 - expected["accuracy"], 1.0 - expected_baseline["accuracy"]
         excess = (err_now - expected_error) - (err_base - (1.0 - expected_baseline["accuracy"]))
         se_now, se_base = expected["accuracy_se"], expected_baseline["accuracy_se"]
         error_increase = excess / err_base if err_base else None
         error_p_value = drop_p(excess, math.hypot(se_now, se_base))
         evidence["error"] = sequential.evidence(excess, se_now, se_base, min_error_effect)
+    elif cfg.model.task == "regression" and err_base and rmse_se is not None and len(labelled) > 1:
+        # concept drift for a regressor: the RMSE's rise beyond what its error profile expects for these
+        # predictions (a level the inputs explain raises both), on the log scale, with its standard error
+        from . import performance_estimate
+
+        has_profile = bool(meta.get("error_profile")) and expected_baseline.get("rmse") is not None
+        excess_error = performance_estimate.regression_excess_error(
+            y, out, err_base, rmse_se, meta["error_profile"] if has_profile else None,
+            expected_baseline.get("rmse") if has_profile else None)
+        error_increase, error_p_value = excess_error["error_increase"], excess_error["p_value"]
+        expected_error = excess_error["expected_rmse"]
+        expected_base_error = excess_error["expected_baseline_rmse"]
+        evidence["error"] = sequential.evidence(
+            excess_error["excess"], excess_error["se"], excess_error["se0"],
+            share * math.log1p(cfg.performance.max_relative_error_increase))
     else:
         error_increase = (err_now - err_base) / err_base if err_base else None
         if cfg.model.task != "regression" and meta.get("baseline_rows"):
@@ -293,6 +324,14 @@ def _measure(cfg: RetrainingConfig, base: dict[str, Any], champ: Any, window_sta
         "error_increase": None if error_increase is None else round(error_increase, 6),
         "error_increase_p_value": None if error_p_value is None else round(error_p_value, 6),
         "expected_error": None if expected_error is None else round(expected_error, 6),
+        # the error (1 - accuracy; RMSE for regression) measured now and at deployment, and what the label-free
+        # expectation gave on the holdout at deployment: the reasons state the direction from these numbers
+        "error_rate": None if err_now is None else round(err_now, 6),
+        "baseline_error_rate": None if err_base is None else round(err_base, 6),
+        "expected_baseline_error": None if expected_base_error is None else round(expected_base_error, 6),
+        # regression: the log-scale test of the RMSE's rise beyond the error profile's expectation
+        "excess_error": None if excess_error is None else {
+            k: (round(v, 6) if isinstance(v, float) else v) for k, v in excess_error.items()},
         "max_error_increase": cfg.performance.max_relative_error_increase,
         "evidence": {k: v for k, v in evidence.items() if v is not None} or None,
     }
@@ -372,16 +411,15 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         )
     drift_ = assessment.get("drift") or {}
     if drift_.get("detected"):
-        signals.append(("data_drift", data_drift_strength(drift_), data_drift_reason(drift_)))
+        signals.append(("data_drift", data_drift_strength(drift_), data_drift_reason(drift_) + calibration_suffix(drift_)))
     estimated = assessment.get("estimated") or {}
     if assessment.get("before_labels") and estimated.get("drop") is not None and estimated["drop"] > estimated["max_drop"]:
         metric = estimated["metric"]
         basis = "error profile by prediction" if cfg.model.task == "regression" else "calibrated probabilities"
+        change = moved(estimated["baseline"][metric], estimated["current"][metric])
         if HIGHER_IS_BETTER.get(metric, True):
-            change = f"fell from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
             drop = f"drop {estimated['drop']:.4f} > {estimated['max_drop']}"
         else:  # an error: the drop is its relative increase
-            change = f"rose from {estimated['baseline'][metric]:.4f} at deployment to {estimated['current'][metric]:.4f}"
             drop = f"up {estimated['drop']:.1%} > {estimated['max_drop']:.1%}"
         signals.append(
             (
@@ -399,16 +437,11 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         and perf["drop"] - explained > cfg.performance.max_drop
         and (drop_p_value is None or drop_p_value < PERFORMANCE_ALPHA)
     ):
-        metric = perf["metric"]
         signals.append(
             (
                 "performance_degradation",
                 (perf["drop"] - explained) / max(cfg.performance.max_drop, 1e-9),
-                f"{metric} fell from {perf['baseline'][metric]:.4f} at deployment to {perf['current'][metric]:.4f} "
-                f"(drop {perf['drop']:.4f}"
-                + (f", of which the inputs alone explain {explained:.4f}" if explained else "")
-                + f" > {cfg.performance.max_drop}"
-                + (f", p = {drop_p_value:.2g}" if drop_p_value is not None else "") + ")",
+                performance_reason(cfg, perf),
             )
         )
     p_value = perf.get("error_increase_p_value")
@@ -417,15 +450,11 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         and perf["error_increase"] > cfg.performance.max_relative_error_increase
         and (p_value is None or p_value < CONCEPT_DRIFT_ALPHA)
     ):
-        beyond = (" beyond what its calibrated confidence expects for these rows"
-                  if perf.get("expected_error") is not None else "")
         signals.append(
             (
                 "concept_drift",
                 perf["error_increase"] / max(cfg.performance.max_relative_error_increase, 1e-9),
-                f"the champion's error rate rose {perf['error_increase']:.0%}{beyond} against deployment "
-                f"(threshold {cfg.performance.max_relative_error_increase:.0%}"
-                + (f", p = {p_value:.2g}" if p_value is not None else "") + ")",
+                concept_drift_reason(cfg, perf),
             )
         )
     accumulated = accumulated_test(cfg, assessment, history)
@@ -435,6 +464,67 @@ def _signals(cfg: RetrainingConfig, assessment: dict[str, Any],
         if result.get("alarm") and trigger not in fired:
             signals.append((trigger, result["max_z"] / accumulated["critical_z"], accumulated_reason(stream, result, perf)))
     return sorted(signals, key=lambda s: SIGNAL_ORDER.index(s[0]))  # stable: schema change first
+
+
+def moved(before: float, after: float, digits: int = 4) -> str:
+    """'fell from 0.8000 at deployment to 0.7000', 'rose from ...' or 'stayed at ...': the direction from the numbers."""
+    if round(after, digits) == round(before, digits):
+        return f"stayed at {after:.{digits}f} (as at deployment)"
+    word = "rose" if after > before else "fell"
+    return f"{word} from {before:.{digits}f} at deployment to {after:.{digits}f}"
+
+
+def performance_reason(cfg: RetrainingConfig, perf: dict[str, Any]) -> str:
+    """Why the measured metric is a performance degradation, in words that match its numbers.
+
+    Without a label-free expectation the drop is the change since deployment. With one, the signal
+    judges the drop net of what the inputs alone explain, so the metric may even have risen: the reason
+    then names the value the inputs predicted and how far short of it the champion fell."""
+    metric = perf["metric"]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    before, now = perf["baseline"][metric], perf["current"][metric]
+    drop, explained = perf["drop"], perf.get("expected_drop") or 0.0
+    p_value = perf.get("drop_p_value")
+    p_text = f", p = {p_value:.2g}" if p_value is not None else ""
+    limit = cfg.performance.max_drop
+    if not explained:
+        size = f"drop {drop:.4f} > {limit}" if higher else f"up {drop:.1%} > {limit:.1%}"
+        return f"{metric} {moved(before, now)} ({size}{p_text})"
+    # the drop is (before - now) * scale, scale 1 where higher is better, -1/|before| for an error (relative)
+    scale = 1.0 if higher else -1.0 / abs(before or 1.0)
+    predicted = before - explained / scale
+    net = drop - explained
+    if higher:
+        short = f"{predicted - now:.4f} short" if now < predicted else f"{now - predicted:.4f} above it"
+        size = f"net drop {net:.4f} > {limit}"
+    else:
+        short = f"{(now - predicted) / abs(before or 1.0):.1%} of its deployment value worse"
+        size = f"net rise {net:.1%} > {limit:.1%}"
+    return f"{metric} {moved(before, now)}, but the inputs predicted {predicted:.4f}: {short} ({size}{p_text})"
+
+
+def concept_drift_reason(cfg: RetrainingConfig, perf: dict[str, Any]) -> str:
+    """Why the champion's errors are concept drift, in words that match the numbers: the error measured at
+    deployment and now and, when the rule is net of a label-free expectation, what that expected."""
+    regression = cfg.model.task == "regression"
+    what = "RMSE" if regression else "error rate"
+    expects = ("what its error profile expects for these predictions" if regression
+               else "what its calibrated confidence expects for these rows")
+    increase, p_value = perf["error_increase"], perf.get("error_increase_p_value")
+    tail = (f"threshold {cfg.performance.max_relative_error_increase:.0%}"
+            + (f", p = {p_value:.2g}" if p_value is not None else "") + ")")
+    before, now = perf.get("baseline_error_rate"), perf.get("error_rate")
+    expected, expected_before = perf.get("expected_error"), perf.get("expected_baseline_error")
+    if expected is None:
+        if before is not None and now is not None:
+            return f"the champion's {what} {moved(before, now)} (+{increase:.0%}, {tail}"
+        return f"the champion's {what} rose {increase:.0%} against deployment ({tail}"
+    if before is not None and now is not None and expected_before is not None:
+        how = "relative to" if regression else "of"
+        return (f"the champion's {what} {moved(before, now)} while {expects} went from {expected_before:.4f} "
+                f"(its holdout at deployment) to {expected:.4f}: {increase:.0%} {how} its deployment {what} "
+                f"beyond that expectation ({tail}")
+    return f"the champion's {what} is {increase:.0%} worse than at deployment beyond {expects} ({tail}"
 
 
 def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
@@ -449,11 +539,16 @@ def accumulated_test(cfg: RetrainingConfig, assessment: dict[str, Any],
 
 
 def accumulated_reason(stream: str, result: dict[str, Any], perf: dict[str, Any]) -> str:
-    what = "error rate" if stream == "error" else perf.get("metric", "metric")
-    basis = (", beyond what its calibrated confidence expects for these rows,"
-             if perf.get("expected_error") is not None or perf.get("expected_drop") is not None else "")
+    """The accumulated test's alarm in words: worse than at deployment, net of the label-free expectation
+    where there is one (so the raw metric may have moved either way; the reason does not say it fell)."""
+    regression = perf.get("excess_error") is not None
+    error_name = "RMSE" if regression else "error rate"
+    what = error_name if stream == "error" else perf.get("metric", "metric")
+    net = (perf.get("expected_error") is not None) if stream == "error" else bool(perf.get("expected_drop"))
+    basis = ((", net of what its error profile expects for these predictions," if regression
+              else ", net of what its calibrated confidence expects for these rows,") if net else "")
     span = "this window" if result["pooled_windows"] == 1 else f"the last {result['pooled_windows']} windows"
-    return (f"the champion's {what} is worse{basis} than at deployment over {span} by more than the smallest "
+    return (f"the champion's {what}{basis} is worse than at deployment over {span} by more than the smallest "
             f"change that matters (accumulated evidence z = {result['max_z']:.2f})")
 
 
@@ -538,27 +633,123 @@ def no_drift_reason(assessment: dict[str, Any]) -> str:
     if estimated:
         text += (f"; estimated {estimated['metric']} {estimated['current'][estimated['metric']]:.4f} "
                  f"(at deployment {estimated['baseline'][estimated['metric']]:.4f})")
-    return text + "; performance within bounds"
+    perf = assessment.get("performance") or {}
+    measured = perf.get("drop") is not None or perf.get("error_increase") is not None
+    return text + ("; performance within bounds" if measured else "; performance not measured")
+
+
+def calibration_status(verdict: dict[str, Any] | None) -> str | None:
+    """The drift thresholds' calibration status (calibrated, weak or uncalibrated), None where the verdict
+    does not say (older records)."""
+    calibration = (verdict or {}).get("calibration")
+    return calibration.get("status") if isinstance(calibration, dict) else None
+
+
+def calibration_suffix(verdict: dict[str, Any]) -> str:
+    """' (thresholds uncalibrated: only 2 windows of history)' for drift judged on weak or uncalibrated
+    thresholds, else ''."""
+    status = calibration_status(verdict)
+    if status not in ("weak", "uncalibrated"):
+        return ""
+    text = None
+    note_of = getattr(drift, "calibration_note", None)
+    if callable(note_of):
+        try:
+            text = note_of(verdict)
+        except Exception as exc:  # noqa: BLE001 (a wording helper never stops a decision)
+            log.warning("no calibration note: %s", exc)
+    text = text or (verdict.get("calibration") or {}).get("note")
+    if not text:
+        return f" (thresholds {status})"
+    return f" ({text})" if status in text else f" (thresholds {status}: {text})"
+
+
+def drift_harm(assessment: dict[str, Any], signals: list[tuple[str, float, str]]) -> str | None:
+    """What the labels say about the harm of the window's data drift, None without data drift.
+
+    ``none_measured``: the champion's performance was measured on the window's labels and no performance
+    degradation or concept drift fired, in this window or in the accumulated evidence; ``measured``: one
+    did; ``estimated``: decided before the labels on the label-free estimate; ``unmeasured``: no
+    measurement of the primary metric (or a schema change, which is never harmless)."""
+    if not (assessment.get("drift") or {}).get("detected"):
+        return None
+    if assessment.get("before_labels"):
+        return "estimated"
+    if {s[0] for s in signals} - {"data_drift"}:
+        return "measured"
+    schema = assessment.get("schema_changes") or {}
+    perf = assessment.get("performance") or {}
+    if schema.get("added") or schema.get("removed") or perf.get("drop") is None:
+        return "unmeasured"
+    return "none_measured"
+
+
+def drift_action(cfg: RetrainingConfig, assessment: dict[str, Any]) -> tuple[bool, str]:
+    """Whether data drift without measurable harm is only recorded (``drift.action``), and the words that say
+    what the labels and the label-free estimate showed."""
+    perf = assessment["performance"]
+    metric = perf["metric"]
+    rows = f" on {perf['rows']} labelled rows" if perf.get("rows") else ""
+    shown = (f"the champion's {metric} {moved(perf['baseline'][metric], perf['current'][metric])}{rows}, within "
+             f"bounds (performance.max_drop {cfg.performance.max_drop}), no concept drift, accumulated evidence quiet")
+    action = cfg.drift.action
+    if action == "retrain":
+        return False, shown + "; drift.action is retrain"
+    estimated = assessment.get("estimated") or {}
+    if action == "retrain_if_estimated_drop":
+        limit = cfg.performance.max_estimated_drop
+        if estimated.get("drop") is None:
+            return True, shown + ("; no label-free estimate: recorded, no retraining "
+                                  "(drift.action retrain_if_estimated_drop)")
+        name = estimated["metric"]
+        said = (f"the label-free estimate of {name} "
+                f"{moved(estimated['baseline'][name], estimated['current'][name])}")
+        size = f"{estimated['drop']:.4f}" if HIGHER_IS_BETTER.get(name, True) else f"{estimated['drop']:.1%}"
+        if estimated["drop"] > limit:
+            return False, (f"{shown}; but {said}, a predicted drop of {size} > performance.max_estimated_drop "
+                           f"{limit}: retrain (drift.action retrain_if_estimated_drop)")
+        predicted = (f"a predicted drop of {size} <= performance.max_estimated_drop {limit}" if estimated["drop"] > 0
+                     else "no predicted drop")
+        return True, (f"{shown}; {said}, {predicted}: recorded, no retraining "
+                      "(drift.action retrain_if_estimated_drop)")
+    return True, shown + "; recorded, no retraining (drift.action record)"
 
 
 def storm_limit(cfg: RetrainingConfig, history: dict[str, Any] | None) -> str | None:
     """Why storm control holds this retraining back, or None. ``history`` holds
-    ``hours_since_last_retrain``, ``retrains_last_week`` and ``previous_signal_windows`` (how many
-    windows right before this one had a drift or performance signal)."""
+    ``hours_since_last_retrain``, ``retrains_last_week``, ``retrains_hours_ago`` (the newest retrainings,
+    hours before this window) and ``previous_signal_windows`` (how many windows right before this one
+    had a drift or performance signal); see :func:`..record.events.storm_history`.
+
+    Spacing and cap hold in hours and in windows of the check's size (``window.lookback_hours``),
+    whichever is longer, so they engage at a two-week cadence as at the default six hours."""
     if not history:
         return None
     storm = cfg.storm
+    window = float(cfg.window.lookback_hours)
     needed = storm.consecutive_windows - 1
     if needed and history.get("previous_signal_windows", 0) < needed:
         return (f"signals in {history.get('previous_signal_windows', 0) + 1} consecutive window(s), "
                 f"storm.consecutive_windows is {storm.consecutive_windows}")
     since = history.get("hours_since_last_retrain")
-    if since is not None and since < storm.min_hours_between_retrains:
-        return (f"the last retraining was {since:.1f} h before this window, "
-                f"storm.min_hours_between_retrains is {storm.min_hours_between_retrains:g}")
+    if since is not None:
+        if since < storm.min_hours_between_retrains:
+            return (f"the last retraining was {since:.1f} h before this window, "
+                    f"storm.min_hours_between_retrains is {storm.min_hours_between_retrains:g}")
+        windows = storm.min_windows_between_retrains
+        if windows is not None and since < windows * window:
+            return (f"the last retraining was {since / window:.3g} window(s) ({since:.1f} h) before this one, "
+                    f"storm.min_windows_between_retrains is {windows:g} (windows of {window:g} h)")
     week = history.get("retrains_last_week", 0)
     if storm.max_retrains_per_week is not None and week >= storm.max_retrains_per_week:
         return f"{week} retrainings in the 7 days before this window, storm.max_retrains_per_week is {storm.max_retrains_per_week}"
+    ago = history.get("retrains_hours_ago")
+    if storm.max_retrains_per_windows is not None and ago is not None:
+        span = storm.cap_windows * window
+        recent = sum(1 for hours in ago if hours <= span)
+        if recent >= storm.max_retrains_per_windows:
+            return (f"{recent} retrainings in the {storm.cap_windows} windows ({span:g} h) before this one, "
+                    f"storm.max_retrains_per_windows is {storm.max_retrains_per_windows}")
     return None
 
 
@@ -627,6 +818,14 @@ def decide(
             "reason": watch["reason"] + (f" ({manual_reason})" if manual_reason else ""),
         }
     signals = _signals(cfg, assessment, history)
+    harm = drift_harm(assessment, signals)
+    held = None
+    if harm == "none_measured" and assessment.get("champion") is not None:
+        held, note = drift_action(cfg, assessment)
+        at = next(i for i, s in enumerate(signals) if s[0] == "data_drift")
+        signals[at] = (signals[at][0], signals[at][1],
+                       "data drift without measurable harm: " + signals[at][2] + "; " + note)
+    acting = [] if held else signals  # drift that was only recorded neither retrains nor meets storm control
     reasons = [s[2] for s in signals]
     if watch.get("status") == "worse":
         reasons.append(f"would roll back: {watch['reason']}")
@@ -639,7 +838,7 @@ def decide(
         else:
             reasons.insert(0, f"no champion registered for '{cfg.model.registry_name}' yet: train a first model")
     else:
-        would_retrain = bool(signals) or force
+        would_retrain = bool(acting) or force
         trigger_type = signals[0][0] if signals else ("manual" if force else "none")
     if force:
         reasons.append(f"retraining forced by the trigger{': ' + manual_reason if manual_reason else ''}")
@@ -649,16 +848,21 @@ def decide(
         reasons.append(f"reason given by the trigger: {manual_reason}")
     result = {
         "trigger_type": trigger_type,
-        "severity": _severity(signals),
-        "confidence": _confidence(signals, assessment),
+        "severity": _severity(acting),
+        "confidence": _confidence(acting, assessment),
         "signals": [s[0] for s in signals],
         "would_retrain": would_retrain,
         "accumulated": accumulated_test(cfg, assessment, history),
+        # data drift's measured harm: none_measured (labels show the champion within bounds), measured (a
+        # performance or concept-drift signal too), estimated (before labels), unmeasured; None without drift
+        "harm": harm,
+        "drift_action": cfg.drift.action if harm == "none_measured" else None,
+        "calibration_status": calibration_status(assessment.get("drift")),
     }
     if frozen and not records_only:
         return {**result, "decision": "frozen", "retrain": False,
                 "reason": "; ".join(reasons) + f" ({frozen}; would {'retrain' if would_retrain else 'skip'})"}
-    suppressed = storm_limit(cfg, history) if (signals and not force and assessment.get("champion")) else None
+    suppressed = storm_limit(cfg, history) if (acting and not force and assessment.get("champion")) else None
     if suppressed and not records_only:
         return {**result, "decision": "suppressed", "retrain": False,
                 "reason": "; ".join(reasons) + f" (retraining suppressed: {suppressed})"}

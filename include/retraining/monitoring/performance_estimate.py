@@ -379,3 +379,65 @@ def estimated_drop(estimate: dict[str, float], reference_estimate: dict[str, flo
     if metric in LOWER_IS_BETTER:
         return (current - reference) / abs(reference or 1.0)
     return reference - current
+
+
+def regression_excess_error(y_true: np.ndarray, y_pred: np.ndarray, baseline_rmse: float, baseline_rmse_se: float | None,
+                            profile: dict[str, Any] | None = None,
+                            expected_baseline_rmse: float | None = None) -> dict[str, Any]:
+    """How much larger a regressor's RMSE is on a labelled window than at deployment, beyond what its
+    error profile expects for the window's predictions, with a one-sided significance test.
+
+    On the log scale, ``excess = log(rmse / expected) - log(baseline_rmse / expected_baseline)``: the
+    window's RMSE over the profile's expectation for these rows, against the same ratio on the holdout at
+    deployment (without a profile, or without ``expected_baseline_rmse``: ``log(rmse / baseline_rmse)``,
+    the raw change). Inputs that move toward predictions where the model always erred more raise the
+    expectation with the error and cancel; the target's relation to the inputs changing does not.
+    ``error_increase = exp(excess) - 1`` is the relative RMSE increase beyond the expected one.
+
+    Standard errors (delta method on the mean squared residual, the expectation held fixed given the
+    predictions): ``se = sd(r**2 - expected r**2) / (2 sqrt(n) mse)`` for the window and
+    ``baseline_rmse_se / baseline_rmse`` (the holdout's bootstrap) for the baseline; ``p_value`` is
+    ``P(Z >= excess / sqrt(se**2 + se0**2))``, None when a standard error is unknown.
+    """
+    pred = _check_predictions(y_pred, "y_pred")
+    y = _check_predictions(y_true, "y_true")
+    if len(y) != len(pred):
+        raise ValueError(f"y_true has {len(y)} rows but y_pred has {len(pred)}: need one target per prediction")
+    if not baseline_rmse > 0:
+        raise ValueError(f"baseline_rmse must be positive, got {baseline_rmse}")
+    n = len(y)
+    squared = (y - pred) ** 2
+    mse = float(squared.mean())
+    rmse = math.sqrt(mse)
+    expected_rmse = expected_mse = None
+    centred = squared
+    if profile is not None and expected_baseline_rmse is not None and expected_baseline_rmse > 0:
+        edges = np.asarray(profile["edges"], dtype=float)
+        curve = np.asarray(profile["mse"], dtype=float)[np.searchsorted(edges, pred, side="right")]
+        expected_mse = float(curve.mean())
+        if expected_mse > 0:
+            expected_rmse = math.sqrt(expected_mse)
+            centred = squared - curve
+    if expected_rmse is not None and expected_baseline_rmse is not None:
+        excess = math.log(rmse / expected_rmse) - math.log(baseline_rmse / expected_baseline_rmse) if rmse > 0 \
+            else -math.inf
+    else:
+        excess = math.log(rmse / baseline_rmse) if rmse > 0 else -math.inf
+    se = float(np.std(centred, ddof=1)) / (2.0 * math.sqrt(n) * mse) if n > 1 and mse > 0 else None
+    se0 = baseline_rmse_se / baseline_rmse if baseline_rmse_se is not None and baseline_rmse_se >= 0 else None
+    p_value = None
+    if se is not None and se0 is not None and math.isfinite(excess):
+        total = math.hypot(se, se0)
+        p_value = 0.5 * math.erfc(excess / total / math.sqrt(2.0)) if total > 0 else (0.0 if excess > 0 else 1.0)
+    return {
+        "rows": n,
+        "rmse": rmse,
+        "expected_rmse": expected_rmse,
+        "baseline_rmse": float(baseline_rmse),
+        "expected_baseline_rmse": None if expected_rmse is None else float(expected_baseline_rmse),
+        "excess": excess if math.isfinite(excess) else None,
+        "error_increase": math.exp(excess) - 1.0 if math.isfinite(excess) else -1.0,
+        "se": se,
+        "se0": se0,
+        "p_value": p_value,
+    }

@@ -3,7 +3,8 @@
 When the labels change and the features do not, only the champion's errors show it, and a drop too
 small to stand out in one window of a few thousand rows is plain after two or three. Each labelled
 window contributes its evidence (:func:`evidence`): per stream, how much worse the champion did than at
-deployment on its out-of-time holdout, ``d``, with its standard error ``se``: the error rate (classifiers)
+deployment on its out-of-time holdout, ``d``, with its standard error ``se``: the error rate (classifiers;
+for regressors the log of the RMSE's ratio, see :func:`.performance_estimate.regression_excess_error`)
 and the primary metric's drop (relative for lower-is-better metrics). When the champion has a label-free
 estimate (:mod:`.performance_estimate`), ``d`` is net of what that estimate expects for the window's rows:
 the error rate's excess over the errors its calibrated probabilities predict, compared with the same

@@ -423,9 +423,14 @@ SIGNAL_TRIGGERS = ("data_drift", "concept_drift", "performance_degradation")
 
 def storm_history(dsn: str, run: RunKey, window_end: Any, lookback: int) -> dict[str, Any]:
     """What retrain-storm control needs, from earlier windows of the same model: hours since the last
-    retraining, retrainings in the 7 days before, and how many of the ``lookback`` windows right before
-    this one had a drift or performance signal. Retrainings are counted from every attempt (a retraining
-    happened even if a later replay of its run decided otherwise); signals from the current rows."""
+    retraining, retrainings in the 7 days before, the hours before this window of the newest
+    ``STORM_RETRAINS_READ`` retrainings (one per run; for the cap per windows, which ``decide`` measures in
+    windows of the check's size), and how many of the ``lookback`` windows right before this one had a
+    drift or performance signal. Retrainings are counted from every attempt (a retraining happened even if
+    a later replay of its run decided otherwise); signals from the current rows. Every query reads the
+    (model, dag, window_end) index backwards from this window, with a limit."""
+    from ..config import STORM_RETRAINS_READ
+
     ensure_schema(dsn)
     earlier = "model_name = %s AND dag_id = %s AND run_id <> %s AND window_end < %s"
     params = (*run.params(), window_end)
@@ -438,6 +443,14 @@ def storm_history(dsn: str, run: RunKey, window_end: Any, lookback: int) -> dict
             (window_end, *params),
         )
         last, week = cur.fetchone()
+        cur.execute(
+            sql.SQL("SELECT run_id, window_end FROM {} WHERE " + earlier + " AND decision = 'retrain' "
+                    "ORDER BY window_end DESC LIMIT %s").format(sql.Identifier(ATTEMPTS)),
+            (*params, 3 * STORM_RETRAINS_READ),  # a run's attempts are few: enough rows for the newest runs
+        )
+        newest: dict[str, Any] = {}
+        for run_id, end in cur.fetchall():
+            newest.setdefault(run_id, end)  # rows come newest first: a run's newest attempt
         previous: list[str | None] = []
         if lookback > 0:
             cur.execute(
@@ -454,6 +467,8 @@ def storm_history(dsn: str, run: RunKey, window_end: Any, lookback: int) -> dict
     return {
         "hours_since_last_retrain": None if last is None else (window_end - last).total_seconds() / 3600,
         "retrains_last_week": int(week or 0),
+        "retrains_hours_ago": [round((window_end - end).total_seconds() / 3600, 4)
+                               for end in list(newest.values())[:STORM_RETRAINS_READ]],
         "previous_signal_windows": streak,
     }
 
