@@ -1404,7 +1404,7 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
                                                             "error_increase", "error_increase_p_value")},
                       window_metric=(perf.get("current") or {}).get(perf.get("metric")),
                       baseline_metric=(perf.get("baseline") or {}).get(perf.get("metric")),
-                      action=(verdict.get("action") or decision.get("action")))
+                      action=(verdict.get("action") or decision.get("action")), harm=decision.get("harm"))
         if decision["decision"] == "rollback":
             back, gone = state.previous, state.champion
             state.rollbacks.append({"check": check, "restored": back.key, "rolled_back": gone.key})
