@@ -10,6 +10,11 @@ data of its interval (plus the configured lookback):
    labelled rows.
 2. **decide** (branch) retrains on drift, degraded performance, a forced trigger or when
    there is no champion yet; otherwise skips. Check-only and backfill runs only record.
+   When the gate cannot tell (not significantly better, not significantly worse), **register_for_shadow**
+   registers the candidate as `challenger` without deploying it; later live runs score it beside the champion
+   on the new labelled rows (a sequential test with overall error control) and **promote_challenger**
+   promotes it when the evidence suffices (decision `promote_challenger`); it is dropped when clearly worse,
+   out of time or rows, or replaced by a newer candidate.
    In the windows after a promotion the **post-deploy watch** scores the new champion and the one it
    replaced on the same new labelled rows; if the new one is significantly worse, **rollback_champion**
    restores the previous one (trigger `post_deploy_watch`, decision `rollback`).
@@ -20,7 +25,7 @@ data of its interval (plus the configured lookback):
    (the former champion keeps `previous_champion` for rollback).
 4. **record_outcome** completes the run's row in `model_retraining_events`, whatever happened.
 
-Every change of champion (deploy, watch rollback, `model_rollback`) is an event of the asset
+Every change of champion (deploy, watch rollback, shadow promotion, `model_rollback`) is an event of the asset
 `retraining_champion__<model>` with the new version in its extra: schedule scoring DAGs on it.
 
 Backfills and replays of past windows are judged by the champion of their time and never train
@@ -179,6 +184,15 @@ def build(model: fleet.ModelEntry):
         def rollback_champion():
             return rt.rollback()
 
+        # the gate could not tell: registered as 'challenger' (never deployed) and scored beside the champion later
+        @task(task_id=rt.SHADOW_REGISTER)
+        def register_for_shadow(trained):
+            return rt.register_for_shadow(trained)
+
+        @task(task_id=rt.PROMOTE, outlets=[champion])
+        def promote_challenger():
+            return rt.promote()
+
         # the run is complete here: its row says what happened, and the notifier tells people
         @task(task_id=rt.FINALIZE, trigger_rule=TriggerRule.ALL_DONE,
               on_success_callback=RetrainingNotifier(), on_failure_callback=RetrainingNotifier(failed=True))
@@ -195,10 +209,13 @@ def build(model: fleet.ModelEntry):
         registered = register(trained)
         deployed = deploy(registered)
         rolled_back = rollback_champion()
-        branch >> [snapshot, skipped, rolled_back]
-        gate >> registered
+        shadowed = register_for_shadow(trained)
+        promoted = promote_challenger()
+        branch >> [snapshot, skipped, rolled_back, promoted]
+        gate >> [registered, shadowed]
         # Not downstream of the branches: a branch skips all its direct downstream tasks it does not follow.
-        [assessment, skipped, snapshot, prepared, trained, registered, deployed, rolled_back] >> record_outcome()
+        [assessment, skipped, snapshot, prepared, trained, registered, deployed, rolled_back, shadowed,
+         promoted] >> record_outcome()
 
     return model_retraining()
 

@@ -440,9 +440,10 @@ class EventsSection(_Strict):
 
 # What a notification can be about (include/retraining/record/notify.py classifies each finished run).
 NotifyKind = Literal["promotion", "gate_rejection", "failure", "suppressed", "rollback", "manual_promotion",
-                     "awaiting_approval", "skipped"]
+                     "awaiting_approval", "skipped", "first_model_rejected", "shadow_promotion", "shadow"]
 NOTIFY_DEFAULT_EVENTS: tuple[str, ...] = ("promotion", "gate_rejection", "failure", "suppressed", "rollback",
-                                          "manual_promotion", "awaiting_approval")
+                                          "manual_promotion", "awaiting_approval", "first_model_rejected",
+                                          "shadow_promotion")
 
 
 class NotifySection(_Strict):
@@ -525,6 +526,27 @@ class WatchSection(_Strict):
         return data
 
 
+class ShadowSection(_Strict):
+    """Shadow evaluation of a challenger the gate could not judge (not significantly better, not significantly
+    worse): the candidate is registered as ``challenger`` but not deployed, and every later live run scores it
+    beside the champion on the labelled rows that arrived since, with a group-sequential test whose overall error
+    rate is at most ``alpha`` (see include/retraining/release/shadow.py). It is promoted when it is significantly
+    better (and by at least ``min_improvement``, in the gate's units), dropped when it is significantly worse or
+    cannot become better by ``min_improvement`` (futility), when ``max_rows`` labelled rows or ``max_hours`` hours
+    since its registration gave no verdict, or when a newer candidate is registered. ``block_hours``: rows of one
+    block (a day by default) count as one cluster."""
+
+    enabled: bool = True
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    spending: Literal["obrien_fleming", "pocock"] = "obrien_fleming"
+    max_rows: int = Field(default=20_000, ge=100)  # the test's horizon: information fraction = rows / max_rows
+    max_hours: float = Field(default=28 * 24, gt=0)
+    min_rows: int = Field(default=200, ge=20)  # labelled rows since registration before the first look
+    min_blocks: int = Field(default=4, ge=3)  # blocks (days) before the first look
+    block_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    min_improvement: float = Field(default=0.0, ge=0)
+
+
 class RetrainingConfig(_Strict):
     model: ModelSection
     source: SourceSection
@@ -543,6 +565,7 @@ class RetrainingConfig(_Strict):
     notify: NotifySection = NotifySection()
     freeze: FreezeSection = FreezeSection()
     watch: WatchSection = WatchSection()
+    shadow: ShadowSection = ShadowSection()
 
     @model_validator(mode="before")
     @classmethod

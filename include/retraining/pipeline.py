@@ -166,6 +166,7 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
     cfg = _config_or_record(info, task_id)
     now = now or datetime.now(timezone.utc)
     dsn = events_dsn(cfg)
+    warn_weak_calibration(cfg)
     recovered = recover_interrupted(info, cfg, dsn)
     info = replace(info, attempt=events.begin_attempt(dsn, info.key(cfg), info.attempt_key))
     with recorded(info, task_id, cfg):
@@ -185,6 +186,10 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 watched = post_deploy_watch(info, cfg, dsn, result)
             if watched:
                 result["watch"] = watched
+            with labels_as_of(now):  # live runs only
+                shadowed = shadow_look(info, cfg, dsn, result)
+            if shadowed:
+                result["shadow"] = shadowed
         fields: dict[str, Any] = {**info.run_fields(cfg), "window_start": start, "window_end": end,
                                   "model_type": cfg.model.type, "attempt_key": info.attempt_key}
         if result["status"] == "waiting":
@@ -204,8 +209,8 @@ def check(info: RunInfo, task_id: str, now: datetime | None = None) -> dict[str,
                 "trigger_metrics": {k: result.get(k) for k in ("drift", "performance", "estimated", "quality",
                                                                 "schema_changes", "rows", "labelled_rows",
                                                                 "before_labels", "window", "judge", "recovered",
-                                                                "watch", "sample")
-                                    if k not in ("recovered", "watch", "sample") or result.get(k)},
+                                                                "watch", "shadow", "sample")
+                                    if k not in ("recovered", "watch", "shadow", "sample") or result.get(k)},
                 "data_quality": _quality_summary(result.get("quality")),
                 "judged_by_version": judged.get("version"),
                 "champion_source": judged.get("source"),
@@ -243,6 +248,15 @@ def collect_labels_time(info: RunInfo, cfg: RetrainingConfig) -> datetime | None
     return labels_time(info, cfg, dsn, *info.window(cfg), datetime.now(timezone.utc))
 
 
+def warn_weak_calibration(cfg: RetrainingConfig) -> None:
+    """Say in the task log when the configured training history cannot fully calibrate the drift check."""
+    from .monitoring.calibration import calibration_outlook
+
+    outlook = calibration_outlook(cfg)
+    if outlook["level"] in ("weak", "none") and cfg.drift.threshold_mode == "calibrated":
+        log.warning("drift calibration: %s", outlook["sentence"])
+
+
 def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]
                       ) -> dict[str, Any] | None:
     """The post-deploy watch's verdict (see :mod:`.release.watch`) for a live run of the current window judged by
@@ -257,6 +271,30 @@ def post_deploy_watch(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment
             or (assessment.get("quality") or {}).get("blocking")):
         return None
     return watch.observe(cfg, registry.setup(cfg), dsn, int(champion["version"]), info.window_end, info.grid)
+
+
+def shadow_look(info: RunInfo, cfg: RetrainingConfig, dsn: str, assessment: dict[str, Any]) -> dict[str, Any] | None:
+    """This run's look at the challenger in shadow evaluation (see :mod:`.release.shadow`); None for backfills,
+    replays, check-only runs, windows without a sound champion measurement, or when no challenger is in shadow."""
+    from .release import registry, shadow
+
+    judge = assessment.get("judge") or {}
+    champion = assessment.get("champion") or {}
+    if (info.run_type == "backfill" or info.params.get("check_only") or judge.get("source") != "registry"
+            or judge.get("replay") or not champion.get("version") or assessment.get("schema_changes")
+            or (assessment.get("quality") or {}).get("blocking") or not cfg.shadow.enabled):
+        return None
+    if shadow.active(dsn, cfg.model.registry_name) is None:
+        return None
+    return shadow.observe(cfg, registry.setup(cfg), dsn, int(champion["version"]), info.window_end, info.key(cfg))
+
+
+def gate_outcome(verdict: Mapping[str, Any] | None) -> str | None:
+    """The gate's outcome: ``promote``, ``reject`` or ``inconclusive`` (not significantly better, not significantly
+    worse: the candidate goes to shadow evaluation); None without a verdict."""
+    if not verdict:
+        return None
+    return verdict.get("outcome") or ("promote" if verdict.get("passed") else "reject")
 
 
 def recover_interrupted(info: RunInfo, cfg: RetrainingConfig, dsn: str) -> dict[str, Any] | None:
@@ -355,10 +393,12 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
                 frozen=frozen,
             )
             decision["storm_history"] = {k: v for k, v in history.items() if k != "sequential"}
+            decision = shadow_decision(cfg, assessment, decision)
             record(info, cfg, {"trigger_type": decision["trigger_type"], "severity": decision["severity"],
                                "confidence": decision["confidence"], "trigger_reason": decision["reason"],
                                "decision": decision["decision"],
-                               "execution_attempted": decision["retrain"] or bool(decision.get("rollback"))})
+                               "execution_attempted": decision["retrain"] or bool(decision.get("rollback"))
+                               or bool(decision.get("promote_challenger"))})
         report = drift_report(info, cfg, assessment, decision)
         if report:
             record(info, cfg, {"drift_report_uri": report["uri"], "drift_report_run_id": report["run_id"]})
@@ -368,6 +408,32 @@ def decide(info: RunInfo, task_id: str, assessment: dict[str, Any]) -> dict[str,
         log.info("decision: %s (%s, severity %s): %s", decision["decision"], decision["trigger_type"],
                  decision["severity"], decision["reason"])
         return decision
+
+
+SHADOW_OVERRIDES = ("retrain", "skip", "suppressed")  # decisions a shadow promotion takes the place of
+
+
+def shadow_decision(cfg: RetrainingConfig, assessment: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """A live run whose shadow look found the challenger significantly better decides ``promote_challenger``
+    (before retraining: the challenger is newer and proven on new rows; drift is judged again next window, by the
+    new champion). A rollback, a freeze, a check-only run, a backfill or a replay keep their decision, with what
+    the shadow would have done in the reason. With ``deploy.auto_promote`` off the challenger waits for a person."""
+    looked = assessment.get("shadow") or {}
+    if looked.get("status") != "promote":
+        return decision
+    if decision["decision"] not in SHADOW_OVERRIDES or decision.get("trigger_type") == "manual" \
+            or not cfg.deploy.auto_promote:
+        why = "" if cfg.deploy.auto_promote else (" (deploy.auto_promote is off: promote it with the model_rollback "
+                                                 "DAG, action 'promote')")
+        return {**decision, "reason": f"{decision['reason']}; {looked['reason']}{why}"}
+    before = decision["decision"]
+    evidence = looked.get("evidence") or {}
+    return {**decision, "decision": "promote_challenger", "retrain": False, "promote_challenger": True,
+            "trigger_type": "shadow_evaluation", "severity": "medium",
+            "confidence": round(1 - float(evidence.get("level") or 0.0), 6),
+            "signals": ["shadow_evaluation", *(decision.get("signals") or [])],
+            "challenger_version": looked["version"], "shadow_id": looked["shadow_id"],
+            "reason": f"{looked['reason']} (instead of {before}: {decision['reason']})"}
 
 
 def drift_report(info: RunInfo, cfg: RetrainingConfig, assessment: dict[str, Any],
@@ -499,33 +565,75 @@ def log_gate_review(cfg: RetrainingConfig, client: Any, run_id: str, verdict: di
     return [f"runs:/{run_id}/gate/{p.name}" for p in paths]
 
 
-def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+def _register_candidate(info: RunInfo, cfg: RetrainingConfig, client: Any, trained: dict[str, Any],
+                        verdict: dict[str, Any], extra_tags: Mapping[str, str]) -> Any:
+    """Register the trained candidate (alias ``challenger``) with the tags a reviewer needs; idempotent."""
     from .release import registry
+
+    row = events.get_attempt(events_dsn(cfg), info.key(cfg), attempt_of(info, cfg)) or {}
+    primary = next((c for c in verdict.get("criteria", []) if c["criterion"] == "improvement"), None)
+    tags = {
+        **info.tags(),
+        **{k: str(v) for k, v in (trained.get("provenance") or {}).items()},
+        "gate_passed": str(bool(verdict.get("passed"))).lower(),
+        "gate_outcome": str(gate_outcome(verdict)),
+        "gate_reasons": "; ".join(verdict.get("reasons", []))[:500],
+        "training_run_id": trained["run_id"],
+        "primary_metric": cfg.primary_metric,
+        "event_row_id": str(row.get("id")),  # the attempt's row in model_retraining_event_attempts
+        "event_attempt": str(row.get("attempt")),
+        **extra_tags,
+    }
+    if primary is not None:
+        tags["primary_metric_candidate"] = str(primary["candidate"])
+        tags["primary_metric_champion"] = str(primary["champion"])
+    version = registry.register(cfg, client, trained["model_uri"], trained["run_id"], tags)
+    faults.point("register.after_create")
+    return version
+
+
+def register(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """Register a candidate that passed the gate; a challenger in shadow evaluation is replaced by it."""
+    from .release import registry, shadow
 
     cfg = _config_or_record(info, task_id)
     with recorded(info, task_id, cfg):
-        if not verdict.get("passed"):
+        if gate_outcome(verdict) != "promote":
             raise RuntimeError("refusing to register a candidate that did not pass the gate")
         client = registry.setup(cfg)
-        row = events.get_attempt(events_dsn(cfg), info.key(cfg), attempt_of(info, cfg)) or {}
-        primary = next((c for c in verdict.get("criteria", []) if c["criterion"] == "improvement"), None)
-        tags = {
-            **info.tags(),
-            **{k: str(v) for k, v in (trained.get("provenance") or {}).items()},
-            "gate_passed": "true",
-            "gate_reasons": "; ".join(verdict.get("reasons", []))[:500],
-            "training_run_id": trained["run_id"],
-            "primary_metric": cfg.primary_metric,
-            "event_row_id": str(row.get("id")),  # the attempt's row in model_retraining_event_attempts
-            "event_attempt": str(row.get("attempt")),
-        }
-        if primary is not None:
-            tags["primary_metric_candidate"] = str(primary["candidate"])
-            tags["primary_metric_champion"] = str(primary["champion"])
-        version = registry.register(cfg, client, trained["model_uri"], trained["run_id"], tags)
-        faults.point("register.after_create")
+        version = _register_candidate(info, cfg, client, trained, verdict, {})
+        dropped = shadow.replaced(cfg, client, events_dsn(cfg), version.version, info.key(cfg))
         record(info, cfg, {"candidate_version": version.version})
-        return {"name": version.name, "version": version.version, "run_id": version.run_id}
+        return {"name": version.name, "version": version.version, "run_id": version.run_id,
+                **({"replaced_shadow": dropped} if dropped else {})}
+
+
+def register_for_shadow(info: RunInfo, task_id: str, trained: dict[str, Any], verdict: dict[str, Any]
+                        ) -> dict[str, Any]:
+    """The gate could not tell (``inconclusive``): register the candidate as ``challenger``, not deployed, and put
+    it in shadow evaluation from the end of the run's window (see :mod:`.release.shadow`)."""
+    from .release import registry, shadow
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        if gate_outcome(verdict) != "inconclusive":
+            raise RuntimeError(f"refusing to put in shadow a candidate whose gate outcome is {gate_outcome(verdict)!r}"
+                               " (only 'inconclusive' goes to shadow evaluation)")
+        if info.run_type == "backfill":
+            raise RuntimeError("backfill runs never register")
+        client = registry.setup(cfg)
+        version = _register_candidate(info, cfg, client, trained, verdict, {"shadow": "true"})
+        evidence = "; ".join(verdict.get("reasons") or [])
+        s = shadow.start(cfg, client, events_dsn(cfg), version=version.version,
+                         champion_version=verdict.get("champion_version"), started_at=info.window_end,
+                         run=info.key(cfg), attempt=attempt_of(info, cfg),
+                         reason=f"the gate's evidence was inconclusive: {evidence}")
+        note = (f"not promoted: the gate's evidence was inconclusive ({evidence}); v{version.version} is registered "
+                f"as 'challenger' and in shadow evaluation against champion v{s.champion_version} on the labelled "
+                f"rows from {s.started_at:%Y-%m-%d %H:%M} UTC")
+        record(info, cfg, {"candidate_version": version.version, "promotion_resolution": note[:2000]})
+        return {"name": version.name, "version": version.version, "run_id": version.run_id, "shadow_id": s.id,
+                "champion_version": s.champion_version, "started_at": s.started_at.isoformat()}
 
 
 def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_version: int | None = None
@@ -593,9 +701,41 @@ def rollback_champion(info: RunInfo, task_id: str, decision: dict[str, Any]) -> 
         return {k: v for k, v in moved.items() if k != "resumed"}
 
 
+def promote_challenger(info: RunInfo, task_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """The shadow evaluation found the challenger significantly better: make it the champion through the same
+    recoverable promotion path as a deploy, unless the champion changed since the look judged it."""
+    from .release import registry, shadow
+    from .release.promotion import switch_champion
+
+    cfg = _config_or_record(info, task_id)
+    with recorded(info, task_id, cfg):
+        if info.run_type == "backfill":
+            raise RuntimeError("backfill runs never promote")
+        dsn = events_dsn(cfg)
+        version = int(decision["challenger_version"])
+        s = shadow.of_version(dsn, cfg.model.registry_name, version)
+        if s is not None and s.state == "dropped":  # ended since the look (e.g. a newer candidate replaced it)
+            raise RuntimeError(f"{cfg.model.registry_name} v{version} is no longer in shadow evaluation "
+                               f"({s.resolution}): not promoted")
+        moved = switch_champion(cfg, registry.setup(cfg), dsn, version,
+                                reason=f"{info.dag_id} {info.run_id}: {decision['reason']}"[:2000],
+                                effective_at=info.window_end, action="promote", run=info.key(cfg),
+                                attempt=attempt_of(info, cfg), expected_champion=decision.get("champion_version"))
+        if s is not None:
+            shadow.mark_promoted(dsn, s, f"promoted by {info.dag_id} {info.run_id} (promotion #{moved['promotion_id']})")
+        record(info, cfg, {"deployed": True, "candidate_version": version,
+                           "champion_version_before": moved["champion_before"],
+                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
+                           **({"promotion_resolution": "completed by a retry of promote_challenger"}
+                              if moved["resumed"] else {})})
+        log.warning("shadow evaluation: champion v%s -> v%s", moved["champion_before"], moved["champion_after"])
+        return {**{k: v for k, v in moved.items() if k != "resumed"}, "action": "shadow_promote"}
+
+
 # --- finalize --------------------------------------------------------------------------------
 
 FAILED_STATES = {"failed", "upstream_failed"}
+FIRST_MODEL_REJECTED = "no champion: first model rejected"
 
 
 def summarize(
@@ -607,8 +747,13 @@ def summarize(
     check_task_id: str,
     deploy_task_id: str = "deploy",
     rolled_back: dict[str, Any] | None = None,
+    shadowed: dict[str, Any] | None = None,
+    promoted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The final fields of the run's row, from what each task left behind. Pure."""
+    """The final fields of the run's row, from what each task left behind. Pure.
+
+    ``shadowed``: what ``register_for_shadow`` registered (an inconclusive gate); ``promoted``: what
+    ``promote_challenger`` did (a shadow evaluation's promotion)."""
     failed = sorted(t for t, s in states.items() if s == "failed")
     fields: dict[str, Any] = {"execution_completed_at": datetime.now(timezone.utc)}
     if decision is None:
@@ -635,16 +780,40 @@ def summarize(
         else:
             fields.update({"status": "incomplete", "execution_successful": False})
         return {"fields": fields, "failed": failed}
+    if kind == "promote_challenger":  # the shadow evaluation found the challenger significantly better
+        if failed:
+            fields.update({"status": "failed", "execution_successful": False})
+            if not recorded_error:
+                fields["error"] = f"task(s) {failed} failed"
+                fields["failed_task"] = failed[0]
+        elif promoted is not None:
+            fields.update({"status": "promoted", "execution_successful": True, "deployed": True})
+        else:
+            fields.update({"status": "incomplete", "execution_successful": False})
+        return {"fields": fields, "failed": failed}
     if kind != "retrain":
         fields.update({"status": {"skip": "skipped"}.get(kind, kind), "execution_successful": None})
         return {"fields": fields, "failed": failed}
+    outcome = gate_outcome(verdict)
+    reason = decision.get("reason") or ""
     if failed:
         fields.update({"status": "failed", "execution_successful": False})
         if not recorded_error:
             fields["error"] = f"task(s) {failed} failed"
             fields["failed_task"] = failed[0]
-    elif verdict is not None and not verdict.get("passed"):
+    elif outcome == "inconclusive" and verdict is not None:
+        if shadowed is not None:
+            fields.update({"status": "shadow", "execution_successful": None, "deployed": False,
+                           "trigger_reason": f"{reason}; the gate's evidence was inconclusive "
+                           f"({'; '.join(verdict.get('reasons') or [])}): v{shadowed['version']} is in shadow "
+                           f"evaluation as 'challenger' against champion v{shadowed.get('champion_version')}"})
+        else:
+            fields.update({"status": "incomplete", "execution_successful": False, "deployed": False})
+    elif verdict is not None and outcome == "reject":
         fields.update({"status": "rejected", "execution_successful": False, "deployed": False})
+        if verdict.get("champion_version") is None and not verdict.get("champion_metrics"):
+            fields["trigger_reason"] = (f"{reason}; {FIRST_MODEL_REJECTED}: "
+                                        f"{'; '.join(verdict.get('reasons') or ['the gate rejected it'])}")
     elif deployed is not None:
         fields.update({"status": "deployed", "execution_successful": True, "deployed": True})
     elif verdict is not None and states.get(deploy_task_id) == "skipped":
@@ -663,6 +832,8 @@ def finalize(
     check_task_id: str,
     deploy_task_id: str = "deploy",
     rolled_back: dict[str, Any] | None = None,
+    shadowed: dict[str, Any] | None = None,
+    promoted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Complete the run's row whatever happened; returns the fields and the failed tasks."""
     try:
@@ -673,7 +844,7 @@ def finalize(
     attempt = attempt_of(info, cfg)
     row = events.get_attempt(dsn, info.key(cfg), attempt) or {}
     result = summarize(decision, verdict, deployed, states, row.get("error"), check_task_id, deploy_task_id,
-                       rolled_back)
+                       rolled_back, shadowed, promoted)
     fields = {**info.run_fields(cfg), **result["fields"]}
     events.upsert_event(dsn, info.key(cfg), fields, attempt=attempt)
     log.info("run %s finished: %s", info.run_id, fields.get("status"))

@@ -24,8 +24,11 @@ GATE = "evaluate_gate"
 REGISTER = "register"
 DEPLOY = "deploy"
 ROLLBACK = "rollback_champion"  # the post-deploy watch's rollback
+SHADOW_REGISTER = "register_for_shadow"  # an inconclusive gate: registered as challenger, in shadow evaluation
+PROMOTE = "promote_challenger"  # the shadow evaluation's promotion
 FINALIZE = "record_outcome"
-ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, ROLLBACK, FINALIZE)
+ALL_TASKS = (CHECK, DECIDE, SKIP, COLLECT, PREPARE, TRAIN, GATE, REGISTER, DEPLOY, ROLLBACK, SHADOW_REGISTER, PROMOTE,
+             FINALIZE)
 SWITCH = "switch_champion"  # the only task of model_rollback
 
 DECISION_KEY = "decision"
@@ -123,6 +126,8 @@ def decide(assessment: dict[str, Any]) -> str:
     context["ti"].xcom_push(key=DECISION_KEY, value=decision)
     if decision.get("rollback"):
         return ROLLBACK
+    if decision.get("promote_challenger"):
+        return PROMOTE
     return COLLECT if decision["retrain"] else SKIP
 
 
@@ -151,14 +156,18 @@ def train(snapshot: dict[str, Any], prepared: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_gate(prepared: dict[str, Any], trained: dict[str, Any]) -> list[str]:
-    """The gate is a branch too: register only a candidate that passed."""
+    """The gate is a branch too: register (then deploy) a candidate that passed; register one the gate could not
+    judge (``inconclusive``) for shadow evaluation, never deployed; nothing for a rejected one."""
     from . import pipeline
 
     context = _context()
     judged = (_pull(context, DECIDE, DECISION_KEY) or {}).get("champion_version")
     verdict = _fail_fast(lambda: pipeline.evaluate_gate(_info(context), GATE, prepared, trained, judged))
     context["ti"].xcom_push(key=GATE_KEY, value=verdict)
-    return [REGISTER] if verdict["passed"] else []
+    outcome = pipeline.gate_outcome(verdict)
+    if outcome == "inconclusive" and _info(context).run_type != "backfill":
+        return [SHADOW_REGISTER]
+    return [REGISTER] if outcome == "promote" else []
 
 
 def register(trained: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +176,26 @@ def register(trained: dict[str, Any]) -> dict[str, Any]:
     context = _context()
     verdict = _pull(context, GATE, GATE_KEY) or {}
     return _fail_fast(lambda: pipeline.register(_info(context), REGISTER, trained, verdict))
+
+
+def register_for_shadow(trained: dict[str, Any]) -> dict[str, Any]:
+    """Register an inconclusive candidate as challenger and start its shadow evaluation (never deployed)."""
+    from . import pipeline
+
+    context = _context()
+    verdict = _pull(context, GATE, GATE_KEY) or {}
+    return _fail_fast(lambda: pipeline.register_for_shadow(_info(context), SHADOW_REGISTER, trained, verdict))
+
+
+def promote() -> dict[str, Any]:
+    """The shadow evaluation found the challenger significantly better: promote it (an event of the champion asset)."""
+    from . import pipeline
+
+    context = _context()
+    decision = _pull(context, DECIDE, DECISION_KEY) or {}
+    moved = _fail_fast(lambda: pipeline.promote_challenger(_info(context), PROMOTE, decision))
+    _announce(context, moved, "shadow_promote")
+    return moved
 
 
 def deploy(registered: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +260,8 @@ def finalize() -> dict[str, Any]:
         check_task_id=CHECK,
         deploy_task_id=DEPLOY,
         rolled_back=_pull(context, ROLLBACK),
+        shadowed=_pull(context, SHADOW_REGISTER),
+        promoted=_pull(context, PROMOTE),
     )
     if result["failed"]:
         raise AirflowFailException(

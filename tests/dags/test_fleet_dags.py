@@ -78,7 +78,7 @@ def test_each_model_has_a_champion_asset_and_may_be_scheduled_on_new_labels(fold
     assert dags.import_errors == {}
     fraud, default = dags.dags["model_retraining__fraud"], dags.dags["model_retraining"]
     outlets = {t.task_id: [o.name for o in t.outlets] for t in fraud.tasks if t.outlets}
-    assert outlets == {rt.DEPLOY: ["retraining_champion__fraud"], rt.ROLLBACK: ["retraining_champion__fraud"]}
+    assert outlets == {t: ["retraining_champion__fraud"] for t in (rt.DEPLOY, rt.ROLLBACK, rt.PROMOTE)}
     assert [o.uri for o in dags.dags["model_rollback__fraud"].get_task(rt.SWITCH).outlets] == [
         "x-retraining://fraud/champion"]
     assert isinstance(fraud.timetable, AssetOrTimeSchedule)  # every six hours and when new labels arrive

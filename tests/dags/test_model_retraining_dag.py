@@ -104,11 +104,15 @@ def test_task_ids_and_graph(dag):
     assert set(dag.task_ids) == set(rt.ALL_TASKS)
     down = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert down[rt.CHECK] >= {rt.DECIDE}
-    assert down[rt.DECIDE] == {rt.COLLECT, rt.SKIP, rt.ROLLBACK}
+    assert down[rt.DECIDE] == {rt.COLLECT, rt.SKIP, rt.ROLLBACK, rt.PROMOTE}
     assert rt.PREPARE in down[rt.COLLECT] and rt.TRAIN in down[rt.PREPARE]
     assert rt.GATE in down[rt.TRAIN]
-    assert down[rt.GATE] == {rt.REGISTER}
+    assert down[rt.GATE] == {rt.REGISTER, rt.SHADOW_REGISTER}
     assert rt.DEPLOY in down[rt.REGISTER]
+    # a challenger in shadow is registered but never deployed; its promotion is a branch of decide of its own
+    assert rt.DEPLOY not in down[rt.SHADOW_REGISTER] and down[rt.SHADOW_REGISTER] == {rt.FINALIZE}
+    assert down[rt.PROMOTE] == {rt.FINALIZE}
+    assert [o.name for o in dag.get_task(rt.PROMOTE).outlets] == [o.name for o in dag.get_task(rt.DEPLOY).outlets]
     assert down[rt.FINALIZE] == set()
     upstream_of_final = set(dag.get_task(rt.FINALIZE).upstream_task_ids)
     # every task but the branches (a branch skips its direct downstream tasks it does not follow)
@@ -122,7 +126,8 @@ def test_trigger_rules_and_task_settings(dag):
     assert sensor.mode == "reschedule"
     assert sensor.timeout == 6 * 3600
     assert dag.get_task(rt.FINALIZE).trigger_rule == TriggerRule.ALL_DONE
-    for task_id in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.REGISTER, rt.DEPLOY, rt.ROLLBACK, rt.SKIP):
+    for task_id in (rt.COLLECT, rt.PREPARE, rt.TRAIN, rt.REGISTER, rt.DEPLOY, rt.ROLLBACK, rt.SKIP,
+                    rt.SHADOW_REGISTER, rt.PROMOTE):
         assert dag.get_task(task_id).trigger_rule == TriggerRule.ALL_SUCCESS
     assert dag.get_task(rt.TRAIN).execution_timeout == timedelta(hours=2)
     assert dag.get_task(rt.DECIDE).task_type.startswith("_Branch")

@@ -174,10 +174,12 @@ def test_a_candidate_no_better_than_the_champion_is_stopped_by_the_significance_
     detail = significance["detail"]
     assert detail["ci_low"] < 0 < detail["ci_high"]  # the difference is within the noise
     assert abs(detail["difference"]) < 0.02
-    assert row["gate_passed"] is False and row["status"] == "rejected"
     # neither shown better nor significantly worse: inconclusive, and the reasons say how large a gain the rows
-    # could have shown (the minimum detectable effect, from the block bootstrap's standard error)
+    # could have shown (the minimum detectable effect, from the block bootstrap's standard error); the candidate
+    # is registered as 'challenger' for shadow evaluation, never deployed
+    assert row["gate_passed"] is False and row["status"] == "shadow" and row["deployed"] is False
     assert row["gate_details"]["outcome"] == "inconclusive"
+    assert row["candidate_version"] == 2 and harness.alias_version("challenger") == 2
     assert 0 < detail["min_detectable_effect"] < 0.2 and detail["blocks"] >= 20
     assert any("not a significant improvement" in reason and "the smallest gain these rows could show" in reason
                for reason in row["gate_details"]["reasons"])

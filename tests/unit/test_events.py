@@ -341,3 +341,27 @@ def test_task_processes_starting_at_once_do_not_deadlock(pg_dsn: str) -> None:
         attempts = list(pool.map(_write_from_a_fresh_process, [pg_dsn] * 40, range(40)))
     assert attempts == [1] * 40
     assert row_count(pg_dsn) == 40
+
+
+def test_a_table_made_before_shadow_evaluation_learns_its_trigger_type(pg_dsn: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ensure_schema(pg_dsn)
+    with connect(pg_dsn) as conn, conn.cursor() as cur:  # as the package before shadow evaluation made it
+        for table in (TABLE, events.ATTEMPTS):
+            cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_trigger_type_check")
+            cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_trigger_type_check CHECK (trigger_type IS NULL "
+                        "OR trigger_type IN ('manual', 'post_deploy_watch', 'none'))")
+    monkeypatch.setattr(events, "_ready", set())
+    upsert_event(pg_dsn, key("shadowed"), {"trigger_type": "shadow_evaluation", "decision": "promote_challenger"})
+    assert get_event(pg_dsn, key("shadowed"))["trigger_type"] == "shadow_evaluation"
+
+
+def test_a_shadow_registration_and_a_shadow_promotion_stay_the_current_row(pg_dsn: str) -> None:
+    """Both acted (a version registered as challenger; a champion changed): a later attempt that did nothing
+    keeps to the attempts table."""
+    for run, fields in ((key("scheduled__shadow"), {"decision": "retrain", "status": "shadow", "candidate_version": 2}),
+                        (key("scheduled__promote"), {"decision": "promote_challenger", "status": "promoted",
+                                                     "deployed": True, "champion_version_after": 2})):
+        upsert_event(pg_dsn, run, fields, attempt=1)
+        upsert_event(pg_dsn, run, {"decision": "check_only", "status": "check_only"}, attempt=2)
+        assert (get_event(pg_dsn, run)["attempt"], get_event(pg_dsn, run)["status"]) == (1, fields["status"])

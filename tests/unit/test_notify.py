@@ -46,6 +46,12 @@ REJECTED = {
 @pytest.mark.parametrize(("row", "failed", "kind"), [
     ({"status": "deployed", "decision": "retrain"}, False, n.PROMOTION),
     ({"status": "rejected", "decision": "retrain"}, False, n.GATE_REJECTION),
+    ({"status": "rejected", "decision": "retrain", "champion_version_before": None,
+      "gate_details": {"champion_version": None, "champion_metrics": None}}, False, n.FIRST_MODEL_REJECTED),
+    ({"status": "rejected", "decision": "retrain", "champion_version_before": 1,
+      "gate_details": {"champion_version": 1}}, False, n.GATE_REJECTION),
+    ({"status": "promoted", "decision": "promote_challenger"}, False, n.SHADOW_PROMOTION),
+    ({"status": "shadow", "decision": "retrain"}, False, n.SHADOW),
     ({"status": "failed", "decision": "retrain"}, False, n.FAILURE),
     ({"status": "incomplete", "decision": "retrain"}, False, n.FAILURE),
     ({"status": "deployed", "decision": "retrain"}, True, n.FAILURE),  # the closing task failed: a failure
@@ -77,6 +83,31 @@ def test_notify_section_defaults_and_validation() -> None:
     assert custom.notify.conn_id == "team_hook" and custom.notify.events == ["failure", "skipped"]
     with pytest.raises(ConfigError, match=r"notify\.events\.0.*'promotion'"):
         _validate(raw_config(notify={"events": ["promotoin"]}), source="test")
+
+
+def test_a_first_model_rejected_is_loud_and_on_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    assert n.FIRST_MODEL_REJECTED in build_config().notify.events
+    assert n.SHADOW_PROMOTION in build_config().notify.events and n.SHADOW not in build_config().notify.events
+    row = {**REJECTED, "champion_version_before": None, "champion_version_after": None,
+           "gate_details": {**REJECTED["gate_details"], "champion_version": None, "champion_metrics": None},
+           "trigger_reason": "no champion registered yet: train a first model; no champion: first model rejected: "
+                             "recall 0.41 is below the required 0.50"}
+    kind = n.classify(row)
+    note = n.build(kind, row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert kind == n.FIRST_MODEL_REJECTED and "NO CHAMPION" in note.title
+    assert "no champion: first model rejected" in note.text
+    with caplog.at_level(logging.INFO, logger=n.log.name):
+        n.log_notification(note)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+
+
+def test_a_shadow_promotion_headline() -> None:
+    row = {"status": "promoted", "decision": "promote_challenger", "champion_version_before": 1,
+           "champion_version_after": 2, "trigger_type": "shadow_evaluation"}
+    note = n.build(n.classify(row), row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert note.title == "[retraining] credit_risk: v2 promoted to champion by its shadow evaluation (was v1)"
 
 
 # --- the message ----------------------------------------------------------------------------------
@@ -421,3 +452,19 @@ def test_a_promotion_finished_by_a_later_run_is_announced_for_the_run_that_asked
     assert body["kind"] == "promotion" and body["run_id"] == "scheduled__killed"
     assert "v2 promoted to champion (was v1)" in body["title"]
     assert "interrupted promotion #7 completed by run scheduled__next" in body["title"]
+
+
+def test_drift_judged_with_weak_thresholds_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """A retraining decided on data drift judged with weakly calibrated thresholds says so, at WARNING (issue 18)."""
+    drift = {"detected": True, "calibration": {"status": "weak", "mode": "calibrated",
+                                               "note": "2 windows of 168 h, 16 sub-windows of 21 h"}}
+    row = {**DEPLOYED, "trigger_metrics": {"drift": drift}}
+    note = n.build(n.classify(row), row, model="credit_risk", dag_id="model_retraining", run_id="r1")
+    assert "warning: the data drift was judged with weakly calibrated thresholds (2 windows of 168 h" in note.text
+    with caplog.at_level(logging.INFO, logger=n.log.name):
+        n.log_notification(note)
+    assert caplog.records[-1].levelno == logging.WARNING
+    calibrated = {**DEPLOYED, "trigger_metrics": {"drift": {**drift, "calibration": {"status": "calibrated"}}}}
+    assert n.weak_calibration(calibrated) is None
+    quiet = {**DEPLOYED, "trigger_metrics": {"drift": {**drift, "detected": False}}}
+    assert n.weak_calibration(quiet) is None

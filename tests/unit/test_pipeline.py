@@ -84,3 +84,79 @@ def test_sensor_timeout_is_recorded_as_insufficient_data_not_as_silence():
 def test_sensor_error_before_a_decision_is_a_failed_run():
     out = summarize(None, None, None, {CHECK: "failed"}, recorded_error="check: bad config", check_task_id=CHECK)
     assert out["fields"]["status"] == "failed" and out["fields"]["decision"] == "error"
+
+
+# --- shadow evaluation and the first model ----------------------------------------------------------------
+
+INCONCLUSIVE = {"passed": False, "outcome": "inconclusive", "champion_version": 1,
+                "reasons": ["the roc_auc difference 0.0040 is not a significant improvement"]}
+
+
+def test_an_inconclusive_gate_puts_the_registered_candidate_in_shadow_and_says_so():
+    decision = {"decision": "retrain", "reason": "data drift: 4 of 11 features drifted"}
+    out = summarize(decision, INCONCLUSIVE, None, {"deploy": "skipped", "register": "skipped"}, recorded_error=None,
+                    check_task_id=CHECK, shadowed={"version": 2, "champion_version": 1})["fields"]
+    assert (out["status"], out["deployed"], out["execution_successful"]) == ("shadow", False, None)
+    assert out["trigger_reason"].startswith("data drift: 4 of 11 features drifted; the gate's evidence was "
+                                            "inconclusive (the roc_auc difference")
+    assert "v2 is in shadow evaluation as 'challenger' against champion v1" in out["trigger_reason"]
+    # registered for shadow never happened: not a silent 'shadow'
+    assert summarize(decision, INCONCLUSIVE, None, {}, recorded_error=None,
+                     check_task_id=CHECK)["fields"]["status"] == "incomplete"
+
+
+def test_until_the_gate_reports_an_outcome_passed_reads_as_promote_or_reject():
+    from include.retraining.pipeline import gate_outcome
+
+    assert gate_outcome({"passed": True}) == "promote" and gate_outcome({"passed": False}) == "reject"
+    assert gate_outcome(INCONCLUSIVE) == "inconclusive" and gate_outcome(None) is None
+
+
+def test_a_rejected_first_model_says_there_is_no_champion():
+    verdict = {"passed": False, "champion_version": None, "champion_metrics": None,
+               "reasons": ["recall 0.4100 is below the required 0.5000"]}
+    out = summarize({"decision": "retrain", "reason": "no champion registered yet: train a first model"}, verdict,
+                    None, {}, recorded_error=None, check_task_id=CHECK)["fields"]
+    assert out["status"] == "rejected"
+    assert out["trigger_reason"] == ("no champion registered yet: train a first model; no champion: first model "
+                                     "rejected: recall 0.4100 is below the required 0.5000")
+    beside_a_champion = summarize({"decision": "retrain", "reason": "drift"}, {**verdict, "champion_version": 1},
+                                  None, {}, recorded_error=None, check_task_id=CHECK)["fields"]
+    assert "trigger_reason" not in beside_a_champion
+
+
+@pytest.mark.parametrize(("states", "promoted", "status", "successful"), [
+    ({"promote_challenger": "success"}, {"champion_after": 2}, "promoted", True),
+    ({"promote_challenger": "failed"}, None, "failed", False),
+    ({}, None, "incomplete", False),
+])
+def test_a_shadow_promotion_is_a_decision_of_its_own(states, promoted, status, successful):
+    out = summarize({"decision": "promote_challenger"}, None, None, states, recorded_error=None,
+                    check_task_id=CHECK, promoted=promoted)["fields"]
+    assert (out["status"], out["execution_successful"]) == (status, successful)
+
+
+def test_a_shadow_look_that_promotes_takes_the_place_of_retraining_but_not_of_a_rollback_or_a_freeze():
+    from unit_helpers import build_config
+
+    from include.retraining.pipeline import shadow_decision
+
+    cfg = build_config()
+    looked = {"status": "promote", "version": 2, "shadow_id": 5, "reason": "shadow evaluation of v2: significantly "
+              "better", "evidence": {"level": 0.01}}
+    retrain = {"decision": "retrain", "retrain": True, "trigger_type": "data_drift", "reason": "data drift",
+               "signals": ["data_drift"]}
+    promoted = shadow_decision(cfg, {"shadow": looked}, retrain)
+    assert (promoted["decision"], promoted["retrain"], promoted["promote_challenger"]) == ("promote_challenger",
+                                                                                            False, True)
+    assert promoted["trigger_type"] == "shadow_evaluation" and promoted["challenger_version"] == 2
+    assert promoted["reason"] == "shadow evaluation of v2: significantly better (instead of retrain: data drift)"
+    for kept in ("rollback", "frozen", "check_only"):
+        decision = {**retrain, "decision": kept, "retrain": False}
+        out = shadow_decision(cfg, {"shadow": looked}, decision)
+        assert out["decision"] == kept and out["reason"].endswith("significantly better")
+    forced = shadow_decision(cfg, {"shadow": looked}, {**retrain, "trigger_type": "manual"})
+    assert forced["decision"] == "retrain"
+    waiting = shadow_decision(build_config(deploy={"auto_promote": False}), {"shadow": looked}, retrain)
+    assert waiting["decision"] == "retrain" and "auto_promote is off" in waiting["reason"]
+    assert shadow_decision(cfg, {"shadow": {**looked, "status": "continue"}}, retrain) == retrain

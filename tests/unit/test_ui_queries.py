@@ -227,3 +227,61 @@ def test_a_watch_rollback_shows_its_evidence(pg_dsn: str) -> None:
                                "promoted_at": "2026-03-08T18:00:00+00:00", "look": 1, "windows": 4, "rows": 3076,
                                "metric": "roc_auc", "margin": 0.0426, "confidence": 0.9875, "reason": watch["reason"],
                                "new": 0.8114, "previous": 0.854, "ci_low": 0.0337, "ci_high": 0.0526}
+
+
+def test_a_challenger_in_shadow_shows_its_running_evidence(pg_dsn: str) -> None:
+    from datetime import datetime, timezone
+
+    from unit_helpers import build_config
+
+    from include.retraining.release import shadow
+
+    cfg = build_config(model={"name": "credit_risk"})
+    run = events.RunKey("credit_risk", "model_retraining", "scheduled__2026-03-08T12:00:00+00:00")
+    started = datetime(2026, 3, 8, 18, tzinfo=timezone.utc)
+    s = shadow.start(cfg, None, pg_dsn, version=2, champion_version=1, started_at=started, run=run, attempt=1,
+                     reason="the gate's evidence was inconclusive: the roc_auc difference is not significant")
+    look = {"dag_id": "model_retraining", "run_id": "scheduled__2026-03-08T18:00:00+00:00",
+            "window_end": "2026-03-09T00:00:00+00:00", "champion": 0.71, "challenger": 0.74, "estimate": 0.03,
+            "se": 0.008, "rows": 3000, "blocks": 6, "t": 0.5, "level": 0.031, "alpha_spent": 0.031, "lower": 0.004,
+            "upper": 0.056, "outcome": "promote", "status": "promote"}
+    shadow._record_look(pg_dsn, s, look)
+    looked = {"status": "promote", "version": 2, "champion_version": 1, "rows": 3000, "blocks": 6, "t": 0.5,
+              "bound": 0.004, "upper": 0.056, "metric": "roc_auc", "evidence": look,
+              "reason": "shadow evaluation of v2: significantly better"}
+    later = events.RunKey("credit_risk", "model_retraining", "scheduled__2026-03-08T18:00:00+00:00")
+    events.upsert_event(pg_dsn, later, {"decision": "promote_challenger", "trigger_type": "shadow_evaluation",
+                                        "status": "promoted", "trigger_metrics": {"shadow": looked},
+                                        "trigger_reason": looked["reason"]})
+    (row,) = queries.shadows(pg_dsn, "credit_risk")
+    assert (row["version"], row["champion_version"], row["state"]) == (2, 1, "shadow")
+    assert row["reason"].startswith("the gate's evidence was inconclusive")
+    assert row["looks"][0]["estimate"] == 0.03 and row["looks"][0]["lower"] == 0.004 and row["last"]["t"] == 0.5
+    assert queries.shadows(pg_dsn, "credit_risk", dags=["other_dag"]) == []  # only readable DAGs
+    (listed,) = queries.list_events(pg_dsn, f(trigger="shadow_evaluation"))
+    assert queries.event_detail(pg_dsn, listed["id"])["shadow"]["estimate"] == 0.03
+
+    client = TestClient(ui_app.create_app(dsn=lambda: pg_dsn, readable_dags=lambda: None))
+    answer = client.get("/api/shadow", params={"model": "credit_risk"}).json()
+    assert answer["active"]["version"] == 2 and answer["challengers"][0]["looks"][0]["outcome"] == "promote"
+    assert client.get("/api/shadow").status_code == 400
+    page = client.get("/").text
+    assert 'data-testid="shadow"' in page and "drawShadow" in page
+
+
+def test_no_shadow_table_yet_means_no_challengers(pg_dsn: str) -> None:
+    client = TestClient(ui_app.create_app(dsn=lambda: pg_dsn, readable_dags=lambda: None))
+    assert client.get("/api/shadow", params={"model": "m"}).json() == {"model_name": "m", "challengers": [],
+                                                                      "active": None}
+
+
+def test_a_model_whose_first_model_was_rejected_shows_no_champion(pg_dsn: str) -> None:
+    run = events.RunKey("fraud", "model_retraining__fraud", "scheduled__2026-03-08T00:00:00+00:00")
+    events.upsert_event(pg_dsn, run, {"decision": "retrain", "status": "rejected", "gate_passed": False,
+                                      "trigger_reason": "no champion registered yet: train a first model; no champion: "
+                                                        "first model rejected: recall 0.41 is below 0.50"})
+    (model,) = queries.models(pg_dsn)
+    assert model["champion_version"] is None and model["no_champion"] == "no champion: first model rejected"
+    client = TestClient(ui_app.create_app(dsn=lambda: pg_dsn, readable_dags=lambda: None))
+    assert client.get("/api/models").json()["models"][0]["no_champion"] == "no champion: first model rejected"
+    assert 'data-testid="no-champion"' in client.get("/").text

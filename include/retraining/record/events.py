@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 TABLE = "model_retraining_events"
 ATTEMPTS = "model_retraining_event_attempts"
 TRIGGER_TYPES = ("data_drift", "concept_drift", "performance_degradation", "scheduled", "manual", "post_deploy_watch",
-                 "none")
+                 "shadow_evaluation", "none")
 SEVERITIES = ("low", "medium", "high", "critical")
 METRIC_COLUMNS = {"r2": "r2", "rmse": "rmse", "accuracy": "accuracy", "f1": "f1", "roc_auc": "auc"}
 KEY = ("model_name", "dag_id", "run_id")

@@ -37,8 +37,13 @@ ROLLBACK = "rollback"
 MANUAL_PROMOTION = "manual_promotion"
 AWAITING_APPROVAL = "awaiting_approval"
 SKIPPED = "skipped"
-# kinds that call for a person's attention are logged at WARNING, the others at INFO
+FIRST_MODEL_REJECTED = "first_model_rejected"  # no champion yet and the first model failed the gate's floors
+SHADOW_PROMOTION = "shadow_promotion"  # a challenger promoted by its shadow evaluation
+SHADOW = "shadow"  # the gate could not tell: the candidate is in shadow evaluation (off by default)
+# kinds that call for a person's attention are logged at WARNING, the others at INFO; a model left without any
+# champion is logged at ERROR (it serves nothing until a person acts)
 WARNING_KINDS = {FAILURE, GATE_REJECTION, SUPPRESSED, ROLLBACK}
+ERROR_KINDS = {FIRST_MODEL_REJECTED}
 SKIP_DECISIONS = {"skip", "check_only", "insufficient_data", "data_quality"}
 
 WEBHOOK_TYPES = {"http", "https"}
@@ -67,12 +72,20 @@ def classify(row: Mapping[str, Any] | None, failed: bool = False) -> str | None:
         return FAILURE
     if status == "rolled_back" or decision == "rollback":  # model_rollback, or a rollback after a bad deploy
         return ROLLBACK
+    if status == "promoted" and decision == "promote_challenger":  # the shadow evaluation's promotion
+        return SHADOW_PROMOTION
     if status == "promoted":  # model_rollback's "promote": a person approved a waiting challenger
         return MANUAL_PROMOTION
     if status == "deployed":
         return PROMOTION
     if status == "rejected":
+        gate = row.get("gate_details") or {}
+        if row.get("champion_version_before") is None and "champion_version" in gate \
+                and gate["champion_version"] is None and not gate.get("champion_metrics"):
+            return FIRST_MODEL_REJECTED
         return GATE_REJECTION
+    if status == "shadow":
+        return SHADOW
     if decision == "suppressed":
         return SUPPRESSED
     if status == "awaiting_approval":
@@ -139,6 +152,14 @@ def _headline(kind: str, model: str, row: Mapping[str, Any]) -> str:
         return f"{model}: rolled back to {_version(after)}{by}{was}"
     if kind == GATE_REJECTION:
         return f"{model}: candidate rejected by the evaluation gate, champion stays {_version(before)}"
+    if kind == FIRST_MODEL_REJECTED:
+        return (f"{model}: NO CHAMPION: the first model was rejected by the gate's absolute floors; nothing serves "
+                "until a model passes (fix the data or the floors, then trigger a run)")
+    if kind == SHADOW_PROMOTION:
+        return f"{model}: {_version(after)} promoted to champion by its shadow evaluation{was}"
+    if kind == SHADOW:
+        return (f"{model}: the gate could not tell; {_version(candidate)} is in shadow evaluation beside "
+                f"champion {_version(before)}")
     if kind == SUPPRESSED:
         return f"{model}: retraining suppressed by storm control"
     if kind == AWAITING_APPROVAL:
@@ -179,6 +200,9 @@ def build(
         lines.append(f"decision: {decision or 'none'}" + (f" ({trigger})" if trigger else "") + f"; status: {status}")
     if row.get("trigger_reason"):
         lines.append(f"reason: {row['trigger_reason']}")
+    calibration = weak_calibration(row)
+    if calibration:
+        lines.append(f"warning: {calibration}")
     if row.get("requested_by"):
         lines.append(f"requested by: {row['requested_by']}")
     recorded_error = row.get("error")
@@ -238,6 +262,7 @@ def build(
         "gate_failed": gate_failed,
         "gate_reasons": list(gate.get("reasons") or []) if gate_failed else [],
         "event_id": current_row_id,
+        "calibration_warning": calibration,
     }
     note = Notification(kind, f"[retraining] {_headline(kind, model, row)}", lines, facts, links)
     return redact_notification(note)
@@ -432,9 +457,26 @@ def send(note: Notification, conn: Any, timeout: float = 10.0) -> str:
     return channel
 
 
+def weak_calibration(row: Mapping[str, Any]) -> str | None:
+    """A warning when the run's data drift was judged with weakly calibrated or uncalibrated thresholds (a short
+    training history, see :mod:`..monitoring.calibration`), else None."""
+    drift = (row.get("trigger_metrics") or {}).get("drift") or {}
+    calibration = drift.get("calibration") if isinstance(drift, Mapping) else None
+    if not isinstance(calibration, Mapping) or calibration.get("mode") == "fixed":
+        return None
+    status = calibration.get("status")
+    if status not in ("weak", "uncalibrated") or not drift.get("detected"):
+        return None
+    word = "weakly calibrated" if status == "weak" else "uncalibrated"
+    return (f"the data drift was judged with {word} thresholds ({calibration.get('note') or 'a short history'}); "
+            "a longer training.history_days calibrates them")
+
+
 def log_notification(note: Notification) -> None:
-    """The log notifier: one clear block in the task's log, at WARNING for what needs a person."""
-    level = logging.WARNING if note.kind in WARNING_KINDS else logging.INFO
+    """The log notifier: one clear block in the task's log, at WARNING for what needs a person (and for a drift
+    verdict made with weakly calibrated or uncalibrated thresholds)."""
+    level = logging.ERROR if note.kind in ERROR_KINDS else logging.WARNING \
+        if note.kind in WARNING_KINDS or note.facts.get("calibration_warning") else logging.INFO
     log.log(level, "notification (%s): %s", note.kind, note.text)
 
 

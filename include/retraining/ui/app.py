@@ -201,6 +201,16 @@ def create_app(dsn: Callable[[], str] | None = None, readable_dags: ReadableDags
         empty = {"model_name": f.model, "metric": None, "changes": [], "measured": []}
         return _json(run(lambda d: queries.champions(d, f.model, f, dags), empty))
 
+    @app.get("/api/shadow")
+    def shadow(request: Request, dags: Sequence[str] | None = Dags) -> JSONResponse:
+        """Challengers in shadow evaluation and their running evidence (newest first)."""
+        f = filters(request)
+        if not f.model:
+            raise HTTPException(400, "model is required (see /api/models for the models on record)")
+        rows = run(lambda d: queries.shadows(d, f.model, dags, f.limit), [])
+        return _json({"model_name": f.model, "challengers": rows,
+                      "active": next((r for r in rows if r["state"] == "shadow"), None)})
+
     @app.get("/api/gate-failures")
     def gate_failures(request: Request, dags: Sequence[str] | None = Dags) -> JSONResponse:
         f = filters(request)

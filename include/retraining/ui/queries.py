@@ -146,14 +146,49 @@ def models(dsn: str, dags: Sequence[str] | None = None) -> list[Row]:
         f"array_agg(DISTINCT status) AS statuses, "
         f"array_agg(DISTINCT trigger_type) FILTER (WHERE trigger_type IS NOT NULL) AS triggers, "
         f"(array_agg(champion_version_after ORDER BY window_end DESC NULLS LAST, id DESC) "
-        f"FILTER (WHERE champion_version_after IS NOT NULL))[1] AS champion_version "
+        f"FILTER (WHERE champion_version_after IS NOT NULL))[1] AS champion_version, "
+        f"count(*) FILTER (WHERE status = 'rejected' AND position(%s in coalesce(trigger_reason, '')) > 0) "
+        f"AS first_model_rejections "
         f"FROM {events.TABLE} WHERE {where} GROUP BY model_name ORDER BY model_name",
-        params,
+        [FIRST_MODEL_REJECTED, *params],
     )
     for r in rows:
         for key in ("dag_ids", "decisions", "statuses", "triggers"):
             r[key] = sorted(r[key] or [])
         r["primary_metric"] = primary_metric(dsn, r["model_name"], dags)
+        # no champion has ever served and the gate turned the first model down (pipeline.FIRST_MODEL_REJECTED)
+        rejected_first = r.pop("first_model_rejections")
+        r["no_champion"] = FIRST_MODEL_REJECTED if r["champion_version"] is None and rejected_first else None
+    return rows
+
+
+FIRST_MODEL_REJECTED = "no champion: first model rejected"  # as pipeline.FIRST_MODEL_REJECTED writes it
+SHADOW_LOOKS = 200  # the newest looks of a challenger shown
+
+
+def shadows(dsn: str, model: str, dags: Sequence[str] | None = None, limit: int = 20) -> list[Row]:
+    """The model's challengers in shadow evaluation (``model_shadow_challengers``, see release/shadow.py), newest
+    first: version, the champion it is scored against, state and why, and each look's running evidence (gain of
+    the primary metric, its bounds at the look's level, rows, blocks, information fraction, outcome)."""
+    from ..connections import connect
+
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('model_shadow_challengers') IS NOT NULL")
+        if not cur.fetchone()[0]:  # the table appears with the first challenger in shadow
+            return []
+    allowed = "TRUE" if dags is None else "dag_id = ANY(%s)"
+    rows = history._query(
+        dsn,
+        f"SELECT id, version, champion_version, state, started_at, dag_id, run_id, reason, resolution, last, looks, "
+        f"created_at, updated_at FROM model_shadow_challengers WHERE (model_name = %s OR registered_name = %s) "
+        f"AND ({allowed}) ORDER BY id DESC LIMIT %s",
+        [model, model, *([list(dags)] if dags is not None else []), min(int(limit), MAX_LIMIT)],
+    )
+    keep = ("window_end", "run_id", "champion", "challenger", "estimate", "se", "lower", "upper", "rows", "blocks",
+            "t", "level", "alpha_spent", "outcome", "status")
+    for r in rows:
+        r["looks"] = [{k: x.get(k) for k in keep} for x in (r["looks"] or [])[-SHADOW_LOOKS:] if isinstance(x, dict)]
+        r["last"] = {k: (r["last"] or {}).get(k) for k in keep} if r["last"] else None
     return rows
 
 
@@ -239,7 +274,7 @@ def event_detail(dsn: str, event_id: int, dags: Sequence[str] | None = None, lin
         f"drift_report_run_id, champion_source, promotion_id, promotion_resolution, model_type, "
         f"trigger_metrics->'drift' AS drift, trigger_metrics->'performance' AS performance, "
         f"trigger_metrics->'estimated' AS estimated, trigger_metrics->'window' AS window_rule, "
-        f"trigger_metrics->'watch' AS watch, "
+        f"trigger_metrics->'watch' AS watch, trigger_metrics->'shadow' AS shadow, "
         f"gate_details - 'plots' - 'candidate_metrics_in_time' AS gate "
         f"FROM {events.TABLE} WHERE id = %s AND {where}",
         [event_id, *params],
@@ -264,6 +299,7 @@ def event_detail(dsn: str, event_id: int, dags: Sequence[str] | None = None, lin
         "candidate_metrics": gate.get("candidate_metrics"),
         "champion_metrics": gate.get("champion_metrics"),
         "champion_version": gate.get("champion_version"),
+        "outcome": gate.get("outcome") or ("promote" if gate.get("passed") else "reject"),
     }
     perf = row.pop("performance") or {}
     row["performance"] = {k: perf.get(k) for k in ("metric", "drop", "max_drop", "rows", "error_increase")} | {
@@ -279,6 +315,13 @@ def event_detail(dsn: str, event_id: int, dags: Sequence[str] | None = None, lin
         "previous": (watch.get("previous_metrics") or {}).get(watch.get("metric")),
         "ci_low": (watch.get("significance") or {}).get("ci_low"),
         "ci_high": (watch.get("significance") or {}).get("ci_high"),
+    }
+    shadow = row.pop("shadow") or {}
+    # this run's look at the challenger in shadow evaluation (release/shadow.py)
+    row["shadow"] = None if not shadow else {
+        **{k: shadow.get(k) for k in ("status", "version", "champion_version", "started_at", "rows", "blocks", "t",
+                                      "bound", "upper", "metric", "alpha", "spending", "reason")},
+        "estimate": (shadow.get("evidence") or {}).get("estimate"),
     }
     row["attempts"] = history._query(
         dsn,
