@@ -1023,9 +1023,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 #   champion's training rows: any p < 0.05 retrains and promotes); ours (``assessment._measure`` with the registry
 #   and window read stubbed, ``assessment.decide`` with the storm and accumulated-evidence history the DAG would
 #   give it, ``gate.evaluate`` on the candidate's out-of-time holdout; promoted when the verdict's ``outcome`` is
-#   ``promote`` (or, before that key exists, when ``passed``); a candidate found ``inconclusive`` waits in shadow
-#   and is promoted when ``watch.compare`` on the following windows finds the champion significantly worse,
-#   dropped when it is itself, after ``watch.looks`` checks, or when a newer candidate is promoted; the
+#   ``promote`` (or, before that key exists, when ``passed``); a candidate found ``inconclusive`` waits in shadow,
+#   judged at each later check by ``shadow.block_evidence`` and ``shadow.look`` as ``shadow._look`` does
+#   (promoted, dropped, or replaced by a newer candidate); the
 #   post-deploy watch replayed as ``watch.observe`` judges it (``watch.watched_promotion``'s checkpoints and
 #   alpha, blocks of a day, ``watch.compare``), a "worse" result handed to ``decide``, which decides the
 #   rollback). Each model's operating threshold comes from ``models.choose_threshold``, as in training.
@@ -1226,35 +1226,49 @@ class StreamState:
 
 
 def shadow_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, record: dict[str, Any]) -> bool:
-    """The challenger in shadow (a candidate the gate found ``inconclusive``) against the champion on the labelled
-    rows since it was trained, with ``watch.compare`` both ways (its error rate split over the looks): promoted
-    when the champion is significantly worse, dropped when it is significantly worse itself or after
-    ``watch.windows`` looks. True when it was promoted."""
-    from include.retraining.release import significance, watch
+    """The challenger in shadow (a candidate the gate found ``inconclusive``) at this check, as ``shadow._look``
+    judges it: ``shadow.block_evidence`` on the labelled rows since it was registered (blocks of
+    ``shadow.block_hours``) and ``shadow.look`` (the group-sequential test with alpha spending); promoted, dropped
+    (worse, futile, ``max_rows``/``max_hours`` reached) or continued. True when it was promoted."""
+    from include.retraining.release import shadow
 
     if state.challenger is None or state.challenger_at is None:
         return False
-    look = check - state.challenger_at
-    lo, hi = zoo.pos(zoo.cutoff(state.challenger_at)), zoo.pos(zoo.cutoff(check))
-    if hi - lo < cfg.watch.min_rows:
-        return False
-    y = zoo.y(lo, hi)
-    champ, chall = zoo.span_out(state.champion, lo, hi), zoo.span_out(state.challenger, lo, hi)
-    blocks = significance.choose_blocks(zoo.frame.iloc[lo:hi][zoo.s.timestamp], cfg.watch.min_blocks, cfg.watch.block)
-    alpha = (1 - cfg.gate.significance.confidence) / cfg.watch.looks  # Bonferroni over at most `looks` looks
-    t_champ, t_chall = state.champion.threshold, state.challenger.threshold
-    # the champion (as "new") significantly worse than the challenger; then the challenger significantly worse
-    better = watch.compare(cfg, y, chall, champ, alpha=alpha, blocks=blocks, thresholds=(t_chall, t_champ))["worse"]
-    worse = watch.compare(cfg, y, champ, chall, alpha=alpha, blocks=blocks, thresholds=(t_champ, t_chall))["worse"]
-    outcome = "promote" if better else ("drop" if worse or look >= cfg.watch.looks else "wait")
-    record["shadow"] = {"challenger": state.challenger.key, "look": look, "outcome": outcome}
-    state.shadow.append({"check": check, "challenger": state.challenger.key, "look": look, "outcome": outcome})
+    conf = cfg.shadow
+    started = zoo.cutoff(state.challenger_at)
+    end = zoo.cutoff(check)
+    lo, hi = zoo.pos(started), zoo.pos(end)
+    lo = max(lo, hi - conf.max_rows)
+    rows = zoo.frame.iloc[lo:hi]
+    hours = (end - started).total_seconds() / 3600
+    ts = pd.to_datetime(rows[zoo.s.timestamp], utc=True)
+    blocks = ((ts - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() // (conf.block_hours * 3600)
+              ).astype("int64").to_numpy()
+    entry: dict[str, Any] = {"check": check, "challenger": state.challenger.key, "rows": int(hi - lo)}
+    if hi - lo < conf.min_rows or len(np.unique(blocks)) < conf.min_blocks:
+        outcome = "dropped" if hours >= conf.max_hours else "waiting"
+    else:
+        evidence = shadow.block_evidence(zoo.y(lo, hi), zoo.span_out(state.champion, lo, hi),
+                                         zoo.span_out(state.challenger, lo, hi), blocks, cfg.primary_metric,
+                                         cfg.model.task)
+        t = (hi - lo) / conf.max_rows
+        t_previous = max((x["t"] for x in state.shadow if x.get("challenger") == state.challenger.key
+                          and x.get("level")), default=0.0)
+        test = shadow.look(evidence["estimate"], evidence["se"], evidence["jackknife_blocks"], t, t_previous,
+                           alpha=conf.alpha, spending=conf.spending, min_improvement=conf.min_improvement)
+        entry.update(t=test["t"], level=test["level"], estimate=evidence["estimate"], lower=test["lower"])
+        outcome = {"promote": "promote", "worse": "dropped", "futile": "dropped"}.get(test["outcome"], "continue")
+        if outcome == "continue" and (t >= 1 or hours >= conf.max_hours):
+            outcome = "dropped"
+    entry["outcome"] = outcome
+    record["shadow"] = {k: entry.get(k) for k in ("challenger", "rows", "estimate", "lower", "outcome")}
+    state.shadow.append(entry)
     if outcome == "promote":
         state.promotions.append({"check": check, "new": state.challenger.key, "old": state.champion.key,
                                  "claimed_gain": state.challenger_claim, "outcome": "shadow"})
         state.previous, state.champion, state.promoted_at = state.champion, state.challenger, check
         state.evidence = []
-    if outcome != "wait":
+    if outcome in ("promote", "dropped"):
         state.challenger = state.challenger_at = None
     return outcome == "promote"
 
@@ -1413,6 +1427,9 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
     if record["decision"] == "retrain":
         state.retrain_ends.append(end)
         candidate = zoo.get(check)
+        if name == "ours" and state.challenger is not None:  # a newer candidate replaces the one in shadow
+            state.shadow.append({"check": check, "challenger": state.challenger.key, "outcome": "replaced"})
+            state.challenger = state.challenger_at = None
         gate_result = stream_gate(cfg, candidate, state.champion, gates)
         record.update(retrained=True, candidate=candidate.key, gate=gate_result)
         promote = gate_result["outcome"] == "promote" if name == "ours" else True
@@ -1423,9 +1440,6 @@ def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_
             state.previous, state.champion, state.promoted_at = state.champion, candidate, check
             state.evidence = []
             record["promoted"] = True
-            if state.challenger is not None:  # a newer candidate replaced the one in shadow
-                state.shadow.append({"check": check, "challenger": state.challenger.key, "outcome": "replaced"})
-                state.challenger = state.challenger_at = None
         else:
             state.rejections.append(entry)
             if name == "ours" and gate_result["outcome"] == "inconclusive":  # a newer candidate replaces one in shadow
