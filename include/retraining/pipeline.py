@@ -670,10 +670,17 @@ def deploy(info: RunInfo, task_id: str, registered: dict[str, Any], judged_versi
                                 reason=f"{info.dag_id} {info.run_id}: passed the evaluation gate",
                                 effective_at=info.window_end, action="deploy", run=info.key(cfg),
                                 attempt=attempt_of(info, cfg), expected_champion=judged_version)
-        record(info, cfg, {"deployed": True, "champion_version_before": moved["champion_before"],
-                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
-                           **({"promotion_resolution": "completed by a retry of deploy"} if moved["resumed"] else {})})
+        _record_switch(info, cfg, moved, "deploy")
         return {k: v for k, v in moved.items() if k != "resumed"}
+
+
+def _record_switch(info: RunInfo, cfg: RetrainingConfig, moved: Mapping[str, Any], task: str,
+                   candidate_version: int | None = None) -> None:
+    """The run's row after a change of champion by ``task`` (deploy, rollback_champion, promote_challenger)."""
+    record(info, cfg, {"deployed": True, **({"candidate_version": candidate_version} if candidate_version else {}),
+                       "champion_version_before": moved["champion_before"],
+                       "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
+                       **({"promotion_resolution": f"completed by a retry of {task}"} if moved["resumed"] else {})})
 
 
 def rollback_champion(info: RunInfo, task_id: str, decision: dict[str, Any]) -> dict[str, Any]:
@@ -692,11 +699,7 @@ def rollback_champion(info: RunInfo, task_id: str, decision: dict[str, Any]) -> 
                                 reason=f"{info.dag_id} {info.run_id}: {decision['reason']}"[:2000],
                                 effective_at=info.window_end, action="rollback", run=info.key(cfg),
                                 attempt=attempt_of(info, cfg), expected_champion=judged)
-        record(info, cfg, {"deployed": True, "candidate_version": target,
-                           "champion_version_before": moved["champion_before"],
-                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
-                           **({"promotion_resolution": "completed by a retry of rollback_champion"}
-                              if moved["resumed"] else {})})
+        _record_switch(info, cfg, moved, "rollback_champion", candidate_version=target)
         log.warning("post-deploy watch: champion v%s -> v%s", moved["champion_before"], moved["champion_after"])
         return {k: v for k, v in moved.items() if k != "resumed"}
 
@@ -723,11 +726,7 @@ def promote_challenger(info: RunInfo, task_id: str, decision: dict[str, Any]) ->
                                 attempt=attempt_of(info, cfg), expected_champion=decision.get("champion_version"))
         if s is not None:
             shadow.mark_promoted(dsn, s, f"promoted by {info.dag_id} {info.run_id} (promotion #{moved['promotion_id']})")
-        record(info, cfg, {"deployed": True, "candidate_version": version,
-                           "champion_version_before": moved["champion_before"],
-                           "champion_version_after": moved["champion_after"], "promotion_id": moved["promotion_id"],
-                           **({"promotion_resolution": "completed by a retry of promote_challenger"}
-                              if moved["resumed"] else {})})
+        _record_switch(info, cfg, moved, "promote_challenger", candidate_version=version)
         log.warning("shadow evaluation: champion v%s -> v%s", moved["champion_before"], moved["champion_after"])
         return {**{k: v for k, v in moved.items() if k != "resumed"}, "action": "shadow_promote"}
 

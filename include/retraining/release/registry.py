@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,3 +272,20 @@ def fail_orphan_runs(cfg: RetrainingConfig, *, dag_id: str, older_than_hours: fl
     if marked:
         log.warning("marked %d orphaned MLflow run(s) of %s FAILED: %s", len(marked), dag_id, ", ".join(marked))
     return marked
+
+
+def score_versions(cfg: RetrainingConfig, client: Any, versions: Sequence[int], rows: Any) -> dict[int, tuple[dict[str, Any], Any]]:
+    """Each registered version's metadata and its outputs on the same ``rows`` (float array), scored with the task's
+    thread budget: what the post-deploy watch and the shadow evaluation compare. Errors (a deleted version, a
+    missing artifact) propagate to the caller, which records them."""
+    from .. import threads
+    from ..metrics import outputs
+
+    budget = threads.for_config(cfg).threads
+    scored: dict[int, tuple[dict[str, Any], Any]] = {}
+    for version in versions:
+        info = version_info(client, cfg.model.registry_name, int(version))
+        meta = load_run_json(info.run_id, META_ARTIFACT)
+        model = load_model(info.uri, budget)
+        scored[version] = (meta, outputs(model, rows[meta["features"]], cfg.model.task).astype(float))
+    return scored

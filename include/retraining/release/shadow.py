@@ -392,8 +392,6 @@ def _look(cfg: RetrainingConfig, client: Any, dsn: str, s: Shadow, window_end: d
           base: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
-    from .. import threads
-    from ..metrics import outputs
     from ..sources import load_window
     from ..training.models import targets
     from . import registry
@@ -416,15 +414,8 @@ def _look(cfg: RetrainingConfig, client: Any, dsn: str, s: Shadow, window_end: d
             drop(dsn, client, s, why, {**base, "status": "dropped"})
             return {**base, "status": "dropped", "reason": f"shadow evaluation of {who} dropped: {why}"}
         return {**base, "status": "waiting", "reason": f"shadow evaluation of {who}: {need}: judged in a later window"}
-    name = cfg.model.registry_name
-    budget = threads.for_config(cfg).threads
-    scores = {}
     try:
-        for version in (s.version, s.champion_version):
-            info = registry.version_info(client, name, int(version))  # type: ignore[arg-type]
-            meta = registry.load_run_json(info.run_id, registry.META_ARTIFACT)
-            model = registry.load_model(info.uri, budget)
-            scores[version] = (meta, outputs(model, rows[meta["features"]], cfg.model.task).astype(float))
+        scores = registry.score_versions(cfg, client, (s.version, s.champion_version), rows)  # type: ignore[arg-type]
     except Exception as exc:  # a deleted version, a missing artifact: the run goes on, the row says why
         reason = f"shadow evaluation of {who} could not score both models: {exc}"
         log.warning("%s", reason)

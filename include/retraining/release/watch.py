@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RetrainingConfig
-from ..metrics import HIGHER_IS_BETTER, clean, metrics_of, outputs
+from ..metrics import HIGHER_IS_BETTER, clean, metrics_of
 from ..record import promotions
 from .gate import RELATIVE_METRICS
 
@@ -180,7 +180,6 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
     ``status`` is ``worse`` (roll back), ``holds``, ``watching`` (between checkpoints: nothing judged),
     ``waiting`` (a checkpoint, but too few labelled rows or days since the promotion) or ``unavailable`` (a
     model cannot be loaded: the reason says which; the run goes on without the watch)."""
-    from .. import threads
     from ..sources import load_window
     from ..training.models import targets
     from . import registry, significance
@@ -215,15 +214,8 @@ def observe(cfg: RetrainingConfig, client: Any, dsn: str, champion_version: int 
                   f"({p.effective_at:%Y-%m-%d %H:%M} UTC), {short}: judged at a later checkpoint")
         log.info("%s", reason)
         return {**base, "status": "waiting", "rows": int(len(rows)), "reason": reason}
-    name = cfg.model.registry_name
-    budget = threads.for_config(cfg).threads
-    scores = {}
     try:
-        for version in (watched.new_version, watched.previous_version):
-            info = registry.version_info(client, name, version)
-            meta = registry.load_run_json(info.run_id, registry.META_ARTIFACT)
-            model = registry.load_model(info.uri, budget)
-            scores[version] = (meta, outputs(model, rows[meta["features"]], cfg.model.task).astype(float))
+        scores = registry.score_versions(cfg, client, (watched.new_version, watched.previous_version), rows)
     except Exception as exc:  # a deleted version, a missing artifact: the run goes on, the row says why
         reason = f"post-deploy watch of v{watched.new_version} could not score both champions: {exc}"
         log.warning("%s", reason)
